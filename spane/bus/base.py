@@ -1,0 +1,83 @@
+"""The :class:`Bus` protocol: how the orchestrator, workers and clients exchange messages.
+
+Consumers receive micro-batches: whatever the prefetch window holds, up to ``prefetch``
+messages, without waiting to fill it. A handler that returns has processed the whole
+batch (the adapter acks it); one that raises leaves every message of the batch to be
+redelivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from spane.schemas.events import LifecycleEvent
+from spane.schemas.messages import InboxMessage, TaskMessage
+
+T = TypeVar("T")
+
+Reply = dict[str, Any]
+"""An RPC answer: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``."""
+
+
+@dataclass(slots=True)
+class Delivery(Generic[T]):
+    """One consumed message: the decoded body, its id, and where to answer (RPC)."""
+
+    message: T
+    message_id: str
+    reply: Callable[[Reply], Awaitable[None]] | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+    redelivered: bool = False
+
+
+BatchHandler = Callable[[Sequence[Delivery[T]]], Awaitable[None]]
+EventHandler = Callable[[str, LifecycleEvent], Awaitable[None]]
+CancelHandler = Callable[[str], Awaitable[None]]
+
+
+class Subscription(Protocol):
+    async def stop(self) -> None:
+        """Stop consuming; in-flight handler calls finish first."""
+        ...
+
+
+class Bus(Protocol):
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish_tasks(self, tasks: Sequence[TaskMessage]) -> None:
+        """Publish task attempts to their pools (confirmed together)."""
+        ...
+
+    async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
+        """Publish to the orchestrator inbox (confirmed together)."""
+        ...
+
+    async def request(self, message: InboxMessage, timeout: float = 30.0) -> Reply:
+        """Publish a command to the orchestrator and wait for its answer."""
+        ...
+
+    async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
+        """Publish lifecycle events on the events topic."""
+        ...
+
+    async def broadcast_cancel(self, task_ids: Sequence[str]) -> None:
+        """Tell every worker to cancel these running attempts."""
+        ...
+
+    async def consume_inbox(
+        self, handler: BatchHandler[InboxMessage], *, prefetch: int
+    ) -> Subscription: ...
+
+    async def consume_tasks(
+        self, task_type: str, handler: BatchHandler[TaskMessage], *, prefetch: int
+    ) -> Subscription: ...
+
+    async def subscribe_events(self, pattern: str, handler: EventHandler) -> Subscription:
+        """``pattern`` is a topic pattern (``execution.*.failed``, ``node.#``)."""
+        ...
+
+    async def subscribe_cancellations(self, handler: CancelHandler) -> Subscription: ...

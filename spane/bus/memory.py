@@ -1,0 +1,174 @@
+"""In-process bus for the embedded mode: asyncio queues, no serialisation.
+
+Semantics follow the RabbitMQ adapter where users can observe them: micro-batched
+consumers, redelivery of a batch whose handler raised, priority ordering on task
+queues, topic-pattern event subscriptions, RPC replies for commands. Tasks for a type nobody consumes yet wait in their queue,
+as they do in the durable RabbitMQ queue of that type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from spane.bus.base import (
+    BatchHandler,
+    CancelHandler,
+    Delivery,
+    EventHandler,
+    Reply,
+)
+from spane.bus.topology import topic_matches
+from spane.schemas.events import LifecycleEvent
+from spane.schemas.messages import InboxMessage, TaskMessage
+
+log = logging.getLogger("spane.bus.memory")
+T = TypeVar("T")
+REDELIVERY_DELAY = 0.05
+
+
+class _Queue(Generic[T]):
+    """A priority queue of deliveries (higher priority first, FIFO within one)."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Delivery[T]]] = (
+            asyncio.PriorityQueue()
+        )
+        self._counter = itertools.count()
+        self.consumers = 0
+
+    def put(self, delivery: Delivery[T], priority: int = 0) -> None:
+        self._queue.put_nowait((-priority, next(self._counter), delivery))
+
+    async def get_batch(self, limit: int) -> list[Delivery[T]]:
+        first = await self._queue.get()
+        batch = [first[2]]
+        while len(batch) < limit and not self._queue.empty():
+            batch.append(self._queue.get_nowait()[2])
+        return batch
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+
+class _Consumer(Generic[T]):
+    def __init__(self, queue: _Queue[T], handler: BatchHandler[T], prefetch: int, name: str):
+        self._queue = queue
+        self._handler = handler
+        self._prefetch = max(prefetch, 1)
+        queue.consumers += 1
+        self._task = asyncio.create_task(self._run(), name=f"spane-consume-{name}")
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._queue.get_batch(self._prefetch)
+            try:
+                await self._handler(batch)
+            except asyncio.CancelledError:
+                self._requeue(batch)
+                raise
+            except Exception:
+                log.exception("handler failed; %d message(s) will be redelivered", len(batch))
+                await asyncio.sleep(REDELIVERY_DELAY)
+                self._requeue(batch)
+
+    def _requeue(self, batch: Sequence[Delivery[T]]) -> None:
+        for delivery in batch:
+            delivery.redelivered = True
+            self._queue.put(delivery)
+
+    async def stop(self) -> None:
+        self._queue.consumers -= 1
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class _Callback:
+    def __init__(self, registry: list[Any], entry: Any) -> None:
+        self._registry = registry
+        self._entry = entry
+        registry.append(entry)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self._registry.remove(self._entry)
+
+
+class MemoryBus:
+    """:class:`~spane.bus.base.Bus` within one process."""
+
+    def __init__(self) -> None:
+        self._inbox: _Queue[InboxMessage] = _Queue()
+        self._tasks: dict[str, _Queue[TaskMessage]] = {}
+        self._event_handlers: list[tuple[str, EventHandler]] = []
+        self._cancel_handlers: list[CancelHandler] = []
+
+    async def connect(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _task_queue(self, task_type: str) -> _Queue[TaskMessage]:
+        return self._tasks.setdefault(task_type, _Queue())
+
+    async def publish_tasks(self, tasks: Sequence[TaskMessage]) -> None:
+        for task in tasks:
+            self._task_queue(task.type).put(Delivery(task, task.task_id), task.priority)
+
+    async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
+        for message in messages:
+            self._inbox.put(Delivery(message, uuid.uuid4().hex))
+
+    async def request(self, message: InboxMessage, timeout: float = 30.0) -> Reply:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Reply] = loop.create_future()
+
+        async def reply(value: Reply) -> None:
+            if not answer.done():
+                answer.set_result(value)
+
+        self._inbox.put(Delivery(message, uuid.uuid4().hex, reply=reply), priority=1)
+        return await asyncio.wait_for(answer, timeout)
+
+    async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
+        for routing_key, event in events:
+            for pattern, handler in list(self._event_handlers):
+                if topic_matches(pattern, routing_key):
+                    try:
+                        await handler(routing_key, event)
+                    except Exception:
+                        log.exception("event subscriber failed on %s", routing_key)
+
+    async def broadcast_cancel(self, task_ids: Sequence[str]) -> None:
+        for task_id in task_ids:
+            for handler in list(self._cancel_handlers):
+                await handler(task_id)
+
+    async def consume_inbox(
+        self, handler: BatchHandler[InboxMessage], *, prefetch: int
+    ) -> _Consumer[InboxMessage]:
+        return _Consumer(self._inbox, handler, prefetch, "inbox")
+
+    async def consume_tasks(
+        self, task_type: str, handler: BatchHandler[TaskMessage], *, prefetch: int
+    ) -> _Consumer[TaskMessage]:
+        return _Consumer(self._task_queue(task_type), handler, prefetch, task_type)
+
+    async def subscribe_events(self, pattern: str, handler: EventHandler) -> _Callback:
+        return _Callback(self._event_handlers, (pattern, handler))
+
+    async def subscribe_cancellations(self, handler: CancelHandler) -> _Callback:
+        return _Callback(self._cancel_handlers, handler)
+
+    def pending(self) -> dict[str, int]:
+        """Messages waiting per queue (for tests and the status view)."""
+        sizes = {"inbox": self._inbox.qsize()}
+        sizes.update({f"tasks.{name}": q.qsize() for name, q in self._tasks.items()})
+        return sizes

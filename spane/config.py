@@ -1,0 +1,37 @@
+"""Every setting, read from ``SPANE_*`` environment variables, in one place."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """SPANE settings. Unset server URLs mean the embedded (in-memory) backend."""
+
+    model_config = SettingsConfigDict(env_prefix="SPANE_", extra="ignore")
+
+    amqp_url: str | None = None
+    """RabbitMQ, e.g. ``amqp://guest:guest@localhost:5672/``."""
+    redis_url: str | None = None
+    """Redis, e.g. ``redis://localhost:6379/0``."""
+    mongodb_url: str | None = None
+    """MongoDB, e.g. ``mongodb://localhost:27017/spane``."""
+    log_level: str = "INFO"
+    worker_concurrency: int = Field(default=16, ge=1, le=10_000)
+    """Tasks one worker process runs at once (also its thread pool size)."""
+    prefetch: int = Field(default=128, ge=1, le=10_000)
+    """Orchestrator micro-batch size / inbox prefetch window."""
+    node_events: bool = True
+    """Publish node-level lifecycle events (execution events are always published)."""
+    max_depth: int = Field(default=10, ge=1, le=100)
+    """Deepest nesting of sub-workflows and loops."""
+    max_value_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Limit for an execution input, one node output, one signal payload."""
+    task_lease: float = Field(default=60.0, gt=0)
+    """Seconds a worker's claim on a task lasts without a heartbeat."""
+
+    @property
+    def embedded(self) -> bool:
+        """True when no server is configured: everything runs in this process."""
+        return not (self.amqp_url or self.redis_url or self.mongodb_url)

@@ -1,0 +1,304 @@
+"""The :class:`Engine`: SPANE in one process (embedded), or a client of a deployment.
+
+Embedded (the default)::
+
+    async with Engine() as engine:
+        await engine.register(load_workflow_file("order.yaml"))
+        result = await engine.run("order-fulfilment", {"total": 42})
+
+The engine wires an :class:`~spane.orchestrator.service.OrchestratorService` and one
+:class:`~spane.workers.runtime.Worker` per pool (function, http, every registered custom
+type) to in-memory stores and bus. Given other adapters it runs the same code on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spane.bus.base import Bus, EventHandler, Reply, Subscription
+from spane.bus.memory import MemoryBus
+from spane.config import Settings
+from spane.errors import (
+    CommandRejectedError,
+    ExecutionNotFoundError,
+    InvalidInputError,
+    TaskNotFoundError,
+    WorkflowNotFoundError,
+)
+from spane.orchestrator.compiler import compile_plan
+from spane.orchestrator.plan import NodeKind, Plan
+from spane.orchestrator.plans import PlanCache
+from spane.orchestrator.service import OrchestratorService
+from spane.orchestrator.step import CoreOptions
+from spane.schemas.events import LifecycleEvent
+from spane.schemas.loader import load_workflow_file, spec_from_data
+from spane.schemas.messages import (
+    CancelCommand,
+    InboxMessage,
+    PauseCommand,
+    ResumeCommand,
+    SignalCommand,
+    StartExecution,
+)
+from spane.schemas.state import (
+    TERMINAL_EXECUTION_STATUSES,
+    ErrorInfo,
+    ExecutionMeta,
+    ExecutionStatus,
+    NodeState,
+)
+from spane.schemas.workflow import WorkflowSpec
+from spane.state.base import DefinitionStore, StateStore, WorkflowRecord
+from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
+from spane.workers.registry import TaskRegistry, default_registry
+from spane.workers.runtime import Worker
+from spane.workers.secrets import SecretProvider
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    execution_id: str
+    status: ExecutionStatus
+    output: Any
+    error: ErrorInfo | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == ExecutionStatus.SUCCEEDED
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSnapshot:
+    meta: ExecutionMeta
+    nodes: dict[str, NodeState]
+
+
+class Engine:
+    """Orchestrator + worker pools + stores, started and stopped together."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        bus: Bus | None = None,
+        state: StateStore | None = None,
+        definitions: DefinitionStore | None = None,
+        registry: TaskRegistry | None = None,
+        pools: Sequence[str] | None = None,
+        run_orchestrator: bool = True,
+        secrets: SecretProvider | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.bus: Bus = bus or MemoryBus()
+        self.state: StateStore = state or MemoryStateStore(clock)
+        self.definitions: DefinitionStore = definitions or MemoryDefinitionStore()
+        self.registry = registry or default_registry
+        self.clock = clock
+        self.plans = PlanCache(self.definitions)
+        self._pools = pools
+        self._secrets = secrets
+        self._run_orchestrator = run_orchestrator
+        self.orchestrator: OrchestratorService | None = None
+        self.workers: list[Worker] = []
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._subscriptions: list[Subscription] = []
+
+    # ------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Engine:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        await self.bus.connect()
+        self._subscriptions.append(
+            await self.bus.subscribe_events("execution.#", self._on_execution_event)
+        )
+        if self._run_orchestrator:
+            self.orchestrator = OrchestratorService(
+                self.bus,
+                self.state,
+                self.definitions,
+                plans=self.plans,
+                options=CoreOptions(
+                    node_events=self.settings.node_events, max_depth=self.settings.max_depth
+                ),
+                prefetch=self.settings.prefetch,
+                clock=self.clock,
+                max_value_bytes=self.settings.max_value_bytes,
+            )
+            await self.orchestrator.start()
+        for pool in self.pool_names():
+            worker = Worker(
+                self.bus,
+                self.state,
+                pool=pool,
+                registry=self.registry,
+                concurrency=self.settings.worker_concurrency,
+                secrets=self._secrets,
+                lease=self.settings.task_lease,
+                max_output_bytes=self.settings.max_value_bytes,
+                clock=self.clock,
+            )
+            await worker.start()
+            self.workers.append(worker)
+
+    def pool_names(self) -> list[str]:
+        if self._pools is not None:
+            return list(self._pools)
+        return ["function", "http", *sorted(self.registry.task_types)]
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            await worker.stop(grace=1.0)
+        self.workers.clear()
+        if self.orchestrator is not None:
+            await self.orchestrator.stop()
+            self.orchestrator = None
+        for subscription in self._subscriptions:
+            await subscription.stop()
+        self._subscriptions.clear()
+        await self.bus.close()
+        await self.state.close()
+        await self.definitions.close()
+
+    # ---------------------------------------------------------- definitions
+    async def register(self, workflow: WorkflowSpec | Mapping[str, Any] | str) -> WorkflowRecord:
+        """Validate and store a definition; identical content keeps its version."""
+        if isinstance(workflow, str):
+            spec = load_workflow_file(workflow)
+        elif isinstance(workflow, WorkflowSpec):
+            spec = workflow
+        else:
+            spec = spec_from_data(dict(workflow))
+        plan = compile_plan(spec)
+        record = await self.definitions.register(spec, plan.checksum, self.clock())
+        return record
+
+    # ------------------------------------------------------------ executions
+    async def start(
+        self,
+        workflow_id: str,
+        input: Any = None,  # noqa: A002 - the workflow language's word
+        *,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+        priority: int = 0,
+        execution_id: str | None = None,
+    ) -> str:
+        """Start an execution; returns its id once the start is durable."""
+        if self.workers:
+            plan = await self.plans.get(workflow_id, version)
+            self._check_tasks_registered(plan)
+        message = StartExecution(
+            execution_id=execution_id or uuid.uuid4().hex,
+            workflow_id=workflow_id,
+            version=version,
+            input=input,
+            idempotency_key=idempotency_key,
+            priority=priority,
+        )
+        reply = await self.bus.request(message)
+        if not reply.get("ok"):
+            error = str(reply.get("error"))
+            if "not registered" in error or "has no version" in error:
+                raise WorkflowNotFoundError(error)
+            raise InvalidInputError(error)
+        return str(reply["execution_id"])
+
+    def _check_tasks_registered(self, plan: Plan) -> None:
+        pools = set(self.pool_names())
+        for node in plan.nodes.values():
+            if node.body is not None:
+                self._check_tasks_registered(node.body)
+            if node.kind is not NodeKind.TASK:
+                continue
+            if node.type == "function":
+                self.registry.function(str(getattr(node.spec, "function", "")))
+            elif node.type not in pools:
+                raise TaskNotFoundError(
+                    f"node {node.id!r} has type {node.type!r}, but no pool of that type runs "
+                    "here; register a handler with @spane.task_type"
+                )
+
+    async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionResult:
+        """Wait until the execution is in a terminal status."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(execution_id, []).append(future)
+        try:
+            meta = await self.state.get_meta(execution_id)
+            if meta is None:
+                raise ExecutionNotFoundError(f"execution {execution_id!r} not found")
+            if meta.status not in TERMINAL_EXECUTION_STATUSES:
+                await asyncio.wait_for(future, timeout)
+                meta = await self.state.get_meta(execution_id)
+                assert meta is not None
+        finally:
+            waiters = self._waiters.get(execution_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(execution_id, None)
+        return ExecutionResult(meta.id, meta.status, meta.output, meta.error)
+
+    async def run(
+        self,
+        workflow_id: str,
+        input: Any = None,  # noqa: A002
+        *,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> ExecutionResult:
+        """Start an execution and wait for its result."""
+        execution_id = await self.start(workflow_id, input, **options)
+        return await self.wait(execution_id, timeout)
+
+    async def _on_execution_event(self, routing_key: str, event: LifecycleEvent) -> None:
+        if event.data.get("status") not in TERMINAL_EXECUTION_STATUSES:
+            return
+        for future in self._waiters.get(event.subject, []):
+            if not future.done():
+                future.set_result(None)
+
+    async def status(self, execution_id: str) -> ExecutionSnapshot:
+        meta = await self.state.get_meta(execution_id)
+        if meta is None:
+            raise ExecutionNotFoundError(f"execution {execution_id!r} not found")
+        return ExecutionSnapshot(meta, await self.state.get_nodes(execution_id))
+
+    # ------------------------------------------------------------- commands
+    async def _command(self, message: InboxMessage) -> Reply:
+        reply = await self.bus.request(message)
+        if not reply.get("ok"):
+            error = str(reply.get("error"))
+            if error.endswith("not found"):
+                raise ExecutionNotFoundError(error)
+            raise CommandRejectedError(error)
+        return reply
+
+    async def signal(self, execution_id: str, name: str, data: Any = None) -> None:
+        """Deliver a signal to the nodes of an execution waiting for ``name``."""
+        await self._command(SignalCommand(execution_id=execution_id, name=name, data=data))
+
+    async def pause(self, execution_id: str) -> None:
+        await self._command(PauseCommand(execution_id=execution_id))
+
+    async def resume(self, execution_id: str) -> None:
+        await self._command(ResumeCommand(execution_id=execution_id))
+
+    async def cancel(self, execution_id: str, reason: str | None = None) -> None:
+        await self._command(CancelCommand(execution_id=execution_id, reason=reason))
+
+    async def subscribe(self, pattern: str, handler: EventHandler) -> Subscription:
+        """Receive lifecycle events whose routing key matches ``pattern``."""
+        subscription = await self.bus.subscribe_events(pattern, handler)
+        self._subscriptions.append(subscription)
+        return subscription

@@ -1,0 +1,287 @@
+"""The orchestrator service: the adapter loop around the pure decision core.
+
+For each micro-batch from the inbox: decode (done by the bus) -> load state -> decide
+-> commit atomically (idempotent by event id) -> execute the commands (timers, tasks,
+events, children) -> answer RPC callers; the bus acks the batch when this returns.
+A second loop moves due timers into the inbox. Any number of replicas may run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from spane.bus.base import Bus, Delivery, Reply, Subscription
+from spane.errors import StateConflictError, WorkflowNotFoundError
+from spane.orchestrator.commands import (
+    CancelChild,
+    CancelTask,
+    CancelTimer,
+    Command,
+    DispatchTask,
+    EmitEvent,
+    ExecutionFinished,
+    NotifyParent,
+    ScheduleTimer,
+    StartChild,
+)
+from spane.orchestrator.decisions import begin, decide
+from spane.orchestrator.events import event_id
+from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES, check_value
+from spane.orchestrator.plans import PlanCache
+from spane.orchestrator.step import CoreOptions
+from spane.schemas.events import LifecycleEvent
+from spane.schemas.messages import (
+    CancelCommand,
+    ChildFinished,
+    InboxMessage,
+    StartExecution,
+    TaskMessage,
+    TimerFired,
+)
+from spane.schemas.state import ErrorInfo, ExecutionStatus, Timer
+from spane.state.base import DefinitionStore, StateStore
+
+log = logging.getLogger("spane.orchestrator")
+
+MAX_CONFLICT_RETRIES = 50
+TIMER_POLL_INTERVAL = 0.5
+TIMER_BATCH = 512
+
+FinishedHook = Callable[[ExecutionFinished], Awaitable[None]]
+
+
+class _Outbox:
+    """Commands of one batch, grouped for batched publishing."""
+
+    def __init__(self) -> None:
+        self.tasks: list[TaskMessage] = []
+        self.inbox: list[InboxMessage] = []
+        self.events: list[tuple[str, LifecycleEvent]] = []
+        self.cancels: list[str] = []
+        self.timers: dict[str, Timer | None] = {}
+        self.finished: list[ExecutionFinished] = []
+
+    def add(self, commands: Sequence[Command]) -> None:
+        for command in commands:
+            match command:
+                case DispatchTask():
+                    self.tasks.append(command.task)
+                case ScheduleTimer():
+                    self.timers[command.timer.id] = command.timer
+                case CancelTimer():
+                    self.timers[command.timer_id] = None
+                case CancelTask():
+                    self.cancels.append(command.task_id)
+                case EmitEvent():
+                    self.events.append((command.routing_key, command.event))
+                case StartChild():
+                    self.inbox.append(command.start)
+                case CancelChild():
+                    self.inbox.append(
+                        CancelCommand(execution_id=command.execution_id, reason="parent stopped")
+                    )
+                case NotifyParent():
+                    self.inbox.append(command.message)
+                case ExecutionFinished():
+                    self.finished.append(command)
+
+
+class OrchestratorService:
+    """One orchestrator replica."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        state: StateStore,
+        definitions: DefinitionStore,
+        *,
+        plans: PlanCache | None = None,
+        options: CoreOptions | None = None,
+        prefetch: int = 128,
+        clock: Callable[[], float] = time.time,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        on_finished: FinishedHook | None = None,
+    ) -> None:
+        self.bus = bus
+        self.state = state
+        self.definitions = definitions
+        self.plans = plans or PlanCache(definitions)
+        self.options = options or CoreOptions()
+        self.prefetch = prefetch
+        self.clock = clock
+        self.max_value_bytes = max_value_bytes
+        self.on_finished = on_finished
+        self._subscription: Subscription | None = None
+        self._timer_task: asyncio.Task[None] | None = None
+        self._timers_changed = asyncio.Event()
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._subscription = await self.bus.consume_inbox(self.handle_batch, prefetch=self.prefetch)
+        self._timer_task = asyncio.create_task(self._timer_loop(), name="spane-timers")
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.stop()
+            self._subscription = None
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+            self._timer_task = None
+
+    # ------------------------------------------------------------- batches
+    async def handle_batch(self, deliveries: Sequence[Delivery[InboxMessage]]) -> None:
+        outbox = _Outbox()
+        replies: list[tuple[Delivery[InboxMessage], Reply]] = []
+        for delivery in deliveries:
+            commands, reply = await self.process(delivery)
+            outbox.add(commands)
+            replies.append((delivery, reply))
+        await self._execute(outbox)
+        for delivery, reply in replies:
+            if delivery.reply is not None:
+                await delivery.reply(reply)
+
+    async def process(self, delivery: Delivery[InboxMessage]) -> tuple[list[Command], Reply]:
+        """Apply one message; returns the commands to run and the answer for its sender."""
+        message = delivery.message
+        if isinstance(message, StartExecution):
+            return await self._start(message)
+        eid = event_id(message, delivery.message_id)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            view = await self.state.load(message.execution_id)
+            if view is None:
+                log.warning(
+                    "dropping %s for unknown execution %s",
+                    type(message).__name__,
+                    message.execution_id,
+                )
+                return [], _error(f"execution {message.execution_id!r} not found")
+            applied = await self.state.applied(message.execution_id, eid)
+            if applied is not None:
+                return list(applied.commands), _ok(message.execution_id)
+            meta = view.meta
+            plan = await self.plans.get(meta.workflow_id, meta.version, meta.body)
+            decision = decide(plan, view, message, self.clock(), self.options)
+            if decision.rejection is not None:
+                return [], _error(decision.rejection.reason)
+            if not view.dirty and not decision.commands:
+                return [], _ok(message.execution_id)
+            try:
+                await self.state.commit(view, eid, decision.commands)
+            except StateConflictError:
+                continue
+            return decision.commands, _ok(message.execution_id)
+        raise StateConflictError(f"execution {message.execution_id}: too many concurrent writers")
+
+    async def _start(self, message: StartExecution) -> tuple[list[Command], Reply]:
+        if message.idempotency_key:
+            bound = await self.state.claim_start_key(
+                message.workflow_id, message.idempotency_key, message.execution_id
+            )
+            if bound != message.execution_id:
+                return [], _ok(bound, duplicate=True)
+        applied = await self.state.applied(message.execution_id, "start")
+        if applied is not None:
+            return list(applied.commands), _ok(message.execution_id)
+        try:
+            plan = await self.plans.get(message.workflow_id, message.version, message.body)
+        except WorkflowNotFoundError as exc:
+            return self._refuse_start(message, "WorkflowNotFound", str(exc))
+        problem = check_value(
+            message.input,
+            what="execution input",
+            schema=plan.input_schema if message.body is None else None,
+            max_bytes=self.max_value_bytes,
+        )
+        if problem is not None:
+            return self._refuse_start(message, "InvalidInput", problem)
+        view, decision = begin(plan, message, self.clock(), self.options)
+        if not await self.state.create(view, "start", decision.commands):
+            applied = await self.state.applied(message.execution_id, "start")
+            return (list(applied.commands) if applied else []), _ok(message.execution_id)
+        return decision.commands, _ok(message.execution_id)
+
+    def _refuse_start(
+        self, message: StartExecution, kind: str, reason: str
+    ) -> tuple[list[Command], Reply]:
+        if message.parent is None:
+            return [], _error(reason)
+        notice = ChildFinished(
+            execution_id=message.parent.execution_id,
+            node_id=message.parent.node_id,
+            iteration=message.parent.iteration,
+            child_execution_id=message.execution_id,
+            status=ExecutionStatus.FAILED,
+            error=ErrorInfo(type=kind, message=reason),
+        )
+        return [NotifyParent(notice)], _error(reason)
+
+    # ------------------------------------------------------------ commands
+    async def _execute(self, outbox: _Outbox) -> None:
+        cancelled = [timer_id for timer_id, timer in outbox.timers.items() if timer is None]
+        scheduled = [timer for timer in outbox.timers.values() if timer is not None]
+        if cancelled:
+            await self.state.cancel_timers(cancelled)
+        if scheduled:
+            await self.state.schedule_timers(scheduled)
+            self._timers_changed.set()
+        if outbox.tasks:
+            await self.bus.publish_tasks(outbox.tasks)
+        if outbox.inbox:
+            await self.bus.publish_inbox(outbox.inbox)
+        if outbox.cancels:
+            await self.bus.broadcast_cancel(outbox.cancels)
+        if outbox.events:
+            await self.bus.publish_events(outbox.events)
+        for finished in outbox.finished:
+            await self._archive(finished)
+            if self.on_finished is not None:
+                await self.on_finished(finished)
+
+    async def _archive(self, finished: ExecutionFinished) -> None:
+        meta = await self.state.get_meta(finished.execution_id)
+        if meta is None:
+            return
+        nodes = await self.state.get_nodes(finished.execution_id)
+        record: dict[str, Any] = meta.model_dump(mode="json")
+        record["nodes"] = {k: v.model_dump(mode="json") for k, v in nodes.items()}
+        await self.definitions.archive(record)
+
+    # --------------------------------------------------------------- timers
+    async def _timer_loop(self) -> None:
+        while True:
+            try:
+                await self._fire_due_timers()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer loop failed; retrying")
+                await asyncio.sleep(TIMER_POLL_INTERVAL)
+
+    async def _fire_due_timers(self) -> None:
+        due = await self.state.claim_due_timers(self.clock(), TIMER_BATCH)
+        if due:
+            await self.bus.publish_inbox([TimerFired(timer=timer) for timer in due])
+            return
+        next_at = await self.state.next_timer_at()
+        wait = TIMER_POLL_INTERVAL
+        if next_at is not None:
+            wait = min(max(next_at - self.clock(), 0.0), TIMER_POLL_INTERVAL)
+        self._timers_changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._timers_changed.wait(), wait)
+
+
+def _ok(execution_id: str, **extra: Any) -> Reply:
+    return {"ok": True, "execution_id": execution_id, **extra}
+
+
+def _error(reason: str) -> Reply:
+    return {"ok": False, "error": reason}

@@ -1,0 +1,89 @@
+"""Lifecycle events: CloudEvents 1.0, structured JSON mode (DESIGN §4)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+
+
+class LifecycleEvent(BaseModel):
+    """One CloudEvent; ``id`` is derived from what it reports, so re-publication dedupes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: str
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def execution_event(
+    *,
+    execution_id: str,
+    workflow_id: str,
+    version: int,
+    status: str,
+    now: float,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, LifecycleEvent]:
+    """Routing key ``execution.<workflow>.<status>`` and its event."""
+    data: dict[str, Any] = {
+        "execution_id": execution_id,
+        "workflow_id": workflow_id,
+        "version": version,
+        "status": status,
+        **(extra or {}),
+    }
+    event = LifecycleEvent(
+        id=f"{execution_id}:{status}",
+        type=f"io.spane.execution.{status}",
+        source=f"/spane/workflows/{workflow_id}",
+        subject=execution_id,
+        time=iso_time(now),
+        data=data,
+    )
+    return f"execution.{workflow_id}.{status}", event
+
+
+def node_event(
+    *,
+    execution_id: str,
+    workflow_id: str,
+    version: int,
+    node_id: str,
+    attempt: int,
+    status: str,
+    now: float,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, LifecycleEvent]:
+    """Routing key ``node.<workflow>.<node>.<status>`` and its event."""
+    data: dict[str, Any] = {
+        "execution_id": execution_id,
+        "workflow_id": workflow_id,
+        "version": version,
+        "node_id": node_id,
+        "attempt": attempt,
+        "status": status,
+        **(extra or {}),
+    }
+    event = LifecycleEvent(
+        id=f"{execution_id}:{node_id}:{attempt}:{status}",
+        type=f"io.spane.node.{status}",
+        source=f"/spane/workflows/{workflow_id}",
+        subject=execution_id,
+        time=iso_time(now),
+        data=data,
+    )
+    return f"node.{workflow_id}.{node_id}.{status}", event

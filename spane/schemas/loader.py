@@ -1,0 +1,123 @@
+"""Reading definitions from YAML / JSON text into :class:`WorkflowSpec`.
+
+Structural errors from pydantic become :class:`~spane.errors.Problem` entries with
+locations like ``nodes[2].request.url``, so every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from spane.errors import InvalidWorkflowError, Problem
+from spane.schemas.workflow import WorkflowSpec
+
+_NODE_TAGS = frozenset(
+    {
+        "function",
+        "http",
+        "custom",
+        "switch",
+        "noop",
+        "transform",
+        "set",
+        "delay",
+        "wait_for_signal",
+        "sub_workflow",
+        "for_each",
+        "while",
+        "repeat",
+        "break",
+        "continue",
+        "fail",
+    }
+)
+_UNION_TAGS = frozenset({"cron", "event", "webhook", "named", "at_least"})
+
+
+def format_location(loc: Sequence[int | str]) -> str:
+    """``('nodes', 3, 'function', 'after', 0)`` -> ``nodes[3].after[0]``."""
+    text = ""
+    previous: int | str | None = None
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif previous == "nodes" or (isinstance(previous, int) and part in _NODE_TAGS):
+            if part in _NODE_TAGS:
+                previous = part
+                continue
+            text += f".{part}" if text else part
+        elif part in _UNION_TAGS and previous in ("join",) or isinstance(previous, int) and (
+            part in _UNION_TAGS and text.startswith("triggers")
+        ):
+            previous = f"tag:{part}"
+            continue
+        else:
+            text += f".{part}" if text else part
+        previous = part
+    return text or "(root)"
+
+
+def problems_from_validation(error: ValidationError) -> list[Problem]:
+    """Turn a pydantic error into located problems, dropping derived noise."""
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for item in error.errors(include_url=False):
+        if item["type"] == "too_short" and item["loc"] == ("nodes",) and len(error.errors()) > 1:
+            continue
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        location = format_location(item["loc"])
+        if (location, message) in seen:
+            continue
+        seen.add((location, message))
+        problems.append(Problem(location, message))
+    return problems
+
+
+def parse_text(text: str, source: str = "<text>") -> Any:
+    """Parse YAML (a superset of JSON) and return the raw document."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise InvalidWorkflowError([Problem(where, f"not valid YAML/JSON: {exc}")]) from None
+    if not isinstance(document, dict):
+        raise InvalidWorkflowError([Problem(source, "a workflow definition must be a mapping")])
+    return document
+
+
+def spec_from_data(data: Any) -> WorkflowSpec:
+    """Validate a decoded document into a spec, reporting every structural problem."""
+    try:
+        return WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        workflow_id = data.get("id") if isinstance(data, dict) else None
+        raise InvalidWorkflowError(
+            problems_from_validation(exc), str(workflow_id) if workflow_id else None
+        ) from None
+
+
+def load_workflow_text(text: str, source: str = "<text>") -> WorkflowSpec:
+    """Parse and validate YAML or JSON text."""
+    return spec_from_data(parse_text(text, source))
+
+
+def load_workflow_file(path: str) -> WorkflowSpec:
+    """Read a ``.yaml`` / ``.yml`` / ``.json`` file into a spec."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if path.endswith(".json"):
+        try:
+            return spec_from_data(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise InvalidWorkflowError(
+                [Problem(f"{path}:{exc.lineno}:{exc.colno}", f"not valid JSON: {exc.msg}")]
+            ) from None
+    return load_workflow_text(text, path)

@@ -1,0 +1,127 @@
+"""Storage protocols: runtime state (:class:`StateStore`) and definitions
+(:class:`DefinitionStore`). Memory implementations ship next to the real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from spane.orchestrator.commands import Command
+from spane.orchestrator.view import ExecutionView
+from spane.schemas.messages import TaskResult
+from spane.schemas.state import ExecutionMeta, NodeState, Timer
+from spane.schemas.workflow import WorkflowSpec
+
+
+class WorkflowRecord(BaseModel):
+    """One registered version of a workflow."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workflow_id: str
+    version: int
+    checksum: str
+    spec: WorkflowSpec
+    created_at: float
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # run it
+    RUNNING = "running"  # another worker holds a live claim
+    FINISHED = "finished"  # already done: re-publish the stored result
+
+
+@dataclass(frozen=True, slots=True)
+class TaskClaim:
+    outcome: ClaimOutcome
+    result: TaskResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A transition already applied for this event id, with what it asked to publish."""
+
+    commands: Sequence[Command]
+
+
+class StateStore(Protocol):
+    """Runtime state of executions, timers, idempotency keys and task claims."""
+
+    async def create(
+        self, view: ExecutionView, event_id: str, commands: Sequence[Command]
+    ) -> bool:
+        """Store a new execution; False (and nothing written) if the id exists."""
+        ...
+
+    async def load(self, execution_id: str) -> ExecutionView | None:
+        """The execution's meta and node states, with the revision to commit against."""
+        ...
+
+    async def applied(self, execution_id: str, event_id: str) -> Applied | None:
+        """The recorded outcome if this event was already applied."""
+        ...
+
+    async def commit(
+        self, view: ExecutionView, event_id: str, commands: Sequence[Command]
+    ) -> None:
+        """Persist the view's changes atomically if its revision is current.
+
+        Raises :class:`~spane.errors.StateConflictError` when another writer got there
+        first. Records ``event_id`` with ``commands`` so a redelivery republishes them.
+        """
+        ...
+
+    async def get_meta(self, execution_id: str) -> ExecutionMeta | None: ...
+
+    async def get_nodes(self, execution_id: str) -> dict[str, NodeState]: ...
+
+    async def list_executions(
+        self, workflow_id: str | None = None, limit: int = 100
+    ) -> list[ExecutionMeta]: ...
+
+    async def schedule_timers(self, timers: Sequence[Timer]) -> None: ...
+
+    async def cancel_timers(self, timer_ids: Sequence[str]) -> None: ...
+
+    async def claim_due_timers(self, now: float, limit: int) -> list[Timer]:
+        """Atomically take timers due at ``now``; each is returned to one caller only."""
+        ...
+
+    async def next_timer_at(self) -> float | None: ...
+
+    async def claim_start_key(self, scope: str, key: str, execution_id: str) -> str:
+        """Bind an idempotency key to an execution id; returns the id it is bound to."""
+        ...
+
+    async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim: ...
+
+    async def finish_task(self, result: TaskResult) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class DefinitionStore(Protocol):
+    """Versioned workflow definitions and the archive of finished executions."""
+
+    async def register(self, spec: WorkflowSpec, checksum: str, now: float) -> WorkflowRecord:
+        """Same content as the latest version -> that version; else version + 1."""
+        ...
+
+    async def get(self, workflow_id: str, version: int | None = None) -> WorkflowRecord:
+        """Raises :class:`~spane.errors.WorkflowNotFoundError`."""
+        ...
+
+    async def list_workflows(self) -> list[WorkflowRecord]:
+        """The latest version of every workflow."""
+        ...
+
+    async def archive(self, execution: dict[str, Any]) -> None: ...
+
+    async def get_archived(self, execution_id: str) -> dict[str, Any] | None: ...
+
+    async def close(self) -> None: ...

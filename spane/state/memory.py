@@ -1,0 +1,209 @@
+"""In-memory stores for the embedded mode: same contracts as Redis / MongoDB.
+
+State lives in this process only; records are immutable pydantic models, so the
+store keeps references and hands out views without copying whole executions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from spane.errors import StateConflictError, WorkflowNotFoundError
+from spane.orchestrator.commands import Command
+from spane.orchestrator.view import ExecutionView
+from spane.schemas.messages import TaskResult
+from spane.schemas.state import ExecutionMeta, NodeState, Timer
+from spane.schemas.workflow import WorkflowSpec
+from spane.state.base import Applied, ClaimOutcome, TaskClaim, WorkflowRecord
+
+MAX_APPLIED_PER_EXECUTION = 10_000
+
+
+@dataclass(slots=True)
+class _Execution:
+    meta: ExecutionMeta
+    nodes: dict[str, NodeState]
+    revision: int = 0
+    applied: OrderedDict[str, Sequence[Command]] = field(default_factory=OrderedDict)
+
+
+@dataclass(slots=True)
+class _Claim:
+    worker_id: str
+    expires_at: float
+    result: TaskResult | None = None
+
+
+class MemoryStateStore:
+    """:class:`~spane.state.base.StateStore` in process memory."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._executions: dict[str, _Execution] = {}
+        self._timers: dict[str, Timer] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._start_keys: dict[tuple[str, str], str] = {}
+        self._claims: dict[str, _Claim] = {}
+
+    async def create(
+        self, view: ExecutionView, event_id: str, commands: Sequence[Command]
+    ) -> bool:
+        meta = view.meta
+        if meta.id in self._executions:
+            return False
+        entry = _Execution(meta, dict(view.changed_nodes), revision=1)
+        entry.applied[event_id] = list(commands)
+        self._executions[meta.id] = entry
+        view.revision = 1
+        return True
+
+    async def load(self, execution_id: str) -> ExecutionView | None:
+        entry = self._executions.get(execution_id)
+        if entry is None:
+            return None
+        return ExecutionView(entry.meta, entry.nodes, entry.revision)
+
+    async def applied(self, execution_id: str, event_id: str) -> Applied | None:
+        entry = self._executions.get(execution_id)
+        if entry is None or event_id not in entry.applied:
+            return None
+        return Applied(entry.applied[event_id])
+
+    async def commit(
+        self, view: ExecutionView, event_id: str, commands: Sequence[Command]
+    ) -> None:
+        entry = self._executions.get(view.meta.id)
+        if entry is None or entry.revision != view.revision:
+            raise StateConflictError(f"execution {view.meta.id} changed since it was loaded")
+        entry.meta = view.meta
+        entry.nodes.update(view.changed_nodes)
+        entry.revision += 1
+        view.revision = entry.revision
+        entry.applied[event_id] = list(commands)
+        while len(entry.applied) > MAX_APPLIED_PER_EXECUTION:
+            entry.applied.popitem(last=False)
+
+    async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
+        entry = self._executions.get(execution_id)
+        return entry.meta if entry else None
+
+    async def get_nodes(self, execution_id: str) -> dict[str, NodeState]:
+        entry = self._executions.get(execution_id)
+        return dict(entry.nodes) if entry else {}
+
+    async def list_executions(
+        self, workflow_id: str | None = None, limit: int = 100
+    ) -> list[ExecutionMeta]:
+        metas = [
+            e.meta
+            for e in self._executions.values()
+            if workflow_id is None or e.meta.workflow_id == workflow_id
+        ]
+        metas.sort(key=lambda m: m.created_at, reverse=True)
+        return metas[:limit]
+
+    async def schedule_timers(self, timers: Sequence[Timer]) -> None:
+        for timer in timers:
+            self._timers[timer.id] = timer
+            heapq.heappush(self._heap, (timer.fire_at, timer.id))
+
+    async def cancel_timers(self, timer_ids: Sequence[str]) -> None:
+        for timer_id in timer_ids:
+            self._timers.pop(timer_id, None)
+
+    async def claim_due_timers(self, now: float, limit: int) -> list[Timer]:
+        due: list[Timer] = []
+        while self._heap and self._heap[0][0] <= now and len(due) < limit:
+            fire_at, timer_id = heapq.heappop(self._heap)
+            timer = self._timers.get(timer_id)
+            if timer is not None and timer.fire_at == fire_at:
+                del self._timers[timer_id]
+                due.append(timer)
+        return due
+
+    async def next_timer_at(self) -> float | None:
+        while self._heap:
+            fire_at, timer_id = self._heap[0]
+            timer = self._timers.get(timer_id)
+            if timer is not None and timer.fire_at == fire_at:
+                return fire_at
+            heapq.heappop(self._heap)
+        return None
+
+    async def claim_start_key(self, scope: str, key: str, execution_id: str) -> str:
+        return self._start_keys.setdefault((scope, key), execution_id)
+
+    async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
+        now = self._clock()
+        claim = self._claims.get(task_id)
+        if claim is not None and claim.result is not None:
+            return TaskClaim(ClaimOutcome.FINISHED, claim.result)
+        if claim is not None and claim.expires_at > now and claim.worker_id != worker_id:
+            return TaskClaim(ClaimOutcome.RUNNING)
+        self._claims[task_id] = _Claim(worker_id, now + lease)
+        return TaskClaim(ClaimOutcome.CLAIMED)
+
+    async def finish_task(self, result: TaskResult) -> None:
+        claim = self._claims.setdefault(result.task_id, _Claim("", 0.0))
+        claim.result = result
+
+    async def forget_execution(self, execution_id: str) -> None:
+        """Drop a finished execution (retention); its archive stays in the definition store."""
+        self._executions.pop(execution_id, None)
+        prefix = f"{execution_id}:"
+        for task_id in [t for t in self._claims if t.startswith(prefix)]:
+            del self._claims[task_id]
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryDefinitionStore:
+    """:class:`~spane.state.base.DefinitionStore` in process memory."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, list[WorkflowRecord]] = {}
+        self._archive: dict[str, dict[str, Any]] = {}
+
+    async def register(self, spec: WorkflowSpec, checksum: str, now: float) -> WorkflowRecord:
+        versions = self._versions.setdefault(spec.id, [])
+        if versions and versions[-1].checksum == checksum:
+            return versions[-1]
+        record = WorkflowRecord(
+            workflow_id=spec.id,
+            version=len(versions) + 1,
+            checksum=checksum,
+            spec=spec,
+            created_at=now,
+        )
+        versions.append(record)
+        return record
+
+    async def get(self, workflow_id: str, version: int | None = None) -> WorkflowRecord:
+        versions = self._versions.get(workflow_id)
+        if not versions:
+            raise WorkflowNotFoundError(f"workflow {workflow_id!r} is not registered")
+        if version is None:
+            return versions[-1]
+        if not 1 <= version <= len(versions):
+            raise WorkflowNotFoundError(
+                f"workflow {workflow_id!r} has no version {version} (latest: {len(versions)})"
+            )
+        return versions[version - 1]
+
+    async def list_workflows(self) -> list[WorkflowRecord]:
+        return [versions[-1] for versions in self._versions.values()]
+
+    async def archive(self, execution: dict[str, Any]) -> None:
+        self._archive[str(execution["id"])] = execution
+
+    async def get_archived(self, execution_id: str) -> dict[str, Any] | None:
+        return self._archive.get(execution_id)
+
+    async def close(self) -> None:
+        return None

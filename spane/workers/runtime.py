@@ -1,0 +1,284 @@
+"""The worker runtime: consume task messages of one pool, run them, report results.
+
+Per task: claim its id in the state store (a redelivered attempt that already finished
+re-publishes the stored result instead of running again), run the handler with a
+:class:`TaskContext`, store the result, publish it to the orchestrator. Results are
+published in micro-batches; the task message is acked once claimed, and the
+orchestrator's per-attempt timeout covers a worker that dies mid-task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pydantic import BaseModel
+
+from spane.bus.base import Bus, Delivery, Subscription
+from spane.errors import TaskError
+from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
+from spane.schemas.messages import TaskFailure, TaskHeartbeat, TaskMessage, TaskResult
+from spane.state.base import ClaimOutcome, StateStore
+from spane.workers.context import TaskContext
+from spane.workers.http_pool import HttpPool
+from spane.workers.registry import TaskRegistry, default_registry
+from spane.workers.secrets import EnvSecretProvider, SecretProvider, resolve_secrets
+
+log = logging.getLogger("spane.worker")
+
+DEFAULT_LEASE = 60.0
+SHUTDOWN_GRACE = 30.0
+
+
+def new_worker_id(pool: str) -> str:
+    return f"{pool}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _to_json_value(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
+def failure_from(exc: BaseException) -> TaskFailure:
+    """How an exception raised by a task is reported."""
+    if isinstance(exc, TaskError):
+        return TaskFailure(
+            type=exc.type,
+            message=exc.message,
+            details=exc.details,
+            non_retryable=exc.non_retryable,
+            retry_after=exc.retry_after,
+        )
+    if isinstance(exc, TimeoutError):
+        return TaskFailure(type="Timeout", message=str(exc) or "timed out")
+    return TaskFailure(type=type(exc).__name__, message=str(exc) or type(exc).__name__)
+
+
+class Worker:
+    """One worker process's pool: ``function``, ``http`` or a custom task type."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        state: StateStore,
+        *,
+        pool: str,
+        registry: TaskRegistry | None = None,
+        concurrency: int = 10,
+        worker_id: str | None = None,
+        secrets: SecretProvider | None = None,
+        lease: float = DEFAULT_LEASE,
+        max_output_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bus = bus
+        self.state = state
+        self.pool = pool
+        self.registry = registry or default_registry
+        self.concurrency = concurrency
+        self.worker_id = worker_id or new_worker_id(pool)
+        self.secrets = secrets or EnvSecretProvider()
+        self.lease = lease
+        self.max_output_bytes = max_output_bytes
+        self.clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: dict[str, tuple[asyncio.Task[None], TaskContext]] = {}
+        self._results: list[TaskResult] = []
+        self._flush_task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._http: HttpPool | None = None
+        self._subscriptions: list[Subscription] = []
+
+    async def start(self) -> None:
+        if self.pool == "http":
+            self._http = HttpPool()
+            await self._http.__aenter__()
+        else:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix=f"spane-{self.pool}"
+            )
+        self._subscriptions.append(await self.bus.subscribe_cancellations(self._on_cancel))
+        self._subscriptions.append(
+            await self.bus.consume_tasks(self.pool, self._on_batch, prefetch=self.concurrency)
+        )
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Stop taking tasks, let running ones finish (up to ``grace``), then close."""
+        for subscription in reversed(self._subscriptions):
+            await subscription.stop()
+        self._subscriptions.clear()
+        running = [task for task, _ in self._running.values()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._flush()
+        if self._http is not None:
+            await self._http.__aexit__(None, None, None)
+            self._http = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    # ------------------------------------------------------------ consuming
+    async def _on_batch(self, deliveries: Sequence[Delivery[TaskMessage]]) -> None:
+        for delivery in deliveries:
+            task = delivery.message
+            await self._slots.acquire()
+            lease = max(task.timeout or 0.0, self.lease)
+            claim = await self.state.claim_task(task.task_id, self.worker_id, lease)
+            if claim.outcome is ClaimOutcome.CLAIMED:
+                context = self._context(task)
+                runner = asyncio.create_task(self._run(task, context), name=task.task_id)
+                self._running[task.task_id] = (runner, context)
+                continue
+            self._slots.release()
+            if claim.outcome is ClaimOutcome.FINISHED and claim.result is not None:
+                self._queue_result(claim.result)
+
+    def _context(self, task: TaskMessage) -> TaskContext:
+        deadline = self.clock() + task.timeout if task.timeout else None
+        logger = logging.LoggerAdapter(
+            logging.getLogger(f"spane.task.{task.node_id}"),
+            {"execution_id": task.execution_id, "node_id": task.node_id, "attempt": task.attempt},
+        )
+
+        async def heartbeat(details: Any) -> None:
+            await self.state.claim_task(task.task_id, self.worker_id, self.lease)
+            beat = TaskHeartbeat(
+                task_id=task.task_id,
+                execution_id=task.execution_id,
+                node_id=task.node_id,
+                attempt=task.attempt,
+                details=details,
+            )
+            await self.bus.publish_inbox([beat])
+
+        return TaskContext(
+            execution_id=task.execution_id,
+            workflow_id=task.workflow_id,
+            node_id=task.node_id,
+            attempt=task.attempt,
+            idempotency_key=task.task_id,
+            deadline=deadline,
+            logger=logger,
+            _heartbeat=heartbeat,
+        )
+
+    async def _on_cancel(self, task_id: str) -> None:
+        entry = self._running.get(task_id)
+        if entry is None:
+            return
+        runner, context = entry
+        context.cancelled.set()
+        runner.cancel()
+
+    # -------------------------------------------------------------- running
+    async def _run(self, task: TaskMessage, context: TaskContext) -> None:
+        try:
+            result = await self._result_of(task, context)
+        except asyncio.CancelledError:
+            log.info("task %s cancelled", task.task_id)
+            return
+        finally:
+            self._running.pop(task.task_id, None)
+            self._slots.release()
+        await self.state.finish_task(result)
+        self._queue_result(result)
+
+    async def _result_of(self, task: TaskMessage, context: TaskContext) -> TaskResult:
+        try:
+            output = _to_json_value(await self._execute(task, context))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, TaskError):
+                log.warning("task %s raised %s: %s", task.task_id, type(exc).__name__, exc)
+            return self._failed(task, failure_from(exc))
+        problem = self._output_problem(output)
+        if problem is not None:
+            return self._failed(task, problem)
+        return TaskResult(
+            task_id=task.task_id,
+            execution_id=task.execution_id,
+            node_id=task.node_id,
+            attempt=task.attempt,
+            ok=True,
+            output=output,
+        )
+
+    def _output_problem(self, output: Any) -> TaskFailure | None:
+        try:
+            size = encoded_size(output)
+        except (TypeError, ValueError) as exc:
+            return TaskFailure(
+                type="OutputNotSerialisable",
+                message=f"task output is not JSON-serialisable: {exc}",
+                non_retryable=True,
+            )
+        if size > self.max_output_bytes:
+            return TaskFailure(
+                type="OutputTooLarge",
+                message=f"output is {size} bytes, over the limit of {self.max_output_bytes} bytes",
+                non_retryable=True,
+            )
+        return None
+
+    async def _execute(self, task: TaskMessage, context: TaskContext) -> Any:
+        if self.pool == "http":
+            assert self._http is not None
+            return await self._http.run(task, self.secrets)
+        data = resolve_secrets(task.input, self.secrets)
+        if self.pool == "function":
+            handler = self.registry.function(task.function or "")
+            return await handler.call(data, None, context, self._executor)
+        handler = self.registry.handler_for_type(task.type)
+        config = resolve_secrets(task.config or {}, self.secrets)
+        return await handler.call(data, config, context, self._executor)
+
+    @staticmethod
+    def _failed(task: TaskMessage, failure: TaskFailure) -> TaskResult:
+        return TaskResult(
+            task_id=task.task_id,
+            execution_id=task.execution_id,
+            node_id=task.node_id,
+            attempt=task.attempt,
+            ok=False,
+            error=failure,
+        )
+
+    # ------------------------------------------------------------ reporting
+    def _queue_result(self, result: TaskResult) -> None:
+        self._results.append(result)
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(0)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        while self._results:
+            batch, self._results = self._results, []
+            try:
+                await self.bus.publish_inbox(batch)
+            except Exception:
+                log.exception("publishing %d result(s) failed; retrying", len(batch))
+                self._results = batch + self._results
+                await asyncio.sleep(0.5)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+
+__all__ = ["Worker", "failure_from", "new_worker_id"]
