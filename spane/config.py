@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     """Redis, e.g. ``redis://localhost:6379/0``."""
     mongodb_url: str | None = None
     """MongoDB, e.g. ``mongodb://localhost:27017/spane``."""
+    namespace: str = Field(default="spane", pattern=r"^[a-z][a-z0-9\-_]*$")
+    """Prefix of Redis keys and RabbitMQ exchange/queue names; MongoDB database name."""
+    retention: float = Field(default=7 * 86400, gt=0)
+    """Seconds a finished execution's runtime state stays in Redis (it is archived)."""
     log_level: str = "INFO"
     worker_concurrency: int = Field(default=16, ge=1, le=10_000)
     """Tasks one worker process runs at once (also its thread pool size)."""

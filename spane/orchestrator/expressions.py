@@ -305,14 +305,16 @@ def _plain_key(key: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    """A CEL result as JSON-like Python: map keys become strings, timestamps ISO text,
-    durations seconds, bytes base64, optionals their value (or ``None``)."""
+    """A CEL result as JSON-like Python: map keys become strings (and maps are sorted by
+    them, for determinism), timestamps ISO text, durations seconds, bytes base64, optionals
+    their value (or ``None``)."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {_plain_key(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, dict):  # CEL maps have no order (it varies per evaluation): sort
+        items = sorted(((_plain_key(k), v) for k, v in value.items()), key=lambda kv: kv[0])
+        return {key: _plain(item) for key, item in items}
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, timedelta):

@@ -23,6 +23,11 @@ a missing key fails before any function could catch it. Test for presence instea
     "coupon" in input ? input["coupon"] : "none"      # the same, any key
     has(nodes.charge) && nodes.charge.status == "succeeded"
 
+CEL maps have no order: a map literal, a map from the context or a function's result
+comes back in an order that changes from one evaluation to the next, and so does a
+macro over a map's keys (``m.map(k, ...)``). ``keys(m)`` and ``values(m)`` are sorted by
+key; iterate those when order matters. (Evaluation results are sorted by key too.)
+
 Functions receive and return plain Python values (``dict``, ``list``, ``str``, ``int``,
 ``float``, ``bool``, ``None``); CEL ints and uints arrive as ``int``, doubles as ``float``.
 They raise ``ValueError``/``TypeError`` with a message that starts with their name; the
@@ -156,7 +161,7 @@ def pick(mapping: Any, wanted: Any) -> dict[Any, Any]:
 
 
 def group_by(items: Any, key: Any) -> dict[Any, list[Any]]:
-    """Group a list of maps by the value of one key: ``{value: [items...]}``, first-seen order.
+    """Group a list of maps by the value of one key: ``{value: [items...]}``.
 
     Every item must be a map that has ``key``, and its value must be a string, an int or
     a bool (the types CEL allows as map keys).
@@ -178,14 +183,20 @@ def group_by(items: Any, key: Any) -> dict[Any, list[Any]]:
     return groups
 
 
+def _sorted_keys(name: str, mapping: Any) -> list[Any]:
+    source = _require_map(name, mapping)
+    return sorted(source, key=lambda key: (type_name(key), key))
+
+
 def keys(mapping: Any) -> list[Any]:
-    """The keys of a map, in insertion order."""
-    return list(_require_map("keys", mapping))
+    """The keys of a map, sorted (CEL maps have no order of their own)."""
+    return _sorted_keys("keys", mapping)
 
 
 def values(mapping: Any) -> list[Any]:
-    """The values of a map, in insertion order."""
-    return list(_require_map("values", mapping).values())
+    """The values of a map, in the order of its sorted keys."""
+    source = _require_map("values", mapping)
+    return [source[key] for key in _sorted_keys("values", source)]
 
 
 def flatten(items: Any, depth: Any = 1) -> list[Any]:

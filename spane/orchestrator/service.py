@@ -51,6 +51,7 @@ log = logging.getLogger("spane.orchestrator")
 MAX_CONFLICT_RETRIES = 50
 TIMER_POLL_INTERVAL = 0.5
 TIMER_BATCH = 512
+TIMER_LEASE = 30.0
 
 FinishedHook = Callable[[ExecutionFinished], Awaitable[None]]
 
@@ -266,9 +267,10 @@ class OrchestratorService:
                 await asyncio.sleep(TIMER_POLL_INTERVAL)
 
     async def _fire_due_timers(self) -> None:
-        due = await self.state.claim_due_timers(self.clock(), TIMER_BATCH)
+        due = await self.state.claim_due_timers(self.clock(), TIMER_BATCH, TIMER_LEASE)
         if due:
             await self.bus.publish_inbox([TimerFired(timer=timer) for timer in due])
+            await self.state.ack_timers(due)
             return
         next_at = await self.state.next_timer_at()
         wait = TIMER_POLL_INTERVAL

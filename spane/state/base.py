@@ -88,8 +88,16 @@ class StateStore(Protocol):
 
     async def cancel_timers(self, timer_ids: Sequence[str]) -> None: ...
 
-    async def claim_due_timers(self, now: float, limit: int) -> list[Timer]:
-        """Atomically take timers due at ``now``; each is returned to one caller only."""
+    async def claim_due_timers(self, now: float, limit: int, lease: float) -> list[Timer]:
+        """Atomically take timers due at ``now``; each is returned to one caller only.
+
+        A claimed timer that is not acknowledged within ``lease`` seconds (its claimer
+        died before publishing it) becomes due again.
+        """
+        ...
+
+    async def ack_timers(self, timers: Sequence[Timer]) -> None:
+        """Forget claimed timers once published (unless re-scheduled since the claim)."""
         ...
 
     async def next_timer_at(self) -> float | None: ...

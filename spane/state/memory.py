@@ -116,7 +116,7 @@ class MemoryStateStore:
         for timer_id in timer_ids:
             self._timers.pop(timer_id, None)
 
-    async def claim_due_timers(self, now: float, limit: int) -> list[Timer]:
+    async def claim_due_timers(self, now: float, limit: int, lease: float = 30.0) -> list[Timer]:
         due: list[Timer] = []
         while self._heap and self._heap[0][0] <= now and len(due) < limit:
             fire_at, timer_id = heapq.heappop(self._heap)
@@ -125,6 +125,9 @@ class MemoryStateStore:
                 del self._timers[timer_id]
                 due.append(timer)
         return due
+
+    async def ack_timers(self, timers: Sequence[Timer]) -> None:
+        return None  # claimed timers were removed at claim time: one process, no crash gap
 
     async def next_timer_at(self) -> float | None:
         while self._heap:
