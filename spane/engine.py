@@ -187,7 +187,7 @@ class Engine:
     async def start(
         self,
         workflow_id: str,
-        input: Any = None,  # noqa: A002 - the workflow language's word
+        input: Any = None,
         *,
         version: int | None = None,
         idempotency_key: str | None = None,
@@ -252,7 +252,7 @@ class Engine:
     async def run(
         self,
         workflow_id: str,
-        input: Any = None,  # noqa: A002
+        input: Any = None,
         *,
         timeout: float | None = None,
         **options: Any,

@@ -124,7 +124,7 @@ class TaskError(SpaneError):
         non_retryable: bool = False,
         retry_after: float | None = None,
         details: object = None,
-        type: str | None = None,  # noqa: A002 - mirrors the error record's field
+        type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message

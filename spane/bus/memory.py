@@ -2,8 +2,8 @@
 
 Semantics follow the RabbitMQ adapter where users can observe them: micro-batched
 consumers, redelivery of a batch whose handler raised, priority ordering on task
-queues, topic-pattern event subscriptions, RPC replies for commands. Tasks for a type nobody consumes yet wait in their queue,
-as they do in the durable RabbitMQ queue of that type.
+queues, topic-pattern event subscriptions, RPC replies for commands. Tasks for a type
+nobody consumes yet wait in their queue, as they do in RabbitMQ's durable queue.
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ class _Queue(Generic[T]):
     """A priority queue of deliveries (higher priority first, FIFO within one)."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Delivery[T]]] = (
-            asyncio.PriorityQueue()
-        )
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Delivery[T]]] = asyncio.PriorityQueue()
         self._counter = itertools.count()
         self.consumers = 0
 

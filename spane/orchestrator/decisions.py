@@ -341,11 +341,11 @@ class NodeStep(LoopSteps):
             return
         node = self.plan.node(message.node_id)
         state = self.view.node(node.id)
-        if state.status == NodeStatus.RUNNING and state.attempt == message.attempt:
-            if node.timeout is not None:
-                self.schedule(
-                    TimerKind.ATTEMPT_TIMEOUT, node.id, message.attempt, self.now + node.timeout
-                )
+        live = state.status == NodeStatus.RUNNING and state.attempt == message.attempt
+        if live and node.timeout is not None:
+            self.schedule(
+                TimerKind.ATTEMPT_TIMEOUT, node.id, message.attempt, self.now + node.timeout
+            )
 
     def on_timer(self, timer: Timer) -> None:
         if timer.kind is TimerKind.EXECUTION_TIMEOUT:

@@ -172,12 +172,11 @@ def _is_free_name(tokens: Sequence[_Token], index: int, bound: Sequence[str]) ->
     name = tokens[index].text
     if (
         name in _LITERAL_WORDS
+        or name in _TYPE_NAMES  # type(x) == int
         or name in bound
         or _is(tokens, index - 1, "punct", ".")  # a field: x.name
         or _is(tokens, index + 1, "punct", "(")  # a function: name(...)
     ):
-        return False
-    if name in _TYPE_NAMES:  # type(x) == int
         return False
     namespaced = (
         name in NAMESPACES
@@ -242,10 +241,7 @@ def reference_scan(source: str) -> tuple[frozenset[str], frozenset[str], frozens
 
 def _key_owner(source: str, key: object) -> str | None:
     """The path (``nodes.validate.output``) whose missing ``key`` the source selects."""
-    try:
-        tokens = list(_tokens(source))
-    except _LexError:  # pragma: no cover - the source compiled, so its literals end
-        return None
+    tokens = list(_tokens(source))  # the source compiled, so this cannot raise
     for index in range(len(tokens)):
         if _member(tokens, index) != key:
             continue
@@ -389,7 +385,10 @@ def _compile(source: str) -> Expression:
     except Exception as exc:  # ValueError from the parser; be generous with the type
         detail = str(exc).removeprefix(f"Failed to parse expression '{source}': ")
         raise ExpressionSyntaxError(f"invalid expression `{source}`: {detail}") from exc
-    scan = _scan(source)
+    try:
+        scan = _scan(source)
+    except _LexError as exc:  # pragma: no cover - CEL parsed it, so its literals end
+        raise ExpressionSyntaxError(f"invalid expression `{source}`: {exc}") from exc
     empty: frozenset[str] = frozenset()
     return Expression(
         source=source,

@@ -26,7 +26,7 @@ from spane.orchestrator.commands import (
     Rejection,
     ScheduleTimer,
 )
-from spane.orchestrator.context import build_context, default_output, gather_data
+from spane.orchestrator.context import build_context, default_output
 from spane.orchestrator.joins import Verdict, join_verdict
 from spane.orchestrator.plan import PORT_ALWAYS, PORT_ERROR, Plan, PlanNode
 from spane.orchestrator.view import ExecutionView
@@ -41,7 +41,6 @@ from spane.schemas.state import (
     NodeStatus,
     Timer,
     TimerKind,
-    WaitReason,
 )
 
 
@@ -303,7 +302,7 @@ class Step(ABC):
                 status=status,
                 output=output,
                 error=error,
-                control=meta.loop_control,  # type: ignore[arg-type]
+                control=meta.loop_control,
             )
             self.commands.append(NotifyParent(message))
 

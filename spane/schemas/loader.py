@@ -39,44 +39,47 @@ _NODE_TAGS = frozenset(
 _UNION_TAGS = frozenset({"cron", "event", "webhook", "named", "at_least"})
 
 
+def _is_tag(loc: Sequence[int | str], index: int, text: str) -> bool:
+    """Whether ``loc[index]`` is a tag pydantic inserted for a tagged union."""
+    part = loc[index]
+    previous = loc[index - 1] if index else None
+    if not isinstance(part, str):
+        return False
+    if part in _NODE_TAGS and isinstance(previous, int) and index >= 2:
+        return loc[index - 2] == "nodes"
+    if part in _UNION_TAGS:
+        return previous == "join" or (isinstance(previous, int) and text.startswith("triggers"))
+    return False
+
+
 def format_location(loc: Sequence[int | str]) -> str:
     """``('nodes', 3, 'function', 'after', 0)`` -> ``nodes[3].after[0]``."""
     text = ""
-    previous: int | str | None = None
-    for part in loc:
+    for index, part in enumerate(loc):
         if isinstance(part, int):
             text += f"[{part}]"
-        elif previous == "nodes" or (isinstance(previous, int) and part in _NODE_TAGS):
-            if part in _NODE_TAGS:
-                previous = part
-                continue
+        elif not _is_tag(loc, index, text):
             text += f".{part}" if text else part
-        elif part in _UNION_TAGS and previous in ("join",) or isinstance(previous, int) and (
-            part in _UNION_TAGS and text.startswith("triggers")
-        ):
-            previous = f"tag:{part}"
-            continue
-        else:
-            text += f".{part}" if text else part
-        previous = part
     return text or "(root)"
 
 
 def problems_from_validation(error: ValidationError) -> list[Problem]:
     """Turn a pydantic error into located problems, dropping derived noise."""
+    items = error.errors(include_url=False)
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
-    for item in error.errors(include_url=False):
-        if item["type"] == "too_short" and item["loc"] == ("nodes",) and len(error.errors()) > 1:
-            continue
+    for item in items:
+        loc = item["loc"]
+        nested = any(other["loc"][: len(loc)] == loc and other["loc"] != loc for other in items)
+        if item["type"] == "too_short" and nested:
+            continue  # a list "too short" only because its items failed
         message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown field"
-        location = format_location(item["loc"])
-        if (location, message) in seen:
-            continue
-        seen.add((location, message))
-        problems.append(Problem(location, message))
+        location = format_location(loc)
+        if (location, message) not in seen:
+            seen.add((location, message))
+            problems.append(Problem(location, message))
     return problems
 
 

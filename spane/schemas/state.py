@@ -7,7 +7,7 @@ argument and never reads a clock.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -167,6 +167,6 @@ class ExecutionMeta(_Record):
     """Extra expression context of a loop iteration (``item``, ``index``)."""
     body: str | None = None
     """Loop iterations: path of the loop node(s) whose inline body this execution runs."""
-    loop_control: str | None = None
+    loop_control: Literal["break", "continue"] | None = None
     """``break`` / ``continue`` when a loop body ended that way."""
     traceparent: str | None = None

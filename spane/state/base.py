@@ -52,9 +52,7 @@ class Applied:
 class StateStore(Protocol):
     """Runtime state of executions, timers, idempotency keys and task claims."""
 
-    async def create(
-        self, view: ExecutionView, event_id: str, commands: Sequence[Command]
-    ) -> bool:
+    async def create(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> bool:
         """Store a new execution; False (and nothing written) if the id exists."""
         ...
 
@@ -66,9 +64,7 @@ class StateStore(Protocol):
         """The recorded outcome if this event was already applied."""
         ...
 
-    async def commit(
-        self, view: ExecutionView, event_id: str, commands: Sequence[Command]
-    ) -> None:
+    async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
         """Persist the view's changes atomically if its revision is current.
 
         Raises :class:`~spane.errors.StateConflictError` when another writer got there

@@ -50,9 +50,7 @@ class MemoryStateStore:
         self._start_keys: dict[tuple[str, str], str] = {}
         self._claims: dict[str, _Claim] = {}
 
-    async def create(
-        self, view: ExecutionView, event_id: str, commands: Sequence[Command]
-    ) -> bool:
+    async def create(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> bool:
         meta = view.meta
         if meta.id in self._executions:
             return False
@@ -74,9 +72,7 @@ class MemoryStateStore:
             return None
         return Applied(entry.applied[event_id])
 
-    async def commit(
-        self, view: ExecutionView, event_id: str, commands: Sequence[Command]
-    ) -> None:
+    async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
         entry = self._executions.get(view.meta.id)
         if entry is None or entry.revision != view.revision:
             raise StateConflictError(f"execution {view.meta.id} changed since it was loaded")

@@ -113,7 +113,7 @@ def evaluate(source: str, context: dict[str, Any] | None = None) -> Any:
         ("type(input.total) == int", True),
     ],
 )
-def test_evaluate(source, expected):
+def test_evaluate(source: str, expected: Any) -> None:
     result = evaluate(source)
     assert result == expected
     assert type(result) is type(expected)
@@ -140,7 +140,9 @@ def test_evaluate(source, expected):
         ("x.y", {"x": object()}, "Conversion Error"),
     ],
 )
-def test_evaluation_errors_name_the_expression(source, context, message):
+def test_evaluation_errors_name_the_expression(
+    source: str, context: dict[str, Any] | None, message: str
+) -> None:
     with pytest.raises(ExpressionEvaluationError) as caught:
         evaluate(source, context)
     assert message in str(caught.value)
@@ -157,7 +159,7 @@ def test_evaluation_errors_name_the_expression(source, context, message):
         ("input.items.exists(i, i.kind == 'pen')", True),
     ],
 )
-def test_evaluate_condition(source, expected):
+def test_evaluate_condition(source: str, expected: Any) -> None:
     assert evaluate_condition(compile_expression(source), CONTEXT) is expected
 
 
@@ -172,12 +174,12 @@ def test_evaluate_condition(source, expected):
         ("data", "map"),
     ],
 )
-def test_evaluate_condition_requires_a_bool(source, kind):
+def test_evaluate_condition_requires_a_bool(source: str, kind: str) -> None:
     with pytest.raises(ExpressionEvaluationError, match=f"must be a boolean, got {kind}$"):
         evaluate_condition(compile_expression(source), CONTEXT)
 
 
-def test_only_what_is_read_is_taken_from_the_context():
+def test_only_what_is_read_is_taken_from_the_context() -> None:
     # CEL converts every value it is given; unrelated (even unconvertible) values are not
     # handed over, and a root read only as ``root.name`` passes just those names.
     junk = object()
@@ -189,7 +191,15 @@ def test_only_what_is_read_is_taken_from_the_context():
         evaluate("size(input)", context)  # the whole input is read, junk included
 
 
-def test_compiled_expressions_are_cached_and_comparable():
+def test_maps_come_back_sorted_by_key() -> None:
+    # CEL maps are unordered (the order changes between evaluations); results are sorted
+    for _ in range(5):
+        assert list(evaluate("{'b': 1, 'c': 2, 'a': {'z': 1, 'y': 2}}")) == ["a", "b", "c"]
+        assert list(evaluate("data.merge({'0': 0})")) == ["0", "a", "b"]
+        assert list(evaluate("{'b': 1, 'a': {'z': 1, 'y': 2}}.a")) == ["y", "z"]
+
+
+def test_compiled_expressions_are_cached_and_comparable() -> None:
     first = compile_expression("input.total > 1")
     assert compile_expression("input.total > 1") is first
     assert first == compile_expression("input.total > 1")
@@ -197,11 +207,14 @@ def test_compiled_expressions_are_cached_and_comparable():
     assert "input.total > 1" in repr(first)
 
 
-def test_known_roots():
-    assert frozenset(
-        {"input", "data", "nodes", "vars", "execution", "item", "index", "signal", "secrets"}
-        | {"event", "iteration"}
-    ) == KNOWN_ROOTS
+def test_known_roots() -> None:
+    assert (
+        frozenset(
+            {"input", "data", "nodes", "vars", "execution", "item", "index", "signal", "secrets"}
+            | {"event", "iteration"}
+        )
+        == KNOWN_ROOTS
+    )
 
 
 # ------------------------------------------------------------------- syntax errors
@@ -211,7 +224,7 @@ def test_known_roots():
     "source",
     ["1 +", "input.", "'unterminated", "a.b.c(", "(1", "x.?y", "has(x)", "   ", ""],
 )
-def test_syntax_errors_name_the_source(source):
+def test_syntax_errors_name_the_source(source: str) -> None:
     with pytest.raises(ExpressionSyntaxError) as caught:
         compile_expression(source)
     message = str(caught.value)
@@ -219,12 +232,12 @@ def test_syntax_errors_name_the_source(source):
     assert isinstance(caught.value, ValueError)
 
 
-def test_syntax_error_keeps_the_parser_text():
+def test_syntax_error_keeps_the_parser_text() -> None:
     with pytest.raises(ExpressionSyntaxError, match="Syntax error: mismatched input"):
         compile_expression("1 +")
 
 
-def test_non_string_source_is_refused():
+def test_non_string_source_is_refused() -> None:
     with pytest.raises(ExpressionSyntaxError, match="must be a string"):
         compile_expression(42)  # type: ignore[arg-type]
 
@@ -271,12 +284,12 @@ def test_non_string_source_is_refused():
         ("event.data.total > 0", {"event"}, set(), set()),
     ],
 )
-def test_references(source, roots, node_refs, var_refs):
+def test_references(source: str, roots: set[str], node_refs: set[str], var_refs: set[str]) -> None:
     expression = compile_expression(source)
     assert expression.roots == roots
     assert expression.node_refs == node_refs
     assert expression.var_refs == var_refs
-    assert reference_scan(source) == (roots, node_refs, var_refs)
+    assert reference_scan(source) == (expression.roots, expression.node_refs, expression.var_refs)
     # everything found is a variable as far as the CEL parser is concerned
     assert expression.roots <= set(cel.compile(source).variables())
 
@@ -322,21 +335,32 @@ def test_references(source, roots, node_refs, var_refs):
             {"amount": "${ input.total }", "currency": "EUR", "${ k }": "${ vars.count }"},
             {"amount": 1500, "currency": "EUR", "${ k }": 3},
         ),
-        (["${ input.name }", 1, None, ["${ vars.limit }", {"x": "${ data.a }"}]],
-         ["Ann", 1, None, [10, {"x": 1}]]),
+        (
+            ["${ input.name }", 1, None, ["${ vars.limit }", {"x": "${ data.a }"}]],
+            ["Ann", 1, None, [10, {"x": 1}]],
+        ),
         (("${ vars.count }", "t"), [3, "t"]),
     ],
 )
-def test_render(value, expected):
+def test_render(value: Any, expected: Any) -> None:
     assert compile_template(value).render(CONTEXT) == expected
 
 
 @pytest.mark.parametrize(
     "value",
-    ["plain", "", 42, 1.5, True, None, ["a", {"b": [1, "c"]}], {"k": {"${ key }": "v"}},
-     "a $ { not } $x {y}"],
+    [
+        "plain",
+        "",
+        42,
+        1.5,
+        True,
+        None,
+        ["a", {"b": [1, "c"]}],
+        {"k": {"${ key }": "v"}},
+        "a $ { not } $x {y}",
+    ],
 )
-def test_static_templates_render_unchanged(value):
+def test_static_templates_render_unchanged(value: Any) -> None:
     template = compile_template(value)
     assert template.is_static
     assert template.expressions == ()
@@ -344,7 +368,7 @@ def test_static_templates_render_unchanged(value):
     assert template.render({}, defer=SECRETS) is value
 
 
-def test_template_expressions_in_order():
+def test_template_expressions_in_order() -> None:
     template = compile_template(
         {"a": "${ input.a } ${ data.b }", "b": ["$${ skipped }", "${ vars.c }"], "c": "x"}
     )
@@ -354,14 +378,14 @@ def test_template_expressions_in_order():
     assert all(isinstance(e, Expression) for e in template.expressions)
 
 
-def test_escape_only_string_is_not_static():
+def test_escape_only_string_is_not_static() -> None:
     template = compile_template("$${ x }")
     assert not template.is_static
     assert template.expressions == ()
     assert template.render({}) == "${ x }"
 
 
-def test_static_parts_are_shared_not_copied():
+def test_static_parts_are_shared_not_copied() -> None:
     static = {"x": [1, 2]}
     rendered = compile_template({"s": static, "d": "${ vars.count }"}).render(CONTEXT)
     assert rendered == {"s": static, "d": 3}
@@ -382,13 +406,13 @@ def test_static_parts_are_shared_not_copied():
         (["${ ( }"], "[0]: "),
     ],
 )
-def test_template_syntax_errors_name_the_part(value, fragment):
+def test_template_syntax_errors_name_the_part(value: Any, fragment: str) -> None:
     with pytest.raises(ExpressionSyntaxError) as caught:
         compile_template(value)
     assert fragment in str(caught.value)
 
 
-def test_template_rendering_errors_name_the_expression():
+def test_template_rendering_errors_name_the_expression() -> None:
     template = compile_template({"a": "total: ${ input.missing + 1 }"})
     with pytest.raises(ExpressionEvaluationError, match=r"`input.missing \+ 1`: no key 'missing'"):
         template.render(CONTEXT)
@@ -423,7 +447,7 @@ FULL = {**CONTEXT, "secrets": {"TOKEN": "s3cr3t", "USER": "ann"}}
         ),
     ],
 )
-def test_defer(value, deferred):
+def test_defer(value: Any, deferred: Any) -> None:
     template = compile_template(value)
     context = {key: item for key, item in FULL.items() if key != "secrets"}
     once = template.render(context, defer=SECRETS)
@@ -432,14 +456,14 @@ def test_defer(value, deferred):
     assert compile_template(once).render(FULL) == template.render(FULL)
 
 
-def test_defer_needs_every_root_deferred():
+def test_defer_needs_every_root_deferred() -> None:
     template = compile_template("${ secrets.TOKEN + input.name }")
     with pytest.raises(ExpressionEvaluationError, match="'secrets' is not available here"):
         template.render(CONTEXT, defer=SECRETS)
 
 
 @given(st.text())
-def test_defer_never_lets_data_inject_an_expression(text):
+def test_defer_never_lets_data_inject_an_expression(text: str) -> None:
     template = compile_template({"a": "${ input.s }", "b": "${ input.s }:${ secrets.TOKEN }"})
     once = template.render({"input": {"s": text}}, defer=SECRETS)
     assert compile_template(once).render({"secrets": {"TOKEN": "t"}}) == {
@@ -451,14 +475,15 @@ def test_defer_never_lets_data_inject_an_expression(text):
 JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 JSON_VALUES = st.recursive(
     JSON_LEAVES,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 @given(JSON_VALUES)
-def test_rendering_a_static_template_returns_it_unchanged(value):
+def test_rendering_a_static_template_returns_it_unchanged(value: Any) -> None:
     template = compile_template(value)
     if template.is_static:
         assert template.render({}) is value
@@ -468,7 +493,7 @@ def test_rendering_a_static_template_returns_it_unchanged(value):
 
 
 @given(JSON_VALUES.filter(lambda value: "${" not in repr(value)))
-def test_values_without_placeholders_are_static(value):
+def test_values_without_placeholders_are_static(value: Any) -> None:
     template = compile_template(value)
     assert template.is_static
     assert template.render(CONTEXT) is value
@@ -491,24 +516,28 @@ def test_values_without_placeholders_are_static(value):
         ("chunk([], 3)", []),
         ("input.tags.chunk(1)", [["x"], ["y"], ["x"]]),
         ("pick(nodes.validate.output, ['score', 'absent'])", {"score": 0.75}),
-        (
-            "group_by(input.items, 'kind').map(k, k)",
-            ["book", "pen"],
-        ),
+        ("keys(group_by(input.items, 'kind'))", ["book", "pen"]),
         (
             "group_by(input.items, 'kind')['book'].map(i, i.sku)",
             ["a", "c"],
         ),
-        ("group_by([{'n': 1}, {'n': 2}, {'n': 1}], 'n')",
-         {"1": [{"n": 1}, {"n": 1}], "2": [{"n": 2}]}),
+        (
+            "group_by([{'n': 1}, {'n': 2}, {'n': 1}], 'n')",
+            {"1": [{"n": 1}, {"n": 1}], "2": [{"n": 2}]},
+        ),
         ("keys(data)", ["a", "b"]),
+        ("keys({'b': 1, 'c': 2, 'a': 3})", ["a", "b", "c"]),
+        ("values({'b': 1, 'c': 2, 'a': 3})", [3, 1, 2]),
+        ("keys({2: 'x', 1: 'y'})", [1, 2]),
         ("values({'x': 1, 'y': [2]})", [1, [2]]),
         ("flatten([[1, 2], [3], [], 4])", [1, 2, 3, 4]),
         ("flatten([[1, [2]], [[3]]])", [1, [2], [3]]),
         ("flatten([[1, [2]], [[3]]], 2)", [1, 2, 3]),
         ("unique(input.tags)", ["x", "y"]),
-        ("unique([1, true, 1.0, 'a', 'a', [1], [1], {'k': 1}, {'k': 1}, null, null])",
-         [1, True, "a", [1], {"k": 1}, None]),
+        (
+            "unique([1, true, 1.0, 'a', 'a', [1], [1], {'k': 1}, {'k': 1}, null, null])",
+            [1, True, "a", [1], {"k": 1}, None],
+        ),
         ("min(input.items.map(i, i.price))", 2.5),
         ("max(input.items.map(i, i.price))", 10),
         ("max(3, 9, 4)", 9),
@@ -528,7 +557,7 @@ def test_values_without_placeholders_are_static(value):
         ("size(input.items)", 3),
     ],
 )
-def test_functions(source, expected):
+def test_functions(source: str, expected: Any) -> None:
     assert evaluate(source) == expected
 
 
@@ -550,15 +579,24 @@ def test_functions(source, expected):
         ("flatten([[1]], -1)", "flatten(): depth must be an int of at least 0"),
     ],
 )
-def test_function_errors(source, message):
+def test_function_errors(source: str, message: str) -> None:
     with pytest.raises(ExpressionEvaluationError) as caught:
         evaluate(source)
     assert message in str(caught.value)
 
 
-def test_spane_functions_are_all_registered():
+def test_spane_functions_are_all_registered() -> None:
     assert set(SPANE_FUNCTIONS) == {
-        "merge", "sum", "min", "max", "chunk", "pick", "group_by", "keys", "values",
-        "flatten", "unique",
+        "merge",
+        "sum",
+        "min",
+        "max",
+        "chunk",
+        "pick",
+        "group_by",
+        "keys",
+        "values",
+        "flatten",
+        "unique",
     }
     assert all(FUNCTIONS[name] is function for name, function in SPANE_FUNCTIONS.items())

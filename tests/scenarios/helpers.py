@@ -1,0 +1,183 @@
+"""Small helpers of the scenario suite: ids, node builders, polling, event recording,
+concurrency probes. Everything here uses only the engine's public API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+from spane import Engine, ExecutionSnapshot, NodeStatus
+from spane.schemas.events import LifecycleEvent
+from spane.schemas.state import NodeState
+
+WAIT = 10.0
+"""Upper bound of every wait in the suite (seconds); tests normally finish far sooner."""
+
+
+def unique_id(prefix: str) -> str:
+    """A workflow id no other test (or earlier run on a shared backend) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def fn(node_id: str, function: str, *after: str, **fields: Any) -> dict[str, Any]:
+    """A ``function`` node."""
+    node: dict[str, Any] = {"id": node_id, "type": "function", "function": function, **fields}
+    if after:
+        node["after"] = list(after)
+    return node
+
+
+def node(node_id: str, node_type: str, *after: str, **fields: Any) -> dict[str, Any]:
+    """A node of any type."""
+    spec: dict[str, Any] = {"id": node_id, "type": node_type, **fields}
+    if after:
+        spec["after"] = list(after)
+    return spec
+
+
+def status_of(snapshot: ExecutionSnapshot, node_id: str) -> NodeStatus:
+    """A node's status; a node never reached may be absent from the snapshot (pending)."""
+    state = snapshot.nodes.get(node_id)
+    return state.status if state is not None else NodeStatus.PENDING
+
+
+def statuses(snapshot: ExecutionSnapshot, *node_ids: str) -> dict[str, NodeStatus]:
+    return {node_id: status_of(snapshot, node_id) for node_id in node_ids}
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = WAIT, interval: float = 0.005, what: str = ""
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        await asyncio.sleep(interval)
+
+
+async def wait_node(
+    engine: Engine,
+    execution_id: str,
+    node_id: str,
+    *wanted: NodeStatus,
+    timeout: float = WAIT,
+) -> NodeState:
+    """Wait until ``node_id`` of the execution is in one of the ``wanted`` statuses."""
+
+    async def reached() -> NodeState | None:
+        snapshot = await engine.status(execution_id)
+        state = snapshot.nodes.get(node_id)
+        if state is not None and state.status in wanted:
+            return state
+        return None
+
+    names = "/".join(str(s) for s in wanted)
+    result: NodeState = await eventually(
+        reached, timeout=timeout, what=f"node {node_id!r} to be {names}"
+    )
+    return result
+
+
+async def wait_status(engine: Engine, execution_id: str, *wanted: str, timeout: float = WAIT) -> None:
+    """Wait until the execution itself is in one of the ``wanted`` statuses."""
+
+    async def reached() -> bool:
+        return (await engine.status(execution_id)).meta.status in wanted
+
+    await eventually(reached, timeout=timeout, what=f"execution to be {'/'.join(wanted)}")
+
+
+class EventLog:
+    """Records lifecycle events received through :meth:`Engine.subscribe`."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, LifecycleEvent]] = []
+
+    @classmethod
+    async def attach(cls, engine: Engine, pattern: str = "#") -> EventLog:
+        log = cls()
+        await engine.subscribe(pattern, log._record)
+        return log
+
+    async def _record(self, routing_key: str, event: LifecycleEvent) -> None:
+        self.events.append((routing_key, event))
+
+    def of(self, execution_id: str) -> list[tuple[str, LifecycleEvent]]:
+        return [(key, event) for key, event in self.events if event.subject == execution_id]
+
+    def keys(self, execution_id: str) -> list[str]:
+        return [key for key, _ in self.of(execution_id)]
+
+    def find(self, execution_id: str, routing_key: str) -> list[LifecycleEvent]:
+        return [event for key, event in self.of(execution_id) if key == routing_key]
+
+    async def wait_for(
+        self, execution_id: str, routing_key: str, *, count: int = 1, timeout: float = WAIT
+    ) -> list[LifecycleEvent]:
+        """Events may trail the state on a distributed backend: wait for them."""
+        found: list[LifecycleEvent] = await eventually(
+            lambda: (
+                found
+                if len(found := self.find(execution_id, routing_key)) >= count
+                else None
+            ),
+            timeout=timeout,
+            what=f"{count} event(s) {routing_key}",
+        )
+        return found
+
+
+class Probe:
+    """Counts how many tasks are inside :meth:`running` at once (async or threads)."""
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.peak = 0
+        self.calls = 0
+        self.spans: list[tuple[float, float]] = []
+        self._lock = threading.Lock()
+
+    def _enter(self) -> float:
+        with self._lock:
+            self.calls += 1
+            self.current += 1
+            self.peak = max(self.peak, self.current)
+        return time.monotonic()
+
+    def _exit(self, started: float) -> None:
+        with self._lock:
+            self.current -= 1
+            self.spans.append((started, time.monotonic()))
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        started = self._enter()
+        try:
+            yield
+        finally:
+            self._exit(started)
+
+    @contextlib.contextmanager
+    def running_sync(self) -> Iterator[None]:
+        started = self._enter()
+        try:
+            yield
+        finally:
+            self._exit(started)
+
+
+async def within(awaitable: Awaitable[Any], timeout: float = WAIT) -> Any:
+    """Await with a bound, so a hanging scenario fails instead of stalling the suite."""
+    return await asyncio.wait_for(awaitable, timeout)
