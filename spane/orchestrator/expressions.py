@@ -497,21 +497,24 @@ class _Mixed:
                 part if isinstance(part, str) else _as_text(part.expression.evaluate(context))
                 for part in self.parts
             )
-        pieces: list[str] = []
-        run: list[str] = []
+        runs = [""]  # the text around the deferred parts, which are kept as written
+        kept: list[str] = []
         for part in self.parts:
             if isinstance(part, str):
-                run.append(part)
+                runs[-1] += part
             elif not _deferred(part.expression, defer):
-                run.append(_as_text(part.expression.evaluate(context)))
+                runs[-1] += _as_text(part.expression.evaluate(context))
             else:
-                text = _escape("".join(run))
-                if text.endswith("$"):  # "$" + "${" would read as the escape "$${"
-                    text = text[:-1] + "${ '$' }"
-                pieces += (text, part.text)
-                run.clear()
-        pieces.append(_escape("".join(run)))
-        return "".join(pieces)
+                kept.append(part.text)
+                runs.append("")
+        texts = [_escape(run) for run in runs]
+        for index in range(len(kept)):  # "$" + "${" would read as the escape "$${"
+            dollars = len(texts[index]) - len(texts[index].rstrip("$"))
+            if dollars:
+                texts[index] = texts[index][:-dollars] + f"${{ '{'$' * dollars}' }}"
+        if len(kept) == 1 and not "".join(texts).strip():  # would read as one whole ${ }
+            texts[-1] += "${ '' }"
+        return "".join(text + part for text, part in zip(texts, [*kept, ""], strict=True))
 
     def expressions(self) -> Iterator[Expression]:
         return (part.expression for part in self.parts if isinstance(part, _Part))

@@ -1,0 +1,320 @@
+"""Graphs of task nodes: chains, fan-out/fan-in, diamonds, parallelism and its limits
+(DESIGN §2 "Edges and ports", "Outcome of an execution", max_concurrency)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from spane import ExecutionStatus, NodeStatus, TaskRegistry
+
+from .helpers import Probe, fn, node, statuses, unique_id, wait_node, within
+
+
+async def test_linear_chain_runs_in_order_and_passes_outputs(make_engine):
+    reg = TaskRegistry()
+    calls: list[str] = []
+
+    @reg.task("append")
+    async def append(data, ctx):
+        calls.append(ctx.node_id)
+        return {"path": [*data["path"], ctx.node_id]}
+
+    engine = await make_engine(reg)
+    wf = unique_id("chain")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                fn("a", "append"),
+                fn("b", "append", "a"),
+                fn("c", "append", "b"),
+                fn("d", "append", "c"),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, {"path": []}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.error is None
+    assert result.output == {"path": ["a", "b", "c", "d"]}
+    assert calls == ["a", "b", "c", "d"]
+    snapshot = await engine.status(result.execution_id)
+    assert snapshot.meta.status == ExecutionStatus.SUCCEEDED
+    assert snapshot.meta.workflow_id == wf
+    assert snapshot.meta.input == {"path": []}
+    assert snapshot.meta.output == result.output
+    for node_id in "abcd":
+        state = snapshot.nodes[node_id]
+        assert state.status == NodeStatus.SUCCEEDED
+        assert state.attempt == 1
+        assert state.error is None
+    assert snapshot.nodes["b"].input == {"path": ["a"]}
+    assert snapshot.nodes["d"].output == {"path": ["a", "b", "c", "d"]}
+
+
+async def test_fan_out_branches_run_at_the_same_time(make_engine):
+    reg = TaskRegistry()
+    barrier = asyncio.Barrier(3)
+    probe = Probe()
+
+    @reg.task("split")
+    async def split(data):
+        return {"value": data["value"]}
+
+    @reg.task("branch")
+    async def branch(data, ctx):
+        async with probe.running():
+            # Only passes when all three branches are inside at once.
+            async with asyncio.timeout(5):
+                await barrier.wait()
+            await asyncio.sleep(0.02)
+        return {ctx.node_id: data["value"]}
+
+    @reg.task("gather")
+    async def gather(data):
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("fan")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                fn("split", "split"),
+                fn("b1", "branch", "split"),
+                fn("b2", "branch", "split"),
+                fn("b3", "branch", "split"),
+                fn("join", "gather", "b1", "b2", "b3"),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, {"value": 7}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == {"b1": {"b1": 7}, "b2": {"b2": 7}, "b3": {"b3": 7}}
+    assert probe.peak == 3
+    latest_start = max(start for start, _ in probe.spans)
+    earliest_end = min(end for _, end in probe.spans)
+    assert latest_start < earliest_end, "branches did not overlap in time"
+
+
+async def test_diamond_runs_the_join_once_with_both_outputs(make_engine):
+    reg = TaskRegistry()
+    joined: list[object] = []
+
+    @reg.task("double")
+    async def double(data):
+        await asyncio.sleep(0.01)
+        return data * 2
+
+    @reg.task("triple")
+    async def triple(data):
+        return data * 3
+
+    @reg.task("join")
+    async def join(data):
+        joined.append(data)
+        return data["left"] + data["right"]
+
+    engine = await make_engine(reg)
+    wf = unique_id("diamond")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node("start", "noop"),
+                fn("left", "double", "start"),
+                fn("right", "triple", "start"),
+                fn("sum", "join", "left", "right"),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, 5, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == 25
+    assert joined == [{"left": 10, "right": 15}]
+
+
+async def test_bench_w3_diamond_respects_every_dependency(make_engine):
+    """The 10-node DAG of bench W3: a -> b,c,d; b,c -> e; d -> f; e,f -> g; g -> h,i; h,i -> j."""
+    reg = TaskRegistry()
+    finished: dict[str, float] = {}
+    started: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    @reg.task("step")
+    async def step(data, ctx):
+        started[ctx.node_id] = time.monotonic()
+        counts[ctx.node_id] = counts.get(ctx.node_id, 0) + 1
+        await asyncio.sleep(0.005)
+        finished[ctx.node_id] = time.monotonic()
+        return ctx.node_id
+
+    parents = {
+        "a": [],
+        "b": ["a"],
+        "c": ["a"],
+        "d": ["a"],
+        "e": ["b", "c"],
+        "f": ["d"],
+        "g": ["e", "f"],
+        "h": ["g"],
+        "i": ["g"],
+        "j": ["h", "i"],
+    }
+    engine = await make_engine(reg)
+    wf = unique_id("w3")
+    await engine.register(
+        {"id": wf, "nodes": [fn(n, "step", *after) for n, after in parents.items()]}
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == "j"
+    assert counts == dict.fromkeys(parents, 1)
+    for child, after in parents.items():
+        for parent in after:
+            assert finished[parent] <= started[child], f"{child} started before {parent} ended"
+
+
+async def test_several_roots_all_receive_the_input_and_leaves_form_the_output(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("tag")
+    async def tag(data, ctx):
+        return {"node": ctx.node_id, "got": data}
+
+    engine = await make_engine(reg)
+    wf = unique_id("roots")
+    await engine.register({"id": wf, "nodes": [fn("x", "tag"), fn("y", "tag")]})
+
+    result = await engine.run(wf, {"k": 1}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == {
+        "x": {"node": "x", "got": {"k": 1}},
+        "y": {"node": "y", "got": {"k": 1}},
+    }
+
+
+async def test_many_executions_run_side_by_side_without_mixing_data(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("square")
+    async def square(data):
+        await asyncio.sleep(0.01)
+        return data * data
+
+    @reg.task("plus_one")
+    async def plus_one(data):
+        return data + 1
+
+    engine = await make_engine(reg)
+    wf = unique_id("many")
+    await engine.register(
+        {"id": wf, "nodes": [fn("sq", "square"), fn("inc", "plus_one", "sq")]}
+    )
+
+    results = await within(
+        asyncio.gather(*(engine.run(wf, n, timeout=10) for n in range(20)))
+    )
+
+    assert [r.status for r in results] == [ExecutionStatus.SUCCEEDED] * 20
+    assert [r.output for r in results] == [n * n + 1 for n in range(20)]
+    assert len({r.execution_id for r in results}) == 20
+
+
+async def test_max_concurrency_bounds_the_tasks_running_at_once(make_engine):
+    reg = TaskRegistry()
+    probe = Probe()
+
+    @reg.task("work")
+    async def work(data):
+        async with probe.running():
+            await asyncio.sleep(0.03)
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("limit")
+    await engine.register(
+        {
+            "id": wf,
+            "max_concurrency": 2,
+            "nodes": [fn(f"t{i}", "work") for i in range(6)],
+        }
+    )
+
+    result = await engine.run(wf, 1, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert probe.calls == 6
+    assert probe.peak == 2
+    snapshot = await engine.status(result.execution_id)
+    assert set(statuses(snapshot, *(f"t{i}" for i in range(6))).values()) == {
+        NodeStatus.SUCCEEDED
+    }
+
+
+async def test_max_concurrency_is_per_execution(make_engine):
+    reg = TaskRegistry()
+    probe = Probe()
+    gate = asyncio.Event()
+
+    @reg.task("hold")
+    async def hold(data):
+        async with probe.running():
+            async with asyncio.timeout(5):
+                await gate.wait()
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("per-exec")
+    await engine.register({"id": wf, "max_concurrency": 1, "nodes": [fn("a", "hold")]})
+
+    first = await engine.start(wf, 1)
+    second = await engine.start(wf, 2)
+    await wait_node(engine, first, "a", NodeStatus.RUNNING)
+    await wait_node(engine, second, "a", NodeStatus.RUNNING)
+    assert probe.current == 2
+    gate.set()
+
+    assert (await engine.wait(first, 10)).output == 1
+    assert (await engine.wait(second, 10)).output == 2
+
+
+async def test_max_executions_queues_extra_executions_until_a_slot_frees(make_engine):
+    """DESIGN §2: ``max_executions`` = max concurrently running executions of a workflow."""
+    reg = TaskRegistry()
+    probe = Probe()
+    gate = asyncio.Event()
+
+    @reg.task("hold")
+    async def hold(data):
+        async with probe.running():
+            async with asyncio.timeout(5):
+                await gate.wait()
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("max-exec")
+    await engine.register({"id": wf, "max_executions": 1, "nodes": [fn("a", "hold")]})
+
+    first = await engine.start(wf, 1)
+    second = await engine.start(wf, 2)
+    await wait_node(engine, first, "a", NodeStatus.RUNNING)
+    await asyncio.sleep(0.1)
+    try:
+        assert probe.current == 1, "a second execution ran despite max_executions: 1"
+        assert (await engine.status(second)).meta.status == ExecutionStatus.PENDING
+    finally:
+        gate.set()
+
+    assert (await engine.wait(first, 10)).status == ExecutionStatus.SUCCEEDED
+    assert (await engine.wait(second, 10)).status == ExecutionStatus.SUCCEEDED
+    assert probe.peak == 1
