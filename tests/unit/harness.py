@@ -55,7 +55,7 @@ class Harness:
         self.rejections: list[str] = []
 
     # ------------------------------------------------------------- driving
-    def start(self, input: Any = None) -> Harness:  # noqa: A002
+    def start(self, input: Any = None) -> Harness:
         start = StartExecution(execution_id="e1", workflow_id=self.plan.workflow_id, input=input)
         self.view, decision = begin(self.plan, start, self.now)
         self._absorb(decision.commands)

@@ -92,7 +92,8 @@ def test_retry_is_a_durable_timer_with_backoff() -> None:
     meta = h.run()
     assert meta.status == ExecutionStatus.FAILED
     assert h.node("a").attempt == 3
-    assert meta.error is not None and meta.error.attempt == 3
+    assert meta.error is not None
+    assert meta.error.attempt == 3
 
 
 def test_non_retryable_failure_skips_the_retry_policy() -> None:
@@ -149,7 +150,8 @@ def test_unhandled_failure_cancels_siblings_and_runs_finally() -> None:
     h.tasks = type(h.tasks)(t for t in h.tasks if t.node_id == "fin")
     meta = h.run()
     assert meta.status == ExecutionStatus.FAILED
-    assert meta.error is not None and meta.error.node_id == "bad"
+    assert meta.error is not None
+    assert meta.error.node_id == "bad"
     assert h.node("fin").status == NodeStatus.SUCCEEDED
     assert h.node("after_slow").status == NodeStatus.SKIPPED
 
@@ -174,7 +176,8 @@ def test_cancel_runs_no_always_branch() -> None:
     h.start()
     h.send(CancelCommand(execution_id="e1", reason="operator"))
     assert h.meta.status == ExecutionStatus.CANCELLED
-    assert h.meta.error is not None and h.meta.error.message == "operator"
+    assert h.meta.error is not None
+    assert h.meta.error.message == "operator"
     assert h.node("fin").status == NodeStatus.PENDING
     h.send(CancelCommand(execution_id="e1"))
     assert h.rejections == ["execution e1 is already cancelled"]
@@ -238,4 +241,5 @@ def test_random_dags_settle_every_node_exactly_once_and_terminate(workflow, flag
         assert meta.unsettled == 0
     else:
         assert meta.error is not None
-        assert not meta.active and not meta.queue
+        assert not meta.active
+        assert not meta.queue
