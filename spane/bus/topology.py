@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 TASKS_EXCHANGE = "spane.tasks"
@@ -17,6 +18,66 @@ CANCEL_EXCHANGE = "spane.cancellations"
 
 def task_queue(task_type: str) -> str:
     return f"{TASKS_EXCHANGE}.{task_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Every exchange and queue name of one namespace (``Settings.namespace``).
+
+    The default namespace ``spane`` gives the names of DESIGN §4 (the module-level
+    constants above); another prefix lets several installations or test runs share a
+    broker without seeing each other's messages.
+    """
+
+    namespace: str = "spane"
+
+    @property
+    def tasks_exchange(self) -> str:
+        """Direct exchange; routing key = task type."""
+        return f"{self.namespace}.tasks"
+
+    def task_queue(self, task_type: str) -> str:
+        """Durable quorum queue of one task type (one worker pool)."""
+        return f"{self.namespace}.tasks.{task_type}"
+
+    @property
+    def orchestrator_exchange(self) -> str:
+        """Direct exchange of the orchestrator inbox (routing key ``""``)."""
+        return f"{self.namespace}.orchestrator"
+
+    @property
+    def orchestrator_queue(self) -> str:
+        """Durable quorum queue: results, heartbeats, timers, children, commands."""
+        return f"{self.namespace}.orchestrator"
+
+    @property
+    def triggers_exchange(self) -> str:
+        """Topic exchange for trigger events (routing key = event type)."""
+        return f"{self.namespace}.triggers"
+
+    @property
+    def events_exchange(self) -> str:
+        """Topic exchange for lifecycle events (CloudEvents)."""
+        return f"{self.namespace}.events"
+
+    @property
+    def dlx(self) -> str:
+        """Fanout dead-letter exchange of every SPANE queue."""
+        return f"{self.namespace}.dlx"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        """Durable queue bound to :attr:`dlx`: poison and undecodable messages."""
+        return f"{self.namespace}.dead-letters"
+
+    @property
+    def cancellations_exchange(self) -> str:
+        """Fanout exchange broadcasting task cancellations to every worker."""
+        return f"{self.namespace}.cancellations"
+
+    def private_queue(self, purpose: str, token: str) -> str:
+        """Name of a per-process exclusive queue (event subscription, cancellations)."""
+        return f"{self.namespace}.{purpose}.{token}"
 
 
 @lru_cache(maxsize=1024)

@@ -39,6 +39,7 @@ from spane.schemas.messages import (
     CancelCommand,
     ChildFinished,
     InboxMessage,
+    SignalCommand,
     StartExecution,
     TaskMessage,
     TimerFired,
@@ -154,6 +155,12 @@ class OrchestratorService:
         message = delivery.message
         if isinstance(message, StartExecution):
             return await self._start(message)
+        if isinstance(message, SignalCommand):
+            problem = check_value(
+                message.data, what="signal payload", schema=None, max_bytes=self.max_value_bytes
+            )
+            if problem is not None:
+                return [], _error(problem)
         eid = event_id(message, delivery.message_id)
         for _ in range(MAX_CONFLICT_RETRIES):
             view = await self.state.load(message.execution_id)

@@ -1,0 +1,158 @@
+"""The Lua scripts of :class:`~spane.state.redis.RedisStateStore`, one atomic step each.
+
+Every script's contract (KEYS, ARGV, reply) is written above it. Floats travel as
+Python ``repr`` strings so no precision is lost in Lua's number formatting.
+"""
+
+from __future__ import annotations
+
+_WRITE_EXECUTION = """
+local function hset_pairs(key, first)
+  for i = first, #ARGV, 1000 do
+    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+end
+
+local function record_applied(applied, log, event_id, commands, max_applied)
+  if redis.call('HSET', applied, event_id, commands) == 1 then
+    local size = redis.call('RPUSH', log, event_id)
+    if size > max_applied then
+      local dropped = redis.call('LPOP', log, size - max_applied)
+      redis.call('HDEL', applied, unpack(dropped))
+    end
+  end
+end
+
+local function expire_execution(ms)
+  if ms ~= '0' then
+    for i = 1, 4 do
+      redis.call('PEXPIRE', KEYS[i], ms)
+    end
+  end
+end
+"""
+
+CREATE = (
+    _WRITE_EXECUTION
+    + """
+-- KEYS: meta, nodes, applied, applied-log, executions index, workflow executions index
+-- ARGV: meta JSON, event id, commands JSON, max applied, expire ms ('0' = keep),
+--       created_at, execution id, then node id / NodeState JSON pairs
+-- Reply: 0 if the execution exists (nothing written), else 1.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'revision', 1)
+hset_pairs(KEYS[2], 8)
+record_applied(KEYS[3], KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
+redis.call('ZADD', KEYS[6], ARGV[6], ARGV[7])
+expire_execution(ARGV[5])
+return 1
+"""
+)
+
+COMMIT = (
+    _WRITE_EXECUTION
+    + """
+-- KEYS: meta, nodes, applied, applied-log
+-- ARGV: expected revision, meta JSON, event id, commands JSON, max applied,
+--       expire ms ('0' = keep), then node id / NodeState JSON pairs
+-- Reply: the new revision, or -1 (nothing written) if the stored revision differs
+--        from the expected one or the execution does not exist.
+local current = redis.call('HGET', KEYS[1], 'revision')
+if not current or current ~= ARGV[1] then
+  return -1
+end
+redis.call('HSET', KEYS[1], 'meta', ARGV[2])
+local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
+hset_pairs(KEYS[2], 7)
+record_applied(KEYS[3], KEYS[4], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+expire_execution(ARGV[6])
+return revision
+"""
+)
+
+LIST_EXECUTIONS = """
+-- KEYS: the index to read (zset by created_at), the global index
+-- ARGV: limit, meta key prefix, meta key suffix (prefix .. id .. suffix = meta key)
+-- Reply: up to `limit` ExecutionMeta JSON strings, newest first. Ids whose meta has
+--        expired are removed from both indexes on the way.
+-- The meta keys are derived from the index, so this script is for a single Redis node.
+local limit = tonumber(ARGV[1])
+local found = {}
+local start = 0
+while #found < limit do
+  local ids = redis.call('ZREVRANGE', KEYS[1], start, start + limit - 1)
+  local stale = 0
+  for _, id in ipairs(ids) do
+    local meta = redis.call('HGET', ARGV[2] .. id .. ARGV[3], 'meta')
+    if not meta then
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+      stale = stale + 1
+    elseif #found < limit then
+      found[#found + 1] = meta
+    end
+  end
+  if #ids < limit then
+    break
+  end
+  start = start + #ids - stale
+end
+return found
+"""
+
+CLAIM_TIMERS = """
+-- KEYS: timers zset, timer-data hash
+-- ARGV: now, limit, lease end (now + lease)
+-- Reply: the JSON of up to `limit` timers scored <= now. Each is re-scored to the
+--        lease end, so it is due again then unless acknowledged (its claimer died).
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local claimed = {}
+for _, id in ipairs(ids) do
+  local data = redis.call('HGET', KEYS[2], id)
+  if data then
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    claimed[#claimed + 1] = data
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return claimed
+"""
+
+ACK_TIMERS = """
+-- KEYS: timers zset, timer-data hash
+-- ARGV: timer id / claimed Timer JSON pairs
+-- Reply: how many timers were removed. A timer whose stored JSON differs from the
+--        claimed one was re-scheduled since the claim and stays.
+local removed = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
+CLAIM_TASK = """
+-- KEYS: the task's claim hash {worker, expires_at, result}
+-- ARGV: worker id, now, lease end (now + lease), key TTL in ms
+-- Reply: {'finished', TaskResult JSON} when a result is stored; {'running', worker}
+--        when another worker's claim is still live; else {'claimed'} after taking
+--        (or renewing) the claim.
+local claim = redis.call('HMGET', KEYS[1], 'worker', 'expires_at', 'result')
+if claim[3] then
+  return {'finished', claim[3]}
+end
+if claim[1] and claim[1] ~= ARGV[1] and tonumber(claim[2]) > tonumber(ARGV[2]) then
+  return {'running', claim[1]}
+end
+redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'expires_at', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {'claimed'}
+"""
