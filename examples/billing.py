@@ -20,7 +20,12 @@ async def price(customer: dict[str, Any]) -> dict[str, Any]:
     extra_seats = max(0, int(customer.get("seats", 1)) - 1)
     net = base + (extra_seats * SEAT_PRICE_CENTS if base else 0)
     vat = round(net * VAT_RATES.get(customer.get("country", "DE"), 0.19))
-    return {"customer": customer["id"], "net_cents": net, "vat_cents": vat, "total_cents": net + vat}
+    return {
+        "customer": customer["id"],
+        "net_cents": net,
+        "vat_cents": vat,
+        "total_cents": net + vat,
+    }
 
 
 @spane.task("billing.send")

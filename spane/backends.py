@@ -9,6 +9,7 @@ says what to set or install.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from spane.bus.base import Bus
 from spane.bus.memory import MemoryBus
@@ -40,6 +41,12 @@ def missing_urls(settings: Settings) -> list[str]:
         ("SPANE_MONGODB_URL", settings.mongodb_url),
     ]
     return [name for name, value in pairs if not value]
+
+
+def mongo_database(url: str, namespace: str) -> str:
+    """The database named in the URL's path, else the namespace."""
+    path = urlsplit(url).path.strip("/")
+    return path or namespace
 
 
 async def open_backends(
@@ -76,7 +83,9 @@ async def _open_distributed(settings: Settings, process: str) -> Backends:
     state = RedisStateStore(
         settings.redis_url, namespace=settings.namespace, retention=settings.retention
     )
-    definitions = MongoDefinitionStore(settings.mongodb_url)
+    definitions = MongoDefinitionStore(
+        settings.mongodb_url, database=mongo_database(settings.mongodb_url, settings.namespace)
+    )
     try:
         await bus.connect()
         await state.connect()

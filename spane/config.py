@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     mongodb_url: str | None = None
     """MongoDB, e.g. ``mongodb://localhost:27017/spane``."""
     namespace: str = Field(default="spane", pattern=r"^[a-z][a-z0-9\-_]*$")
-    """Prefix of Redis keys and RabbitMQ exchange/queue names; MongoDB database name."""
+    """Prefix of Redis keys and RabbitMQ names; the MongoDB database unless the URL names one."""
     retention: float = Field(default=7 * 86400, gt=0)
     """Seconds a finished execution's runtime state stays in Redis (it is archived)."""
     log_level: str = "INFO"

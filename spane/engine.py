@@ -119,6 +119,8 @@ class Engine:
 
     async def open(self) -> None:
         await self.bus.connect()
+        await self.state.connect()
+        await self.definitions.connect()
         self._subscriptions.append(
             await self.bus.subscribe_events("execution.#", self._on_execution_event)
         )

@@ -79,7 +79,8 @@ class NodeStep(LoopSteps):
                 return
         if node.input is not None:
             try:
-                data = node.input.render(context, defer=SECRETS)
+                defer = SECRETS if node.kind is NodeKind.TASK else frozenset()
+                data = node.input.render(context, defer=defer)
             except ExpressionError as exc:
                 self.fail_now(node, expression_failure(node, "input", exc))
                 return
@@ -221,6 +222,7 @@ class NodeStep(LoopSteps):
             type=node.type,
             attempt=attempt,
             input=data,
+            input_template=node.input is not None,
             function=getattr(node.spec, "function", None),
             request=rendered.get("request"),
             expect=rendered.get("expect"),

@@ -8,10 +8,10 @@ definition can be checked at registration and a context built with only what is 
 plain JSON-like Python values.
 
 ``compile_template(value)`` compiles a JSON-like value whose strings may hold
-``${ expr }`` parts. A string that is exactly one ``${ expr }`` renders to the value with
-its type; a string mixing text and parts renders to a string (``null``, ``true``,
-``false``, compact JSON for lists and maps). ``$${`` is a literal ``${`` and cannot be
-followed by an expression: write ``${ '$' }${ expr }`` for a literal ``$`` before one.
+``${ expr }`` parts. A string that is exactly one ``${ expr }`` (blanks around it allowed)
+renders to the value with its type; a string mixing text and parts renders to a string
+(``null``, ``true``, ``false``, compact JSON for lists and maps). ``$${`` is a literal
+``${``, so no expression can follow a literal ``$``: write ``${ '$' }${ expr }``.
 
 ``render(context, defer={"secrets"})`` keeps the parts that read only deferred names as
 ``${ ... }`` text for a later stage (the worker, which alone sees secrets). Its result is
@@ -19,7 +19,12 @@ then itself a template: every other ``${`` — from literal text or from evaluat
 escaped as ``$${``, so that rendering the result again gives exactly the intended value
 and data can never smuggle in an expression (``"${ secrets.X }"`` in a user's input stays
 text). The later stage must therefore render a deferred result again, with the deferred
-names in its context.
+names in its context. (Two more rewrites keep that exact: a ``$`` just before a deferred
+part becomes ``${ '$' }``, and a string left as one deferred part among blanks gets
+``${ '' }`` so that it stays a string.)
+
+CEL maps have no order, and CEL does not mix ints and doubles in arithmetic
+(``1 + 2.5`` fails; ``double(1) + 2.5`` works); see :mod:`spane.orchestrator.functions`.
 
 Evaluation calls only Python code registered in :mod:`spane.orchestrator.functions`.
 """

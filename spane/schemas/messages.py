@@ -29,6 +29,10 @@ class TaskMessage(_Message):
     type: str
     attempt: int
     input: Any = None
+    input_template: bool = False
+    """The input was rendered from the node's ``input:`` with ``${ secrets.* }`` deferred
+    (and other ``${`` escaped): the worker renders it once more. Raw upstream data is
+    never rendered, so data can never smuggle in an expression."""
     function: str | None = None
     request: dict[str, Any] | None = None
     expect: dict[str, Any] | None = None

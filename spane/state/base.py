@@ -52,6 +52,10 @@ class Applied:
 class StateStore(Protocol):
     """Runtime state of executions, timers, idempotency keys and task claims."""
 
+    async def connect(self) -> None:
+        """Open connections and load scripts (idempotent)."""
+        ...
+
     async def create(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> bool:
         """Store a new execution; False (and nothing written) if the id exists."""
         ...
@@ -110,7 +114,12 @@ class StateStore(Protocol):
 
 
 class DefinitionStore(Protocol):
-    """Versioned workflow definitions and the archive of finished executions."""
+    """Versioned workflow definitions, the archive of finished executions (a
+    JSON-serialisable dict per execution) and dead letters."""
+
+    async def connect(self) -> None:
+        """Open connections and create indexes (idempotent)."""
+        ...
 
     async def register(self, spec: WorkflowSpec, checksum: str, now: float) -> WorkflowRecord:
         """Same content as the latest version -> that version; else version + 1."""
@@ -121,11 +130,19 @@ class DefinitionStore(Protocol):
         ...
 
     async def list_workflows(self) -> list[WorkflowRecord]:
-        """The latest version of every workflow."""
+        """The latest version of every workflow, sorted by workflow id."""
         ...
 
     async def archive(self, execution: dict[str, Any]) -> None: ...
 
     async def get_archived(self, execution_id: str) -> dict[str, Any] | None: ...
+
+    async def record_dead_letter(self, entry: dict[str, Any]) -> None:
+        """Keep a message that could not be processed, with the reason."""
+        ...
+
+    async def list_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first."""
+        ...
 
     async def close(self) -> None: ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +49,9 @@ class MemoryStateStore:
         self._heap: list[tuple[float, str]] = []
         self._start_keys: dict[tuple[str, str], str] = {}
         self._claims: dict[str, _Claim] = {}
+
+    async def connect(self) -> None:
+        return None
 
     async def create(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> bool:
         meta = view.meta
@@ -165,9 +168,13 @@ class MemoryStateStore:
 class MemoryDefinitionStore:
     """:class:`~spane.state.base.DefinitionStore` in process memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_dead_letters: int = 10_000) -> None:
         self._versions: dict[str, list[WorkflowRecord]] = {}
         self._archive: dict[str, dict[str, Any]] = {}
+        self._dead_letters: deque[dict[str, Any]] = deque(maxlen=max_dead_letters)
+
+    async def connect(self) -> None:
+        return None
 
     async def register(self, spec: WorkflowSpec, checksum: str, now: float) -> WorkflowRecord:
         versions = self._versions.setdefault(spec.id, [])
@@ -196,13 +203,19 @@ class MemoryDefinitionStore:
         return versions[version - 1]
 
     async def list_workflows(self) -> list[WorkflowRecord]:
-        return [versions[-1] for versions in self._versions.values()]
+        return [self._versions[key][-1] for key in sorted(self._versions)]
 
     async def archive(self, execution: dict[str, Any]) -> None:
         self._archive[str(execution["id"])] = execution
 
     async def get_archived(self, execution_id: str) -> dict[str, Any] | None:
         return self._archive.get(execution_id)
+
+    async def record_dead_letter(self, entry: dict[str, Any]) -> None:
+        self._dead_letters.append(dict(entry))
+
+    async def list_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(reversed(self._dead_letters))[: max(limit, 0)]
 
     async def close(self) -> None:
         return None

@@ -237,7 +237,7 @@ class Worker:
         if self.pool == "http":
             assert self._http is not None
             return await self._http.run(task, self.secrets)
-        data = resolve_secrets(task.input, self.secrets)
+        data = resolve_secrets(task.input, self.secrets) if task.input_template else task.input
         if self.pool == "function":
             handler = self.registry.function(task.function or "")
             return await handler.call(data, None, context, self._executor)

@@ -237,7 +237,7 @@ async def test_fail_node_without_error_port_fails_the_execution(make_engine):
             "nodes": [
                 fn("check", "record"),
                 node("reject", "fail", "check", error="order ${ input.id } rejected"),
-                fn("never", "record", "reject.always"),
+                fn("tidy", "record", "reject.always"),
             ],
         }
     )
@@ -250,7 +250,7 @@ async def test_fail_node_without_error_port_fails_the_execution(make_engine):
     assert result.error.message == "order 42 rejected"
     assert result.error.node_id == "reject"
     # .always successors of a fail node run as finally branches
-    assert "never" in calls
+    assert "tidy" in calls
     await events.wait_for(result.execution_id, f"execution.{wf}.failed")
     [failed] = events.find(result.execution_id, f"node.{wf}.reject.failed")
     assert failed.data["error"]["message"] == "order 42 rejected"

@@ -36,6 +36,7 @@ CONTEXT: dict[str, Any] = {
         "flag": True,
         "nothing": None,
         "text": "${ secrets.TOKEN }",
+        "empty": "",
     },
     "nodes": {
         "validate": {"output": {"valid": True, "score": 0.75}, "status": "succeeded"},
@@ -441,6 +442,9 @@ FULL = {**CONTEXT, "secrets": {"TOKEN": "s3cr3t", "USER": "ann"}}
         ("$${ lit }", "$${ lit }"),
         # a "$" just before a deferred part would read as the escape "$${"
         ("${ '$' }${ secrets.TOKEN }", "${ '$' }${ secrets.TOKEN }"),
+        ("${ '$$' }${ secrets.TOKEN }", "${ '$$' }${ secrets.TOKEN }"),
+        # a string made of one deferred part and blanks would read as one whole ${ }
+        ("${ input.empty } ${ secrets.TOKEN }", " ${ secrets.TOKEN }${ '' }"),
         (
             {"h": {"Authorization": "Bearer ${ secrets.TOKEN }"}, "n": "${ vars.count }"},
             {"h": {"Authorization": "Bearer ${ secrets.TOKEN }"}, "n": 3},
@@ -470,6 +474,26 @@ def test_defer_never_lets_data_inject_an_expression(text: str) -> None:
         "a": text,
         "b": f"{text}:t",
     }
+
+
+TEMPLATE_PIECES = st.sampled_from(
+    ["${ input.s }", "${ secrets.TOKEN }", "${ size(secrets.TOKEN) }", "${ '$' }", "${ 2 }"]
+) | st.sampled_from(["$${", "$", "$$", "{", "}", " ", "x"])
+
+
+@given(st.lists(TEMPLATE_PIECES, max_size=8), st.text(alphabet="${} x", max_size=6))
+def test_rendering_a_deferred_result_again_gives_the_full_result(
+    pieces: list[str], text: str
+) -> None:
+    try:
+        template = compile_template("".join(pieces))
+        expected = template.render({"input": {"s": text}, "secrets": {"TOKEN": "t"}})
+    except ExpressionError:  # e.g. "${" + "x}": an unknown name
+        return
+    once = template.render({"input": {"s": text}}, defer=SECRETS)
+    twice = compile_template(once).render({"secrets": {"TOKEN": "t"}})
+    assert twice == expected
+    assert type(twice) is type(expected)
 
 
 JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()

@@ -1,0 +1,660 @@
+"""The RabbitMQ adapter of the :class:`~spane.bus.base.Bus` protocol (aio-pika).
+
+Topology (DESIGN §4), every name prefixed by the namespace (``spane`` by default)::
+
+    {ns}.tasks          direct  -- <type> -->  {ns}.tasks.<type>   quorum, one per pool
+    {ns}.orchestrator   direct  -- ""     -->  {ns}.orchestrator   quorum, the inbox
+    {ns}.triggers       topic   (trigger events; consumed by the trigger router)
+    {ns}.events         topic   -- <pattern> -> exclusive queue per subscription
+    {ns}.cancellations  fanout  --> exclusive queue per subscribing process
+    {ns}.dlx            fanout  --> {ns}.dead-letters              quorum
+
+Quorum queues carry ``x-delivery-limit`` and ``x-dead-letter-exchange`` (at-least-once
+dead-lettering), so a message that keeps failing ends in ``{ns}.dead-letters`` instead
+of looping forever. A task queue is declared both by the pool consuming it and by the
+first publication to that type, so tasks wait for a pool that starts later.
+
+Publishing goes through one channel with publisher confirms; the confirms of a batch
+are awaited together (``asyncio.gather``), tasks and inbox messages are ``mandatory``
+(an unroutable message raises :class:`aio_pika.exceptions.PublishError`). While the
+connection is down, a publication waits for the robust connection to come back and is
+retried, for at most ``publish_timeout`` seconds. Consumers are
+:class:`~spane.bus.rabbit_consumer.BatchConsumer` objects, one channel each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    AbstractRobustQueue,
+    ExchangeType,
+)
+from aio_pika.exceptions import AMQPError, PublishError
+
+from spane.bus.base import (
+    BatchHandler,
+    CancelHandler,
+    Delivery,
+    EventHandler,
+    Reply,
+)
+from spane.bus.codec import (
+    CLOUDEVENTS_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    SCHEMA_HEADER,
+    SCHEMA_VERSION,
+    decode_cancel,
+    decode_event,
+    decode_inbox,
+    decode_reply,
+    decode_task,
+    encode_cancel,
+    encode_event,
+    encode_inbox,
+    encode_reply,
+    encode_task,
+    message_kind,
+)
+from spane.bus.rabbit_consumer import (
+    DEFAULT_MAX_RETRY_DELAY,
+    DEFAULT_RETRY_DELAY,
+    BatchConsumer,
+    Decoder,
+)
+from spane.bus.topology import Topology
+from spane.errors import InvalidMessageError
+from spane.schemas.events import LifecycleEvent
+from spane.schemas.messages import InboxMessage, StartExecution, TaskMessage
+
+__all__ = ["DEAD_LETTER_QUEUE_HEADER", "DEAD_LETTER_REASON_HEADER", "RabbitBus"]
+
+log = logging.getLogger("spane.bus.rabbit")
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+ORCHESTRATOR_ROUTING_KEY = ""
+DEAD_LETTER_REASON_HEADER = "spane-dead-letter-reason"
+DEAD_LETTER_QUEUE_HEADER = "spane-dead-letter-queue"
+SUBSCRIPTION_PREFETCH = 256
+RPC_PRIORITY = 1
+RETRY_PAUSE = 0.2
+MAX_REASON_LENGTH = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """One message to publish on one exchange (of the channel it will go through)."""
+
+    exchange: AbstractExchange
+    routing_key: str
+    message: aio_pika.Message
+    mandatory: bool
+
+
+def _is_transient(error: BaseException) -> bool:
+    """Worth retrying once the connection is back (not an unroutable message)."""
+    if isinstance(error, PublishError):
+        return False
+    return isinstance(error, ConnectionError | TimeoutError | RuntimeError | AMQPError)
+
+
+def default_connection_name() -> str:
+    return f"spane@{socket.gethostname()}:{os.getpid()}"
+
+
+class RabbitBus:
+    """:class:`~spane.bus.base.Bus` on RabbitMQ (3.10+) through one robust connection.
+
+    ``delivery_limit`` is the quorum queues' ``x-delivery-limit``: how many times a
+    message may be delivered before it is dead-lettered. ``publish_timeout`` bounds how
+    long a publication waits (for confirms, and for the connection during an outage)
+    before raising. A handler that raises is retried after ``retry_delay`` seconds,
+    doubling per consecutive failure up to ``max_retry_delay``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "spane",
+        connection_name: str | None = None,
+        delivery_limit: int = 20,
+        publish_timeout: float = 30.0,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
+    ) -> None:
+        self.url = url
+        self.topology = Topology(namespace)
+        self.connection_name = connection_name or default_connection_name()
+        self.delivery_limit = delivery_limit
+        self.publish_timeout = publish_timeout
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._task_types: set[str] = set()
+        self._rpc_channel: AbstractRobustChannel | None = None
+        self._rpc_exchange: AbstractExchange | None = None
+        self._rpc_lock = asyncio.Lock()
+        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._consumers: list[BatchConsumer[Any]] = []
+        self._token = uuid.uuid4().hex[:8]
+        self._counter = itertools.count(1)
+
+    # ------------------------------------------------------------ lifecycle
+    async def connect(self) -> None:
+        """Open the connection and the publisher channel; declare the topology."""
+        if self._connection is not None:
+            return
+        connection = await aio_pika.connect_robust(
+            self.url, client_properties={"connection_name": self.connection_name}
+        )
+        try:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            await self._declare_topology(channel)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self._publisher = channel
+
+    async def close(self) -> None:
+        """Stop every consumer, fail pending requests, close channels and the connection."""
+        for consumer in reversed(self._consumers):
+            await consumer.stop()
+        self._consumers.clear()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the bus was closed"))
+        self._pending.clear()
+        connection, self._connection = self._connection, None
+        self._publisher = self._rpc_channel = None
+        self._rpc_exchange = None
+        self._exchanges.clear()
+        self._task_types.clear()
+        if connection is not None:
+            await connection.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    def _quorum_arguments(self) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": self.topology.dlx,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    async def _declare_topology(self, channel: AbstractRobustChannel) -> None:
+        top = self.topology
+        kinds = {
+            top.tasks_exchange: ExchangeType.DIRECT,
+            top.orchestrator_exchange: ExchangeType.DIRECT,
+            top.triggers_exchange: ExchangeType.TOPIC,
+            top.events_exchange: ExchangeType.TOPIC,
+            top.cancellations_exchange: ExchangeType.FANOUT,
+            top.dlx: ExchangeType.FANOUT,
+        }
+        for name, kind in kinds.items():
+            self._exchanges[name] = await channel.declare_exchange(name, kind, durable=True)
+        dead = await channel.declare_queue(
+            top.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead.bind(top.dlx, routing_key="")
+        await self._declare_inbox(channel)
+
+    async def _declare_inbox(self, channel: AbstractRobustChannel) -> AbstractRobustQueue:
+        top = self.topology
+        queue = await channel.declare_queue(
+            top.orchestrator_queue, durable=True, arguments=self._quorum_arguments()
+        )
+        await queue.bind(top.orchestrator_exchange, routing_key=ORCHESTRATOR_ROUTING_KEY)
+        return queue
+
+    async def _declare_task_queue(
+        self, channel: AbstractRobustChannel, task_type: str
+    ) -> AbstractRobustQueue:
+        queue = await channel.declare_queue(
+            self.topology.task_queue(task_type), durable=True, arguments=self._quorum_arguments()
+        )
+        await queue.bind(self.topology.tasks_exchange, routing_key=task_type)
+        self._task_types.add(task_type)
+        return queue
+
+    def _channel(self) -> AbstractRobustChannel:
+        if self._publisher is None:
+            raise RuntimeError("RabbitBus is not connected; call connect() first")
+        return self._publisher
+
+    def _conn(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("RabbitBus is not connected; call connect() first")
+        return self._connection
+
+    # ----------------------------------------------------------- publishing
+    def _message(
+        self,
+        body: bytes,
+        *,
+        kind: str,
+        message_id: str,
+        correlation_id: str | None,
+        content_type: str = JSON_CONTENT_TYPE,
+        priority: int | None = None,
+        reply_to: str | None = None,
+    ) -> aio_pika.Message:
+        return aio_pika.Message(
+            body,
+            content_type=content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            type=kind,
+            priority=priority,
+            reply_to=reply_to,
+            app_id="spane",
+            headers={SCHEMA_HEADER: SCHEMA_VERSION},
+        )
+
+    async def publish_tasks(self, tasks: Sequence[TaskMessage]) -> None:
+        """Publish task attempts to ``{ns}.tasks.<type>`` (declared on first use).
+
+        ``priority`` is set on each message; quorum queues honour it from RabbitMQ 4.0.
+        """
+        if not tasks:
+            return
+        channel = self._channel()
+        for task_type in sorted({task.type for task in tasks} - self._task_types):
+            await self._declare_task_queue(channel, task_type)
+        exchange = self._exchanges[self.topology.tasks_exchange]
+        await self._publish_all(
+            channel,
+            [
+                _Outgoing(
+                    exchange,
+                    task.type,
+                    self._message(
+                        encode_task(task),
+                        kind="task",
+                        message_id=task.task_id,
+                        correlation_id=task.execution_id,
+                        priority=task.priority,
+                    ),
+                    mandatory=True,
+                )
+                for task in tasks
+            ],
+        )
+
+    def _inbox_message(
+        self,
+        message: InboxMessage,
+        *,
+        priority: int | None = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+    ) -> aio_pika.Message:
+        if priority is None and isinstance(message, StartExecution):
+            priority = message.priority
+        return self._message(
+            encode_inbox(message),
+            kind=message_kind(message),
+            message_id=uuid.uuid4().hex,
+            correlation_id=correlation_id or message.execution_id,
+            priority=priority,
+            reply_to=reply_to,
+        )
+
+    async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
+        if not messages:
+            return
+        exchange = self._exchanges[self.topology.orchestrator_exchange]
+        await self._publish_all(
+            self._channel(),
+            [
+                _Outgoing(exchange, ORCHESTRATOR_ROUTING_KEY, self._inbox_message(m), True)
+                for m in messages
+            ],
+        )
+
+    async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
+        """CloudEvents in structured mode; an event nobody subscribed to is not an error."""
+        if not events:
+            return
+        exchange = self._exchanges[self.topology.events_exchange]
+        outgoing = [
+            _Outgoing(
+                exchange,
+                routing_key,
+                self._message(
+                    encode_event(event),
+                    kind=event.type,
+                    message_id=event.id,
+                    correlation_id=event.subject,
+                    content_type=CLOUDEVENTS_CONTENT_TYPE,
+                ),
+                mandatory=False,
+            )
+            for routing_key, event in events
+        ]
+        await self._publish_all(self._channel(), outgoing)
+
+    async def broadcast_cancel(self, task_ids: Sequence[str]) -> None:
+        """One fanout message carrying every id; workers not running them ignore it."""
+        if not task_ids:
+            return
+        message = self._message(
+            encode_cancel(task_ids),
+            kind="cancel",
+            message_id=uuid.uuid4().hex,
+            correlation_id=None,
+        )
+        exchange = self._exchanges[self.topology.cancellations_exchange]
+        await self._publish_all(self._channel(), [_Outgoing(exchange, "", message, False)])
+
+    async def _publish_all(
+        self,
+        channel: AbstractRobustChannel,
+        outgoing: Sequence[_Outgoing],
+        timeout: float | None = None,
+    ) -> None:
+        """Publish everything, confirms awaited together; retry what an outage broke.
+
+        Raises the first permanent error (an unroutable message), or :class:`TimeoutError`
+        when some messages are still unconfirmed after ``timeout`` (``publish_timeout``).
+        A retried message may reach the broker twice (its first confirm was lost);
+        consumers deduplicate by message id.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.publish_timeout if timeout is None else timeout)
+        pending = list(outgoing)
+        while True:
+            remaining = deadline - loop.time()
+            results = await asyncio.gather(
+                *(
+                    item.exchange.publish(
+                        item.message,
+                        item.routing_key,
+                        mandatory=item.mandatory,
+                        timeout=max(remaining, 0.001),
+                    )
+                    for item in pending
+                ),
+                return_exceptions=True,
+            )
+            failed: list[_Outgoing] = []
+            last_error: BaseException | None = None
+            for item, result in zip(pending, results, strict=True):
+                if isinstance(result, BaseException):
+                    if not _is_transient(result):
+                        raise result
+                    failed.append(item)
+                    last_error = result
+            if not failed:
+                return
+            pending = failed
+            await self._wait_for_recovery(channel, deadline, len(failed), last_error)
+
+    async def _wait_for_recovery(
+        self,
+        channel: AbstractRobustChannel,
+        deadline: float,
+        count: int,
+        error: BaseException | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
+            raise TimeoutError(
+                f"{count} message(s) not confirmed by RabbitMQ in time (last error: {error!r})"
+            ) from error
+        log.warning("publishing %d message(s) failed (%r); retrying", count, error)
+        await asyncio.sleep(min(RETRY_PAUSE, max(deadline - loop.time(), 0.0)))
+        try:
+            async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
+                await channel.ready()
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"{count} message(s) not published: RabbitMQ unavailable ({error!r})"
+            ) from exc
+
+    # ------------------------------------------------------------------ RPC
+    async def _rpc(self) -> tuple[AbstractRobustChannel, AbstractExchange]:
+        """The RPC channel: consumes direct reply-to, publishes requests (lazily opened)."""
+        async with self._rpc_lock:
+            if self._rpc_channel is None or self._rpc_exchange is None:
+                channel = await self._conn().channel(publisher_confirms=True, on_return_raises=True)
+                replies = await channel.declare_queue(DIRECT_REPLY_TO)
+                await replies.consume(self._on_reply, no_ack=True)
+                exchange = await channel.get_exchange(
+                    self.topology.orchestrator_exchange, ensure=False
+                )
+                self._rpc_channel, self._rpc_exchange = channel, exchange
+            return self._rpc_channel, self._rpc_exchange
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.get(message.correlation_id or "")
+        if future is None or future.done():
+            log.debug("reply %s arrived after its request gave up", message.correlation_id)
+            return
+        try:
+            future.set_result(decode_reply(message.body))
+        except InvalidMessageError as exc:
+            future.set_exception(exc)
+
+    async def request(self, message: InboxMessage, timeout: float = 30.0) -> Reply:
+        """Publish a command to the orchestrator inbox and wait for its answer.
+
+        Uses RabbitMQ direct reply-to: the request carries ``reply_to =
+        amq.rabbitmq.reply-to`` and a fresh ``correlation_id`` (the RPC convention; the
+        execution id is in the body), and the answer comes back on this channel.
+        Raises :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        channel, exchange = await self._rpc()
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        try:
+            async with asyncio.timeout(timeout):
+                request = self._inbox_message(
+                    message,
+                    priority=RPC_PRIORITY,
+                    reply_to=DIRECT_REPLY_TO,
+                    correlation_id=correlation_id,
+                )
+                outgoing = _Outgoing(exchange, ORCHESTRATOR_ROUTING_KEY, request, True)
+                await self._publish_all(channel, [outgoing], timeout=timeout)
+                return await future
+        finally:
+            self._pending.pop(correlation_id, None)
+
+    def _replier(
+        self, message: AbstractIncomingMessage
+    ) -> Callable[[Reply], Awaitable[None]] | None:
+        reply_to = message.reply_to
+        if not reply_to:
+            return None
+        correlation_id = message.correlation_id
+
+        async def reply(value: Reply) -> None:
+            answer = aio_pika.Message(
+                encode_reply(value),
+                content_type=JSON_CONTENT_TYPE,
+                correlation_id=correlation_id,
+                type="reply",
+                app_id="spane",
+                headers={SCHEMA_HEADER: SCHEMA_VERSION},
+            )
+            channel = self._channel()
+            outgoing = _Outgoing(channel.default_exchange, reply_to, answer, False)
+            try:
+                await self._publish_all(channel, [outgoing])
+            except Exception as exc:  # the caller may be gone; the command is applied
+                log.warning("could not answer %s on %s: %s", correlation_id, reply_to, exc)
+
+        return reply
+
+    # -------------------------------------------------------- dead letters
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, queue: str) -> None:
+        """Move an undecodable message to ``{ns}.dlx`` with the reason in a header.
+
+        Falls back to ``reject(requeue=False)`` (the queue's own DLX) if that fails.
+        """
+        log.warning("dead-lettering a message from %s: %s", queue, reason)
+        headers: dict[str, Any] = dict(message.headers or {})
+        headers[DEAD_LETTER_REASON_HEADER] = reason[:MAX_REASON_LENGTH]
+        headers[DEAD_LETTER_QUEUE_HEADER] = queue
+        copy = aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            type=message.type,
+            app_id=message.app_id,
+        )
+        try:
+            channel = self._channel()
+            exchange = self._exchanges[self.topology.dlx]
+            await self._publish_all(channel, [_Outgoing(exchange, queue, copy, True)])
+            await message.ack()
+        except Exception as exc:
+            log.warning("copy to the DLX failed (%s); rejecting to the queue's DLX", exc)
+            try:
+                await message.reject(requeue=False)
+            except Exception as again:
+                log.warning("reject failed too (%s); the broker will redeliver", again)
+
+    # ------------------------------------------------------------ consuming
+    async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
+        channel = await self._conn().channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=max(prefetch, 1))  # per consumer, never global
+        return channel
+
+    async def _start_consumer(
+        self,
+        name: str,
+        channel: AbstractRobustChannel,
+        queue: AbstractRobustQueue,
+        handler: BatchHandler[Any],
+        decode: Decoder[Any],
+        prefetch: int,
+        *,
+        replies: bool = False,
+    ) -> BatchConsumer[Any]:
+        consumer: BatchConsumer[Any] = BatchConsumer(
+            name=name,
+            channel=channel,
+            queue=queue,
+            handler=handler,
+            decode=decode,
+            prefetch=prefetch,
+            dead_letter=self._dead_letter,
+            replier=self._replier if replies else None,
+            retry_delay=self.retry_delay,
+            max_retry_delay=self.max_retry_delay,
+        )
+        await consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    async def consume_inbox(
+        self, handler: BatchHandler[InboxMessage], *, prefetch: int
+    ) -> BatchConsumer[InboxMessage]:
+        channel = await self._consumer_channel(prefetch)
+        queue = await self._declare_inbox(channel)
+        return await self._start_consumer(
+            "inbox", channel, queue, handler, _body(decode_inbox), prefetch, replies=True
+        )
+
+    async def consume_tasks(
+        self, task_type: str, handler: BatchHandler[TaskMessage], *, prefetch: int
+    ) -> BatchConsumer[TaskMessage]:
+        channel = await self._consumer_channel(prefetch)
+        queue = await self._declare_task_queue(channel, task_type)
+        return await self._start_consumer(
+            f"tasks.{task_type}", channel, queue, handler, _body(decode_task), prefetch
+        )
+
+    async def _private_queue(
+        self, channel: AbstractRobustChannel, purpose: str, exchange: str, routing_key: str
+    ) -> AbstractRobustQueue:
+        name = self.topology.private_queue(purpose, f"{self._token}-{next(self._counter)}")
+        queue = await channel.declare_queue(
+            name,
+            exclusive=True,
+            auto_delete=True,
+            arguments={"x-dead-letter-exchange": self.topology.dlx},
+        )
+        await queue.bind(exchange, routing_key=routing_key)
+        return queue
+
+    async def subscribe_events(
+        self, pattern: str, handler: EventHandler
+    ) -> BatchConsumer[tuple[str, LifecycleEvent]]:
+        """An exclusive, auto-delete queue bound with ``pattern``; lives with this process.
+
+        A handler that raises is logged and the event dropped (as on the memory bus).
+        """
+
+        async def on_batch(deliveries: Sequence[Delivery[tuple[str, LifecycleEvent]]]) -> None:
+            for delivery in deliveries:
+                routing_key, event = delivery.message
+                try:
+                    await handler(routing_key, event)
+                except Exception:
+                    log.exception("event subscriber failed on %s", routing_key)
+
+        channel = await self._consumer_channel(SUBSCRIPTION_PREFETCH)
+        queue = await self._private_queue(channel, "events", self.topology.events_exchange, pattern)
+        return await self._start_consumer(
+            f"events.{pattern}", channel, queue, on_batch, _event, SUBSCRIPTION_PREFETCH
+        )
+
+    async def subscribe_cancellations(self, handler: CancelHandler) -> BatchConsumer[list[str]]:
+        """This process's queue on the cancellations fanout."""
+
+        async def on_batch(deliveries: Sequence[Delivery[list[str]]]) -> None:
+            for delivery in deliveries:
+                for task_id in delivery.message:
+                    try:
+                        await handler(task_id)
+                    except Exception:
+                        log.exception("cancellation handler failed for %s", task_id)
+
+        channel = await self._consumer_channel(SUBSCRIPTION_PREFETCH)
+        queue = await self._private_queue(
+            channel, "cancellations", self.topology.cancellations_exchange, ""
+        )
+        return await self._start_consumer(
+            "cancellations", channel, queue, on_batch, _body(decode_cancel), SUBSCRIPTION_PREFETCH
+        )
+
+
+def _body(decode: Callable[[bytes], Any]) -> Decoder[Any]:
+    def decoder(message: AbstractIncomingMessage) -> Any:
+        return decode(message.body)
+
+    return decoder
+
+
+def _event(message: AbstractIncomingMessage) -> tuple[str, LifecycleEvent]:
+    return message.routing_key or "", decode_event(message.body)

@@ -1,0 +1,274 @@
+"""Runtime state in Redis: :class:`~spane.state.base.StateStore` for distributed mode.
+
+Each public call is one round trip: a Lua script (atomic steps: create, commit, timer
+and task claims, listing) or a pipeline. A commit writes the meta, the nodes the view
+changed and the applied-event record, guarded by the execution's revision; its cost
+grows with the changed nodes, never with the workflow's size. Finished executions
+expire after ``retention`` seconds (they are archived elsewhere). Key layout:
+:mod:`spane.state.keys`; scripts and their contracts: :mod:`spane.state.redis_scripts`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from spane.errors import StateConflictError
+from spane.orchestrator.commands import Command
+from spane.orchestrator.view import ExecutionView
+from spane.schemas.messages import TaskResult
+from spane.schemas.state import (
+    TERMINAL_EXECUTION_STATUSES,
+    ExecutionMeta,
+    NodeState,
+    Timer,
+)
+from spane.state import redis_scripts
+from spane.state.base import Applied, ClaimOutcome, TaskClaim
+from spane.state.keys import META_FIELD, REVISION_FIELD, ExecutionKeys, RedisKeys
+from spane.state.serde import decode_commands, encode_commands
+
+try:
+    from redis.asyncio import Redis
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        'RedisStateStore needs the redis client: pip install "spane[distributed]"'
+    ) from exc
+
+MAX_APPLIED_PER_EXECUTION = 10_000
+"""Applied-event records kept per execution (oldest dropped), as in the memory store."""
+
+_Script = Callable[..., Any]
+
+
+class RedisStateStore:
+    """:class:`~spane.state.base.StateStore` on a Redis 7 server."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "spane",
+        retention: float = 7 * 86400,
+        clock: Callable[[], float] = time.time,
+        max_applied: int = MAX_APPLIED_PER_EXECUTION,
+    ) -> None:
+        if retention <= 0:
+            raise ValueError("retention must be positive")
+        if max_applied < 1:
+            raise ValueError("max_applied must be at least 1")
+        self.keys = RedisKeys(namespace)
+        self.retention = retention
+        self._retention_ms = max(1, round(retention * 1000))
+        self._max_applied = max_applied
+        self._clock = clock
+        self._redis: Redis = Redis.from_url(url)
+        register = self._redis.register_script
+        self._create: _Script = register(redis_scripts.CREATE)
+        self._commit: _Script = register(redis_scripts.COMMIT)
+        self._list: _Script = register(redis_scripts.LIST_EXECUTIONS)
+        self._claim_timers: _Script = register(redis_scripts.CLAIM_TIMERS)
+        self._ack_timers: _Script = register(redis_scripts.ACK_TIMERS)
+        self._claim_task: _Script = register(redis_scripts.CLAIM_TASK)
+
+    async def connect(self) -> None:
+        """Check that the server answers (fails fast on a wrong URL or a server down).
+
+        Optional: the client connects lazily on first use and reconnects by itself.
+        """
+        await self._redis.ping()
+
+    @property
+    def client(self) -> Redis:
+        """The underlying client (for health checks and tests)."""
+        return self._redis
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    # ----------------------------------------------------------- executions
+    async def create(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> bool:
+        meta = view.meta
+        keys = self.keys.execution(meta.id)
+        created = await self._create(
+            keys=[
+                *keys.all(),
+                self.keys.executions,
+                self.keys.workflow_executions(meta.workflow_id),
+            ],
+            args=[
+                meta.model_dump_json(),
+                event_id,
+                encode_commands(commands),
+                self._max_applied,
+                self._expire_ms(meta),
+                repr(meta.created_at),
+                meta.id,
+                *_node_pairs(view.changed_nodes),
+            ],
+        )
+        if int(created) != 1:
+            return False
+        view.revision = 1
+        return True
+
+    async def load(self, execution_id: str) -> ExecutionView | None:
+        keys = self.keys.execution(execution_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
+            pipe.hgetall(keys.nodes)
+            (raw_meta, raw_revision), raw_nodes = await pipe.execute()
+        if raw_meta is None:
+            return None
+        meta = ExecutionMeta.model_validate_json(raw_meta)
+        return ExecutionView(meta, _decode_nodes(raw_nodes), int(raw_revision))
+
+    async def applied(self, execution_id: str, event_id: str) -> Applied | None:
+        raw: bytes | str | None = await self._redis.hget(
+            self.keys.execution(execution_id).applied, event_id
+        )
+        return None if raw is None else Applied(decode_commands(raw))
+
+    async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
+        meta = view.meta
+        keys: ExecutionKeys = self.keys.execution(meta.id)
+        revision = await self._commit(
+            keys=list(keys.all()),
+            args=[
+                view.revision,
+                meta.model_dump_json(),
+                event_id,
+                encode_commands(commands),
+                self._max_applied,
+                self._expire_ms(meta),
+                *_node_pairs(view.changed_nodes),
+            ],
+        )
+        if int(revision) < 0:
+            raise StateConflictError(f"execution {meta.id} changed since it was loaded")
+        view.revision = int(revision)
+
+    async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
+        raw: bytes | str | None = await self._redis.hget(
+            self.keys.execution(execution_id).meta, META_FIELD
+        )
+        return None if raw is None else ExecutionMeta.model_validate_json(raw)
+
+    async def get_nodes(self, execution_id: str) -> dict[str, NodeState]:
+        raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(
+            self.keys.execution(execution_id).nodes
+        )
+        return _decode_nodes(raw)
+
+    async def list_executions(
+        self, workflow_id: str | None = None, limit: int = 100
+    ) -> list[ExecutionMeta]:
+        if limit <= 0:
+            return []
+        index = (
+            self.keys.executions
+            if workflow_id is None
+            else self.keys.workflow_executions(workflow_id)
+        )
+        prefix, suffix = self.keys.meta_affixes
+        found: list[bytes] = await self._list(
+            keys=[index, self.keys.executions], args=[limit, prefix, suffix]
+        )
+        return [ExecutionMeta.model_validate_json(raw) for raw in found]
+
+    # --------------------------------------------------------------- timers
+    async def schedule_timers(self, timers: Sequence[Timer]) -> None:
+        if not timers:
+            return
+        latest = {timer.id: timer for timer in timers}  # the last one of an id wins
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.keys.timers, {tid: t.fire_at for tid, t in latest.items()})
+            pipe.hset(
+                self.keys.timer_data,
+                mapping={tid: t.model_dump_json() for tid, t in latest.items()},
+            )
+            await pipe.execute()
+
+    async def cancel_timers(self, timer_ids: Sequence[str]) -> None:
+        if not timer_ids:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.keys.timers, *timer_ids)
+            pipe.hdel(self.keys.timer_data, *timer_ids)
+            await pipe.execute()
+
+    async def claim_due_timers(self, now: float, limit: int, lease: float = 30.0) -> list[Timer]:
+        if limit <= 0:
+            return []
+        claimed: list[bytes] = await self._claim_timers(
+            keys=[self.keys.timers, self.keys.timer_data],
+            args=[repr(now), limit, repr(now + lease)],
+        )
+        return [Timer.model_validate_json(raw) for raw in claimed]
+
+    async def ack_timers(self, timers: Sequence[Timer]) -> None:
+        if not timers:
+            return
+        args: list[str] = []
+        for timer in timers:
+            args += (timer.id, timer.model_dump_json())
+        await self._ack_timers(keys=[self.keys.timers, self.keys.timer_data], args=args)
+
+    async def next_timer_at(self) -> float | None:
+        first: list[Any] = await self._redis.zrange(self.keys.timers, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    # ------------------------------------------------- idempotency and claims
+    async def claim_start_key(self, scope: str, key: str, execution_id: str) -> str:
+        previous: bool | str | bytes | None = await self._redis.set(
+            self.keys.start(scope, key),
+            execution_id,
+            nx=True,
+            get=True,
+            px=self._retention_ms,
+        )
+        return execution_id if previous is None else _text(previous)
+
+    async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
+        now = self._clock()
+        reply: list[bytes] = await self._claim_task(
+            keys=[self.keys.claim(task_id)],
+            args=[worker_id, repr(now), repr(now + lease), self._retention_ms],
+        )
+        outcome = ClaimOutcome(_text(reply[0]))
+        if outcome is ClaimOutcome.FINISHED:
+            return TaskClaim(outcome, TaskResult.model_validate_json(reply[1]))
+        return TaskClaim(outcome)
+
+    async def finish_task(self, result: TaskResult) -> None:
+        key = self.keys.claim(result.task_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "result", result.model_dump_json())
+            pipe.pexpire(key, self._retention_ms)
+            await pipe.execute()
+
+    # -------------------------------------------------------------- helpers
+    def _expire_ms(self, meta: ExecutionMeta) -> int:
+        """The TTL to put on a finished execution's keys; 0 while it is live."""
+        return self._retention_ms if meta.status in TERMINAL_EXECUTION_STATUSES else 0
+
+
+def _node_pairs(nodes: dict[str, NodeState]) -> list[str]:
+    pairs: list[str] = []
+    for node_id, state in nodes.items():
+        pairs += (node_id, state.model_dump_json())
+    return pairs
+
+
+def _decode_nodes(raw: dict[bytes | str, bytes | str]) -> dict[str, NodeState]:
+    return {_text(node_id): NodeState.model_validate_json(data) for node_id, data in raw.items()}
+
+
+def _text(value: object) -> str:
+    """A string reply (bytes unless the client decodes responses)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"unexpected Redis reply {value!r:.100}")

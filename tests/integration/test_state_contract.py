@@ -1,0 +1,604 @@
+"""The StateStore contract, run on every backend (memory and Redis), plus Redis specifics.
+
+The memory store is the reference semantics. Differences that are part of the design:
+the memory store removes a timer when it is claimed (one process, no crash gap), while
+Redis leases it; lease expiry, TTLs and pruning are therefore tested on Redis only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.exceptions
+from redis.asyncio import Redis
+
+from spane.errors import StateConflictError
+from spane.orchestrator.commands import CancelTimer
+from spane.orchestrator.view import ExecutionView
+from spane.schemas.messages import TaskFailure, TaskResult
+from spane.schemas.state import (
+    TERMINAL_EXECUTION_STATUSES,
+    ErrorInfo,
+    ExecutionMeta,
+    ExecutionStatus,
+    NodeState,
+    NodeStatus,
+    Timer,
+    TimerKind,
+    WaitReason,
+)
+from spane.state.base import ClaimOutcome, StateStore, TaskClaim
+from spane.state.memory import MemoryStateStore
+from spane.state.redis import RedisStateStore
+from tests.unit.test_serde import sample_commands
+
+RETENTION = 3600.0
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def _unlink_namespace(url: str, namespace: str) -> None:
+    client = Redis.from_url(url)
+    try:
+        batch: list[Any] = []
+        async for key in client.scan_iter(match=f"{namespace}:*", count=500):
+            batch.append(key)
+        if batch:
+            await client.unlink(*batch)
+    finally:
+        await client.aclose()
+
+
+async def _redis_store(url: str, clock: FakeClock, **kwargs: Any) -> RedisStateStore:
+    namespace = f"spane-test-{uuid.uuid4().hex[:8]}"
+    store = RedisStateStore(url, namespace=namespace, retention=RETENTION, clock=clock, **kwargs)
+    await store.connect()
+    return store
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.real)])
+async def store(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[StateStore]:
+    if request.param == "memory":
+        yield MemoryStateStore(clock)
+        return
+    url: str = request.getfixturevalue("redis_url")
+    redis_store = await _redis_store(url, clock)
+    try:
+        yield redis_store
+    finally:
+        await redis_store.close()
+        await _unlink_namespace(url, redis_store.keys.namespace)
+
+
+@pytest.fixture
+async def peer(
+    request: pytest.FixtureRequest, store: StateStore, clock: FakeClock
+) -> AsyncIterator[StateStore]:
+    """A second handle on the same state (another replica): own connections for Redis."""
+    if not isinstance(store, RedisStateStore):
+        yield store
+        return
+    other = RedisStateStore(
+        request.getfixturevalue("redis_url"),
+        namespace=store.keys.namespace,
+        retention=RETENTION,
+        clock=clock,
+    )
+    try:
+        yield other
+    finally:
+        await other.close()
+
+
+@pytest.fixture
+async def redis_store(redis_url: str, clock: FakeClock) -> AsyncIterator[RedisStateStore]:
+    store = await _redis_store(redis_url, clock)
+    try:
+        yield store
+    finally:
+        await store.close()
+        await _unlink_namespace(redis_url, store.keys.namespace)
+
+
+# ------------------------------------------------------------------ builders
+
+
+def new_view(
+    execution_id: str = "ex-1",
+    *,
+    workflow_id: str = "wf",
+    created_at: float = 100.0,
+    status: ExecutionStatus = ExecutionStatus.RUNNING,
+    nodes: tuple[str, ...] = ("a", "b"),
+) -> ExecutionView:
+    meta = ExecutionMeta(
+        id=execution_id,
+        workflow_id=workflow_id,
+        version=2,
+        status=status,
+        input={"order": [1, 2.5, "x"], "nested": {"k": None}},
+        created_at=created_at,
+        deadline=created_at + 600.0,
+        unsettled=len(nodes),
+        active=nodes,
+    )
+    view = ExecutionView(meta, {})
+    for node_id in nodes:
+        view.update_node(node_id, status=NodeStatus.RUNNING, attempt=1, input={"n": node_id})
+    return view
+
+
+def timer(timer_id: str, fire_at: float, execution_id: str = "ex-1") -> Timer:
+    return Timer(
+        id=timer_id, execution_id=execution_id, kind=TimerKind.DELAY, fire_at=fire_at, node_id="a"
+    )
+
+
+def result(task_id: str = "ex-1:a:1", ok: bool = True) -> TaskResult:
+    return TaskResult(
+        task_id=task_id,
+        execution_id="ex-1",
+        node_id="a",
+        attempt=1,
+        ok=ok,
+        output={"value": 42} if ok else None,
+        error=None if ok else TaskFailure(type="ValueError", message="no", retry_after=1.5),
+    )
+
+
+async def loaded(store: StateStore, execution_id: str = "ex-1") -> ExecutionView:
+    view = await store.load(execution_id)
+    assert view is not None
+    return view
+
+
+# ---------------------------------------------------------------- executions
+
+
+async def test_create_then_load_round_trips(store: StateStore):
+    view = new_view()
+    assert await store.create(view, "start", sample_commands())
+    assert view.revision == 1
+
+    again = await loaded(store)
+    assert again.revision == 1
+    assert again.meta == view.meta
+    assert again.all_nodes() == view.changed_nodes
+    assert again.changed_nodes == {}
+    assert await store.get_meta("ex-1") == view.meta
+    assert await store.get_nodes("ex-1") == view.changed_nodes
+
+
+async def test_create_twice_refuses_and_writes_nothing(store: StateStore):
+    first = new_view()
+    assert await store.create(first, "start", [CancelTimer("one")])
+    second = new_view(created_at=999.0, nodes=("z",))
+    assert not await store.create(second, "start-again", [CancelTimer("two")])
+    assert second.revision == 0
+
+    view = await loaded(store)
+    assert view.meta == first.meta
+    assert view.all_nodes() == first.changed_nodes
+    assert view.revision == 1
+    assert await store.applied("ex-1", "start-again") is None
+    recorded = await store.applied("ex-1", "start")
+    assert recorded is not None
+    assert list(recorded.commands) == [CancelTimer("one")]
+
+
+async def test_unknown_execution_reads_as_absent(store: StateStore):
+    assert await store.load("nope") is None
+    assert await store.get_meta("nope") is None
+    assert await store.get_nodes("nope") == {}
+    assert await store.applied("nope", "start") is None
+
+
+async def test_commit_persists_changes_and_bumps_revision(store: StateStore):
+    await store.create(new_view(), "start", [])
+    view = await loaded(store)
+    view.update_node(
+        "a",
+        status=NodeStatus.FAILED,
+        output=[1, {"x": "y"}],
+        error=ErrorInfo(type="Boom", message="bad", node_id="a", attempt=1),
+        fired=("error", "always"),
+        finished_at=120.5,
+    )
+    view.update_node("c", status=NodeStatus.WAITING, wait=WaitReason.SIGNAL)
+    view.update_meta(vars={"total": 3}, unsettled=2, signals={"approval": ("c",)})
+    await store.commit(view, "result:ex-1:a:1", [CancelTimer("t")])
+    assert view.revision == 2
+
+    again = await loaded(store)
+    assert again.revision == 2
+    assert again.meta == view.meta
+    assert again.all_nodes() == view.all_nodes()
+
+
+async def test_commit_writes_only_the_changed_nodes(store: StateStore):
+    created = new_view()
+    await store.create(created, "start", [])
+    bogus = NodeState(status=NodeStatus.SKIPPED)
+    view = ExecutionView(created.meta, {"a": bogus, "b": bogus}, revision=1)
+    view.update_node("a", status=NodeStatus.SUCCEEDED, output="done")
+    await store.commit(view, "e1", [])
+
+    nodes = await store.get_nodes("ex-1")
+    assert nodes["a"] == NodeState(status=NodeStatus.SUCCEEDED, output="done")
+    assert nodes["b"] == created.changed_nodes["b"]
+
+
+async def test_commit_many_nodes_at_once(store: StateStore):
+    await store.create(new_view(nodes=()), "start", [])
+    view = await loaded(store)
+    for i in range(1_500):
+        view.update_node(f"n{i}", status=NodeStatus.SUCCEEDED, output=i)
+    await store.commit(view, "fan-in", [])
+    nodes = await store.get_nodes("ex-1")
+    assert len(nodes) == 1_500
+    assert nodes["n1499"].output == 1499
+
+
+async def test_stale_commit_conflicts_and_changes_nothing(store: StateStore):
+    await store.create(new_view(), "start", [])
+    winner = await loaded(store)
+    loser = await loaded(store)
+    winner.update_node("a", status=NodeStatus.SUCCEEDED)
+    await store.commit(winner, "e-win", [CancelTimer("win")])
+
+    loser.update_node("a", status=NodeStatus.FAILED)
+    loser.update_node("b", status=NodeStatus.CANCELLED)
+    loser.update_meta(status=ExecutionStatus.FAILED)
+    with pytest.raises(StateConflictError):
+        await store.commit(loser, "e-lose", [CancelTimer("lose")])
+    assert loser.revision == 1
+
+    after = await loaded(store)
+    assert after.revision == 2
+    assert after.meta == winner.meta
+    assert after.all_nodes() == winner.all_nodes()
+    assert await store.applied("ex-1", "e-lose") is None
+
+
+async def test_commit_of_unknown_execution_conflicts(store: StateStore):
+    view = new_view("ghost")
+    view.revision = 1
+    with pytest.raises(StateConflictError):
+        await store.commit(view, "e1", [])
+    assert await store.load("ghost") is None
+
+
+async def test_applied_returns_the_recorded_commands(store: StateStore):
+    commands = sample_commands()
+    await store.create(new_view(), "start", commands)
+    view = await loaded(store)
+    view.update_node("a", status=NodeStatus.SUCCEEDED)
+    await store.commit(view, "result:ex-1:a:1", commands[:3])
+
+    start = await store.applied("ex-1", "start")
+    assert start is not None
+    assert list(start.commands) == commands
+    replay = await store.applied("ex-1", "result:ex-1:a:1")
+    assert replay is not None
+    assert list(replay.commands) == commands[:3]
+    assert await store.applied("ex-1", "result:ex-1:b:1") is None
+
+
+async def test_list_executions_newest_first_with_workflow_filter(store: StateStore):
+    for execution_id, workflow_id, created_at in [
+        ("e1", "alpha", 10.0),
+        ("e2", "beta", 30.0),
+        ("e3", "alpha", 20.0),
+        ("e4", "alpha", 40.0),
+    ]:
+        view = new_view(execution_id, workflow_id=workflow_id, created_at=created_at)
+        assert await store.create(view, "start", [])
+
+    assert [m.id for m in await store.list_executions()] == ["e4", "e2", "e3", "e1"]
+    assert [m.id for m in await store.list_executions("alpha")] == ["e4", "e3", "e1"]
+    assert [m.id for m in await store.list_executions("alpha", limit=2)] == ["e4", "e3"]
+    assert [m.id for m in await store.list_executions(limit=1)] == ["e4"]
+    assert await store.list_executions("gamma") == []
+    listed = await store.list_executions("beta")
+    assert listed == [await store.get_meta("e2")]
+
+
+# -------------------------------------------------------------------- timers
+
+
+async def test_no_timers(store: StateStore):
+    assert await store.next_timer_at() is None
+    assert await store.claim_due_timers(1e12, 10, 30.0) == []
+    await store.ack_timers([])
+    await store.cancel_timers([])
+    await store.schedule_timers([])
+
+
+async def test_claim_takes_due_timers_only_in_fire_order(store: StateStore):
+    t1, t2, t3 = timer("t1", 10.0), timer("t2", 20.0), timer("t3", 30.0)
+    await store.schedule_timers([t3, t1, t2])
+    assert await store.next_timer_at() == 10.0
+
+    assert await store.claim_due_timers(5.0, 10, 30.0) == []
+    claimed = await store.claim_due_timers(20.0, 10, 30.0)
+    assert claimed == [t1, t2]
+    assert await store.claim_due_timers(20.0, 10, 30.0) == []
+    await store.ack_timers(claimed)
+
+    assert await store.next_timer_at() == 30.0
+    assert await store.claim_due_timers(1_000.0, 10, 30.0) == [t3]
+
+
+async def test_claim_respects_the_limit(store: StateStore):
+    timers = [timer(f"t{i}", float(i)) for i in range(5)]
+    await store.schedule_timers(timers)
+    first = await store.claim_due_timers(100.0, 2, 30.0)
+    assert first == timers[:2]
+    second = await store.claim_due_timers(100.0, 10, 30.0)
+    assert second == timers[2:]
+    assert await store.claim_due_timers(100.0, 0, 30.0) == []
+
+
+async def test_scheduling_the_same_id_replaces(store: StateStore):
+    await store.schedule_timers([timer("t1", 10.0)])
+    moved = timer("t1", 50.0)
+    await store.schedule_timers([moved])
+    assert await store.next_timer_at() == 50.0
+    assert await store.claim_due_timers(20.0, 10, 30.0) == []
+    assert await store.claim_due_timers(50.0, 10, 30.0) == [moved]
+
+
+async def test_cancel_removes_timers(store: StateStore):
+    t1, t2 = timer("t1", 10.0), timer("t2", 20.0)
+    await store.schedule_timers([t1, t2])
+    await store.cancel_timers(["t1", "missing"])
+    assert await store.next_timer_at() == 20.0
+    assert await store.claim_due_timers(100.0, 10, 30.0) == [t2]
+
+
+async def test_acked_timers_are_gone(store: StateStore):
+    await store.schedule_timers([timer("t1", 10.0)])
+    claimed = await store.claim_due_timers(10.0, 10, 30.0)
+    await store.ack_timers(claimed)
+    assert await store.next_timer_at() is None
+    assert await store.claim_due_timers(1e9, 10, 30.0) == []
+
+
+async def test_ack_after_reschedule_keeps_the_new_timer(store: StateStore):
+    await store.schedule_timers([timer("t1", 10.0)])
+    claimed = await store.claim_due_timers(10.0, 10, 30.0)
+    assert [t.id for t in claimed] == ["t1"]
+    rescheduled = timer("t1", 100.0)
+    await store.schedule_timers([rescheduled])
+    await store.ack_timers(claimed)
+
+    assert await store.next_timer_at() == 100.0
+    assert await store.claim_due_timers(100.0, 10, 30.0) == [rescheduled]
+
+
+async def test_concurrent_claimers_never_share_a_timer(store: StateStore, peer: StateStore):
+    timers = [timer(f"t{i:03}", float(i)) for i in range(300)]
+    await store.schedule_timers(timers)
+    claims = await asyncio.gather(
+        *(claimer.claim_due_timers(1_000.0, 40, 30.0) for claimer in [store, peer] * 5)
+    )
+    ids = [t.id for batch in claims for t in batch]
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == [t.id for t in timers][: len(ids)]
+    assert len(ids) == 300
+
+
+# --------------------------------------------------- idempotency, task claims
+
+
+async def test_start_keys_bind_once(store: StateStore):
+    assert await store.claim_start_key("wf", "order-1", "ex-1") == "ex-1"
+    assert await store.claim_start_key("wf", "order-1", "ex-2") == "ex-1"
+    assert await store.claim_start_key("wf", "order-1", "ex-1") == "ex-1"
+    assert await store.claim_start_key("other", "order-1", "ex-3") == "ex-3"
+    assert await store.claim_start_key("wf", "order-2", "ex-4") == "ex-4"
+
+
+async def test_task_claims(store: StateStore, clock: FakeClock):
+    claim = await store.claim_task("ex-1:a:1", "w1", 10.0)
+    assert claim.outcome is ClaimOutcome.CLAIMED
+    assert claim.result is None
+    assert (await store.claim_task("ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
+    clock.advance(8.0)
+    # the holder renews (heartbeat); the lease now runs to 18s from the start
+    assert (await store.claim_task("ex-1:a:1", "w1", 10.0)).outcome is ClaimOutcome.CLAIMED
+    clock.advance(8.0)
+    assert (await store.claim_task("ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
+    assert (await store.claim_task("ex-1:b:1", "w2", 10.0)).outcome is ClaimOutcome.CLAIMED
+
+
+async def test_expired_task_claim_can_be_taken_over(store: StateStore, clock: FakeClock):
+    assert (await store.claim_task("ex-1:a:1", "w1", 10.0)).outcome is ClaimOutcome.CLAIMED
+    clock.advance(10.5)
+    assert (await store.claim_task("ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.CLAIMED
+    assert (await store.claim_task("ex-1:a:1", "w1", 10.0)).outcome is ClaimOutcome.RUNNING
+
+
+@pytest.mark.parametrize("ok", [True, False])
+async def test_finished_task_returns_its_result(store: StateStore, ok: bool):
+    done = result(ok=ok)
+    await store.claim_task(done.task_id, "w1", 10.0)
+    await store.finish_task(done)
+    for worker in ("w1", "w2"):
+        claim = await store.claim_task(done.task_id, worker, 10.0)
+        assert claim.outcome is ClaimOutcome.FINISHED
+        assert claim.result == done
+
+
+async def test_finish_without_claim_is_finished(store: StateStore):
+    done = result("ex-1:z:3")
+    await store.finish_task(done)
+    claim = await store.claim_task("ex-1:z:3", "w1", 10.0)
+    assert claim == TaskClaim(ClaimOutcome.FINISHED, done)
+
+
+# ------------------------------------------------------------- Redis specifics
+
+
+async def _pttls(store: RedisStateStore, execution_id: str) -> list[int]:
+    return [await store.client.pttl(key) for key in store.keys.execution(execution_id).all()]
+
+
+@pytest.mark.real
+async def test_redis_key_layout(redis_store: RedisStateStore):
+    ns = redis_store.keys.namespace
+    await redis_store.create(new_view(), "start", [])
+    await redis_store.schedule_timers([timer("t1", 10.0)])
+    await redis_store.claim_start_key("wf", "k", "ex-1")
+    await redis_store.claim_task("ex-1:a:1", "w1", 10.0)
+    keys = {key.decode() async for key in redis_store.client.scan_iter(match=f"{ns}:*")}
+    assert keys == {
+        f"{ns}:{{ex-1}}:meta",
+        f"{ns}:{{ex-1}}:nodes",
+        f"{ns}:{{ex-1}}:applied",
+        f"{ns}:{{ex-1}}:applied-log",
+        f"{ns}:executions",
+        f"{ns}:executions:wf",
+        f"{ns}:timers",
+        f"{ns}:timer-data",
+        f"{ns}:start:wf:k",
+        f"{ns}:claim:ex-1:a:1",
+    }
+    meta = await redis_store.client.hgetall(f"{ns}:{{ex-1}}:meta")
+    assert set(meta) == {b"meta", b"revision"}
+    assert meta[b"revision"] == b"1"
+
+
+@pytest.mark.real
+async def test_redis_terminal_status_expires_the_execution(redis_store: RedisStateStore):
+    await redis_store.create(new_view(), "start", [])
+    view = await loaded(redis_store)
+    view.update_node("a", status=NodeStatus.SUCCEEDED)
+    await redis_store.commit(view, "e1", [])
+    assert await _pttls(redis_store, "ex-1") == [-1, -1, -1, -1]
+
+    view.update_meta(status=ExecutionStatus.SUCCEEDED, finished_at=200.0)
+    await redis_store.commit(view, "e2", [])
+    for ttl in await _pttls(redis_store, "ex-1"):
+        assert 0 < ttl <= RETENTION * 1000
+    client, keys = redis_store.client, redis_store.keys
+    assert await client.pttl(keys.executions) == -1
+    assert await client.pttl(keys.workflow_executions("wf")) == -1
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("status", list(ExecutionStatus))
+async def test_redis_create_in_a_terminal_status_expires_at_once(
+    redis_store: RedisStateStore, status: ExecutionStatus
+):
+    await redis_store.create(new_view(status=status), "start", [])
+    ttls = await _pttls(redis_store, "ex-1")
+    if status in TERMINAL_EXECUTION_STATUSES:
+        assert all(0 < ttl <= RETENTION * 1000 for ttl in ttls)
+    else:
+        assert ttls == [-1, -1, -1, -1]
+
+
+@pytest.mark.real
+async def test_redis_unacked_timer_is_due_again_after_its_lease(redis_store: RedisStateStore):
+    t1 = timer("t1", 10.0)
+    await redis_store.schedule_timers([t1])
+    assert await redis_store.claim_due_timers(10.0, 10, 5.0) == [t1]
+    assert await redis_store.next_timer_at() == 15.0
+    assert await redis_store.claim_due_timers(14.9, 10, 5.0) == []
+    # the claimer died: another replica gets the same timer (same fire_at, same event id)
+    assert await redis_store.claim_due_timers(15.0, 10, 5.0) == [t1]
+    await redis_store.ack_timers([t1])
+    assert await redis_store.next_timer_at() is None
+
+
+@pytest.mark.real
+async def test_redis_cancelled_while_claimed_stays_cancelled(redis_store: RedisStateStore):
+    await redis_store.schedule_timers([timer("t1", 10.0)])
+    claimed = await redis_store.claim_due_timers(10.0, 10, 5.0)
+    await redis_store.cancel_timers(["t1"])
+    await redis_store.ack_timers(claimed)
+    assert await redis_store.claim_due_timers(100.0, 10, 5.0) == []
+
+
+@pytest.mark.real
+async def test_redis_idempotency_keys_and_claims_expire(redis_store: RedisStateStore):
+    client, keys = redis_store.client, redis_store.keys
+    await redis_store.claim_start_key("wf", "k", "ex-1")
+    assert 0 < await client.pttl(keys.start("wf", "k")) <= RETENTION * 1000
+    await redis_store.claim_task("ex-1:a:1", "w1", 10.0)
+    assert 0 < await client.pttl(keys.claim("ex-1:a:1")) <= RETENTION * 1000
+    await redis_store.finish_task(result("ex-1:b:1"))
+    assert 0 < await client.pttl(keys.claim("ex-1:b:1")) <= RETENTION * 1000
+
+
+@pytest.mark.real
+async def test_redis_listing_prunes_expired_executions(redis_store: RedisStateStore):
+    for execution_id, created_at in [("e1", 1.0), ("e2", 2.0), ("e3", 3.0)]:
+        await redis_store.create(new_view(execution_id, created_at=created_at), "start", [])
+    client, keys = redis_store.client, redis_store.keys
+    await client.unlink(keys.execution("e2").meta, keys.execution("e3").meta)  # "expired"
+
+    assert [m.id for m in await redis_store.list_executions("wf", limit=1)] == ["e1"]
+    for index in (keys.executions, keys.workflow_executions("wf")):
+        assert await client.zrange(index, 0, -1) == [b"e1"]
+
+
+@pytest.mark.real
+async def test_redis_applied_records_are_bounded(redis_url: str, clock: FakeClock):
+    store = await _redis_store(redis_url, clock, max_applied=3)
+    try:
+        await store.create(new_view(), "start", [])
+        view = await loaded(store)
+        for i in range(4):
+            view.update_node("a", attempt=i)
+            await store.commit(view, f"e{i}", [CancelTimer(str(i))])
+        assert await store.applied("ex-1", "start") is None
+        assert await store.applied("ex-1", "e0") is None
+        for i in (1, 2, 3):
+            assert await store.applied("ex-1", f"e{i}") is not None
+        assert await store.client.llen(store.keys.execution("ex-1").applied_log) == 3
+    finally:
+        await store.close()
+        await _unlink_namespace(redis_url, store.keys.namespace)
+
+
+@pytest.mark.real
+async def test_redis_recreate_after_expiry_starts_clean(redis_store: RedisStateStore):
+    await redis_store.create(new_view(), "start", [CancelTimer("old")])
+    view = await loaded(redis_store)
+    view.update_node("z", status=NodeStatus.SUCCEEDED)
+    await redis_store.commit(view, "old-event", [])
+    await redis_store.client.unlink(redis_store.keys.execution("ex-1").meta)  # expired first
+
+    fresh = new_view(nodes=("a",))
+    assert await redis_store.create(fresh, "start", [])
+    assert (await loaded(redis_store)).all_nodes() == fresh.changed_nodes
+    assert await redis_store.applied("ex-1", "old-event") is None
+
+
+async def test_redis_connect_to_a_dead_server_fails():
+    store = RedisStateStore("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await store.connect()
+    finally:
+        await store.close()

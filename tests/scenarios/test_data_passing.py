@@ -1,0 +1,344 @@
+"""What each node receives and what expressions see (DESIGN §2 "Data passing",
+"Expressions"), plus transform and set nodes and the workflow output."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from spane import ExecutionStatus, NodeStatus, TaskRegistry
+
+from .helpers import fn, node, unique_id
+
+
+def _registry(received: dict[str, list[object]]) -> TaskRegistry:
+    reg = TaskRegistry()
+
+    @reg.task("echo")
+    async def echo(data, ctx):
+        received.setdefault(ctx.node_id, []).append(data)
+        return data
+
+    @reg.task("emit")
+    async def emit(data, ctx):
+        """Returns ``data[node_id]`` after ``data['delay'][node_id]`` seconds."""
+        await asyncio.sleep(data.get("delay", {}).get(ctx.node_id, 0))
+        return data[ctx.node_id]
+
+    return reg
+
+
+async def test_root_gets_the_input_and_a_single_upstream_passes_its_output(make_engine):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id("pass")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [fn("root", "emit"), fn("child", "echo", "root"), fn("leaf", "echo", "child")],
+        }
+    )
+
+    result = await engine.run(wf, {"root": {"x": [1, 2]}}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert received == {"child": [{"x": [1, 2]}], "leaf": [{"x": [1, 2]}]}
+    assert result.output == {"x": [1, 2]}
+    snapshot = await engine.status(result.execution_id)
+    assert snapshot.nodes["root"].input == {"root": {"x": [1, 2]}}
+
+
+AGGREGATES = [
+    # the first listed upstream finishes last: order follows `after`, not completion
+    ("map", {"p": {"k": "p", "a": 1}, "q": {"k": "q", "b": 2}}),
+    ("list", [{"k": "p", "a": 1}, {"k": "q", "b": 2}]),
+    ("merge", {"k": "q", "a": 1, "b": 2}),
+]
+
+
+@pytest.mark.parametrize(("aggregate", "expected"), AGGREGATES)
+async def test_several_upstreams_are_aggregated(make_engine, aggregate, expected):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id(f"agg-{aggregate}")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                fn("p", "emit"),
+                fn("q", "emit"),
+                fn("join", "echo", "p", "q", aggregate=aggregate),
+            ],
+        }
+    )
+
+    data = {"p": {"k": "p", "a": 1}, "q": {"k": "q", "b": 2}, "delay": {"p": 0.05}}
+    result = await engine.run(wf, data, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert received["join"] == [expected]
+
+
+async def test_aggregate_first_passes_one_upstream_output(make_engine):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id("agg-first")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                fn("p", "emit"),
+                fn("q", "emit"),
+                fn("join", "echo", "p", "q", aggregate="first"),
+            ],
+        }
+    )
+
+    data = {"p": "from-p", "q": "from-q", "delay": {"q": 0.05}}
+    result = await engine.run(wf, data, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert received["join"] == ["from-p"]
+
+
+async def test_map_aggregate_holds_only_the_edges_that_fired(make_engine):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id("agg-fired")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                fn("p", "emit"),
+                fn("q", "emit", when="false"),
+                fn("r", "emit"),
+                fn("join", "echo", "p", "q", "r"),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, {"p": 1, "q": 2, "r": 3}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert received["join"] == [{"p": 1, "r": 3}]
+
+
+async def test_input_override_renders_templates_and_keeps_types(make_engine):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id("override")
+    await engine.register(
+        {
+            "id": wf,
+            "vars": {"region": "eu"},
+            "nodes": [
+                fn("a", "emit"),
+                fn(
+                    "b",
+                    "echo",
+                    "a",
+                    input={
+                        "number": "${ input.n }",
+                        "doubled": "${ input.n * 2 }",
+                        "list": "${ nodes.a.output.items }",
+                        "map": "${ nodes.a.output }",
+                        "text": "n=${ input.n}, first=${ data.items[0] }",
+                        "flag": "${ input.n > 1 }",
+                        "var": "${ vars.region }",
+                        "literal": 7,
+                        "nested": ["${ input.n }", {"deep": "${ data.items.size() }"}],
+                        "execution": "${ execution.workflow_id }",
+                    },
+                ),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, {"n": 3, "a": {"items": ["x", "y"]}}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert received["b"] == [
+        {
+            "number": 3,
+            "doubled": 6,
+            "list": ["x", "y"],
+            "map": {"items": ["x", "y"]},
+            "text": "n=3, first=x",
+            "flag": True,
+            "var": "eu",
+            "literal": 7,
+            "nested": [3, {"deep": 2}],
+            "execution": wf,
+        }
+    ]
+    snapshot = await engine.status(result.execution_id)
+    assert snapshot.nodes["b"].input == received["b"][0]
+
+
+async def test_input_override_on_a_root_replaces_the_execution_input(make_engine):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id("root-override")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [fn("a", "echo", input="${ input.user.name }"), fn("b", "echo", "a")],
+        }
+    )
+
+    result = await engine.run(wf, {"user": {"name": "ada"}}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert received == {"a": ["ada"], "b": ["ada"]}
+
+
+async def test_input_expression_error_fails_the_node_naming_node_and_field(make_engine):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id("bad-expr")
+    await engine.register(
+        {"id": wf, "nodes": [fn("a", "echo", input={"x": "${ input.missing.deeper }"})]}
+    )
+
+    result = await engine.run(wf, {"n": 1}, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert result.error.node_id == "a"
+    assert "'a'" in result.error.message
+    assert "input" in result.error.message
+    assert received == {}
+
+
+async def test_transform_computes_output_with_cel_macros_and_spane_functions(make_engine):
+    engine = await make_engine(TaskRegistry())
+    wf = unique_id("transform")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "shape",
+                    "transform",
+                    output={
+                        "doubled": "${ input.items.map(x, x * 2) }",
+                        "big": "${ input.items.filter(x, x > 2) }",
+                        "all_positive": "${ input.items.all(x, x > 0) }",
+                        "total": "${ sum(input.items) }",
+                        "merged": "${ merge(input.a, input.b) }",
+                        "count": "${ size(input.items) }",
+                    },
+                ),
+                node("pick", "transform", "shape", output="${ data.total + data.count }"),
+            ],
+        }
+    )
+
+    result = await engine.run(
+        wf, {"items": [1, 2, 3, 4], "a": {"x": 1, "y": 1}, "b": {"y": 2}}, timeout=10
+    )
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == 14
+    snapshot = await engine.status(result.execution_id)
+    assert snapshot.nodes["shape"].output == {
+        "doubled": [2, 4, 6, 8],
+        "big": [3, 4],
+        "all_positive": True,
+        "total": 10,
+        "merged": {"x": 1, "y": 2},
+        "count": 4,
+    }
+
+
+async def test_set_node_updates_vars_seen_by_later_expressions(make_engine):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id("set")
+    await engine.register(
+        {
+            "id": wf,
+            "vars": {"count": 1, "label": "start"},
+            "nodes": [
+                node("remember", "set", vars={"count": "${ vars.count + input.n }", "seen": True}),
+                fn("use", "echo", "remember", input={"count": "${ vars.count }"}),
+                fn(
+                    "guarded",
+                    "echo",
+                    "use",
+                    when="vars.seen && vars.label == 'start'",
+                    input="${ vars }",
+                ),
+            ],
+            "output": {"vars": "${ vars }", "set_output": "${ nodes.remember.output }"},
+        }
+    )
+
+    result = await engine.run(wf, {"n": 4}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert received["use"] == [{"count": 5}]
+    assert received["guarded"] == [{"count": 5, "label": "start", "seen": True}]
+    assert result.output == {
+        "vars": {"count": 5, "label": "start", "seen": True},
+        "set_output": {"count": 5, "seen": True},
+    }
+    snapshot = await engine.status(result.execution_id)
+    assert snapshot.meta.vars == {"count": 5, "label": "start", "seen": True}
+
+
+async def test_workflow_output_expression_keeps_its_type(make_engine):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id("output")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [fn("a", "emit"), fn("b", "emit")],
+            "output": "${ nodes.a.output + nodes.b.output }",
+        }
+    )
+
+    result = await engine.run(wf, {"a": 40, "b": 2}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == 42
+
+
+async def test_node_expressions_see_status_and_output_of_other_nodes(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("fail")
+    async def fail(data):
+        raise KeyError("nope")
+
+    engine = await make_engine(reg)
+    wf = unique_id("status-refs")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                fn("a", "fail"),
+                node(
+                    "report",
+                    "transform",
+                    "a.always",
+                    output={
+                        "status": "${ nodes.a.status }",
+                        "type": "${ nodes.a.error.type }",
+                        "node": "${ nodes.a.error.node_id }",
+                    },
+                ),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    # .always does not handle the failure, but the transform still ran as a finally branch
+    assert result.status == ExecutionStatus.FAILED
+    snapshot = await engine.status(result.execution_id)
+    report = snapshot.nodes["report"]
+    assert report.status == NodeStatus.SUCCEEDED
+    assert report.output == {"status": "failed", "type": "KeyError", "node": "a"}

@@ -1,0 +1,336 @@
+"""Retries: attempts, backoff, ``TaskError`` steering, ``non_retryable`` (DESIGN §2
+"Retries and timeouts", §4 "Workers")."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from spane import ExecutionStatus, NodeStatus, TaskError, TaskRegistry
+
+from .helpers import EventLog, fn, node, unique_id, wait_node
+
+FAST = {"initial_interval": 0.01, "backoff": 1.0, "jitter": False}
+
+
+class Attempts:
+    """Records the time of every call of a task."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self) -> int:
+        self.times.append(time.monotonic())
+        return len(self.times)
+
+    @property
+    def count(self) -> int:
+        return len(self.times)
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+
+
+async def test_retry_succeeds_on_the_third_attempt(make_engine):
+    reg = TaskRegistry()
+    attempts = Attempts()
+    seen_attempts: list[int] = []
+
+    @reg.task("flaky")
+    async def flaky(data, ctx):
+        seen_attempts.append(ctx.attempt)
+        if attempts() < 3:
+            raise ConnectionError("try again")
+        return {"ok": True}
+
+    engine = await make_engine(reg)
+    events = await EventLog.attach(engine)
+    wf = unique_id("retry-3")
+    await engine.register(
+        {"id": wf, "nodes": [fn("call", "flaky", retry={"max_attempts": 5, **FAST})]}
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == {"ok": True}
+    assert attempts.count == 3
+    assert seen_attempts == [1, 2, 3]
+    state = (await engine.status(result.execution_id)).nodes["call"]
+    assert state.status == NodeStatus.SUCCEEDED
+    assert state.attempt == 3
+    retrying = await events.wait_for(result.execution_id, f"node.{wf}.call.retrying", count=2)
+    assert [e.data["attempt"] for e in retrying] == [1, 2]
+    assert {e.data["error"]["type"] for e in retrying} == {"ConnectionError"}
+
+
+async def test_retries_exhausted_fail_the_node_with_the_last_error(make_engine):
+    reg = TaskRegistry()
+    attempts = Attempts()
+
+    @reg.task("always_fails")
+    async def always_fails(data):
+        n = attempts()
+        raise RuntimeError(f"failure {n}")
+
+    engine = await make_engine(reg)
+    wf = unique_id("retry-exhausted")
+    await engine.register(
+        {"id": wf, "nodes": [fn("call", "always_fails", retry={"max_attempts": 3, **FAST})]}
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert attempts.count == 3
+    assert result.error is not None
+    assert result.error.type == "RuntimeError"
+    assert result.error.message == "failure 3"
+    assert result.error.node_id == "call"
+    assert result.error.attempt == 3
+    state = (await engine.status(result.execution_id)).nodes["call"]
+    assert (state.status, state.attempt) == (NodeStatus.FAILED, 3)
+
+
+async def test_no_retry_policy_means_a_single_attempt(make_engine):
+    reg = TaskRegistry()
+    attempts = Attempts()
+
+    @reg.task("fails")
+    async def fails(data):
+        attempts()
+        raise RuntimeError("no")
+
+    engine = await make_engine(reg)
+    wf = unique_id("no-retry")
+    await engine.register({"id": wf, "nodes": [fn("call", "fails")]})
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert attempts.count == 1
+
+
+async def test_backoff_grows_exponentially_and_is_capped(make_engine):
+    reg = TaskRegistry()
+    attempts = Attempts()
+
+    @reg.task("fails")
+    async def fails(data):
+        attempts()
+        raise RuntimeError("no")
+
+    engine = await make_engine(reg)
+    wf = unique_id("backoff")
+    policy = {
+        "max_attempts": 4,
+        "initial_interval": "50ms",
+        "backoff": 3.0,
+        "max_interval": "200ms",
+        "jitter": False,
+    }
+    await engine.register({"id": wf, "nodes": [fn("call", "fails", retry=policy)]})
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert attempts.count == 4
+    first, second, third = attempts.gaps()
+    # 50 ms, then 150 ms, then 450 ms capped to 200 ms
+    assert 0.045 <= first < 0.14
+    assert 0.14 <= second < 0.3
+    assert 0.19 <= third < 0.4
+
+
+async def test_non_retryable_task_error_stops_retries(make_engine):
+    reg = TaskRegistry()
+    attempts = Attempts()
+
+    @reg.task("refuses")
+    async def refuses(data):
+        attempts()
+        raise TaskError("card declined", non_retryable=True, details={"code": 51})
+
+    engine = await make_engine(reg)
+    wf = unique_id("non-retryable")
+    await engine.register(
+        {"id": wf, "nodes": [fn("charge", "refuses", retry={"max_attempts": 5, **FAST})]}
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert attempts.count == 1
+    assert result.error is not None
+    assert (result.error.type, result.error.message) == ("TaskError", "card declined")
+    assert result.error.details == {"code": 51}
+    assert result.error.attempt == 1
+
+
+async def test_task_error_type_names_the_error(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("typed")
+    async def typed(data):
+        raise TaskError("out of stock", type="OutOfStock", non_retryable=True)
+
+    engine = await make_engine(reg)
+    wf = unique_id("typed-error")
+    await engine.register({"id": wf, "nodes": [fn("reserve", "typed")]})
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.error is not None
+    assert result.error.type == "OutOfStock"
+
+
+async def test_retry_after_overrides_the_backoff_delay(make_engine):
+    reg = TaskRegistry()
+    attempts = Attempts()
+
+    @reg.task("rate_limited")
+    async def rate_limited(data):
+        if attempts() == 1:
+            raise TaskError("slow down", retry_after=0.05)
+        return "done"
+
+    engine = await make_engine(reg)
+    wf = unique_id("retry-after")
+    # the policy alone would wait 30 s before the second attempt
+    policy = {"max_attempts": 2, "initial_interval": "30s", "jitter": False}
+    await engine.register({"id": wf, "nodes": [fn("call", "rate_limited", retry=policy)]})
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == "done"
+    [gap] = attempts.gaps()
+    assert 0.045 <= gap < 2.0
+
+
+async def test_retry_after_is_honoured_when_longer_than_the_backoff(make_engine):
+    reg = TaskRegistry()
+    attempts = Attempts()
+
+    @reg.task("rate_limited")
+    async def rate_limited(data):
+        if attempts() == 1:
+            raise TaskError("slow down", retry_after=0.2)
+        return "done"
+
+    engine = await make_engine(reg)
+    wf = unique_id("retry-after-long")
+    await engine.register(
+        {"id": wf, "nodes": [fn("call", "rate_limited", retry={"max_attempts": 2, **FAST})]}
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    [gap] = attempts.gaps()
+    assert gap >= 0.19
+
+
+@pytest.mark.parametrize(
+    ("error", "expected_attempts"),
+    [(ValueError, 1), (RuntimeError, 3)],
+)
+async def test_non_retryable_policy_lists_error_types(make_engine, error, expected_attempts):
+    reg = TaskRegistry()
+    attempts = Attempts()
+
+    @reg.task("fails")
+    async def fails(data):
+        attempts()
+        raise error("nope")
+
+    engine = await make_engine(reg)
+    wf = unique_id("policy-types")
+    policy = {"max_attempts": 3, "non_retryable": ["ValueError"], **FAST}
+    await engine.register({"id": wf, "nodes": [fn("call", "fails", retry=policy)]})
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert attempts.count == expected_attempts
+    assert result.error is not None
+    assert result.error.type == error.__name__
+
+
+async def test_defaults_retry_is_inherited_and_overridden_field_by_field(make_engine):
+    reg = TaskRegistry()
+    counts: dict[str, int] = {}
+
+    @reg.task("fails")
+    async def fails(data, ctx):
+        counts[ctx.node_id] = counts.get(ctx.node_id, 0) + 1
+        raise RuntimeError("no")
+
+    engine = await make_engine(reg)
+    wf = unique_id("defaults-retry")
+    await engine.register(
+        {
+            "id": wf,
+            "defaults": {"retry": {"max_attempts": 3, **FAST}},
+            "nodes": [
+                fn("inherits", "fails"),
+                fn("overrides", "fails", retry={"max_attempts": 2}),
+                fn("handler", "fails", "inherits.error", "overrides.error", join="any"),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert counts["inherits"] == 3
+    assert counts["overrides"] == 2
+    # the handler itself failed (unhandled) with the inherited policy
+    assert counts["handler"] == 3
+    assert result.error is not None
+    assert result.error.node_id == "handler"
+
+
+async def test_control_nodes_are_not_retried(make_engine):
+    engine = await make_engine(TaskRegistry())
+    events = await EventLog.attach(engine)
+    wf = unique_id("control-no-retry")
+    await engine.register(
+        {
+            "id": wf,
+            "defaults": {"retry": {"max_attempts": 5, **FAST}},
+            "nodes": [node("stop", "fail", error="no")],
+        }
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    state = (await engine.status(result.execution_id)).nodes["stop"]
+    assert state.attempt == 1
+    assert events.find(result.execution_id, f"node.{wf}.stop.retrying") == []
+
+
+async def test_retried_node_waits_in_between_and_reports_waiting(make_engine):
+    reg = TaskRegistry()
+    attempts = Attempts()
+
+    @reg.task("flaky")
+    async def flaky(data):
+        if attempts() == 1:
+            raise RuntimeError("first try fails")
+        return "second"
+
+    engine = await make_engine(reg)
+    wf = unique_id("waiting-retry")
+    policy = {"max_attempts": 2, "initial_interval": "300ms", "jitter": False}
+    await engine.register({"id": wf, "nodes": [fn("call", "flaky", retry=policy)]})
+
+    execution_id = await engine.start(wf, None)
+    state = await wait_node(engine, execution_id, "call", NodeStatus.WAITING)
+    assert state.attempt == 1
+    assert state.error is not None
+    assert state.error.message == "first try fails"
+    result = await engine.wait(execution_id, 10)
+    assert result.output == "second"

@@ -1,0 +1,539 @@
+"""Loops: for_each, while, repeat, and break/continue in their bodies (DESIGN §2 node
+types)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from spane import ExecutionStatus, NodeStatus, TaskRegistry
+
+from .helpers import Probe, fn, node, unique_id
+
+
+def body(*nodes: dict[str, object], output: object = None) -> dict[str, object]:
+    spec: dict[str, object] = {"nodes": list(nodes)}
+    if output is not None:
+        spec["output"] = output
+    return spec
+
+
+async def test_for_each_runs_the_body_per_item_and_keeps_item_order(make_engine):
+    reg = TaskRegistry()
+    seen: list[tuple[object, object]] = []
+
+    @reg.task("label")
+    async def label(data):
+        # later items finish first
+        await asyncio.sleep(0.01 * (4 - data["index"]))
+        seen.append((data["item"], data["index"]))
+        return f"{data['index']}:{data['item']}"
+
+    engine = await make_engine(reg)
+    wf = unique_id("for-each")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input.names }",
+                    body=body(
+                        fn("work", "label", input={"item": "${ item }", "index": "${ index }"})
+                    ),
+                ),
+                fn("after", "label", "each", input={"item": "${ data }", "index": 4}),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, {"names": ["a", "b", "c", "d"]}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    snapshot = await engine.status(result.execution_id)
+    assert snapshot.nodes["each"].output == ["0:a", "1:b", "2:c", "3:d"]
+    assert sorted(seen[:4]) == [("a", 0), ("b", 1), ("c", 2), ("d", 3)]
+    assert result.output == "4:['0:a', '1:b', '2:c', '3:d']"
+
+
+async def test_for_each_body_sees_item_and_index_in_expressions_and_output(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("square")
+    async def square(data):
+        return data * data
+
+    engine = await make_engine(reg)
+    wf = unique_id("for-each-output")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input }",
+                    body=body(
+                        fn("sq", "square", input="${ item }"),
+                        output={"i": "${ index }", "sq": "${ nodes.sq.output }"},
+                    ),
+                )
+            ],
+        }
+    )
+
+    result = await engine.run(wf, [2, 3, 4], timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == [{"i": 0, "sq": 4}, {"i": 1, "sq": 9}, {"i": 2, "sq": 16}]
+
+
+async def test_for_each_respects_its_concurrency_bound(make_engine):
+    reg = TaskRegistry()
+    probe = Probe()
+
+    @reg.task("work")
+    async def work(data):
+        async with probe.running():
+            await asyncio.sleep(0.02)
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("for-each-bound")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input }",
+                    concurrency=3,
+                    body=body(fn("w", "work")),
+                )
+            ],
+        }
+    )
+
+    result = await engine.run(wf, list(range(10)), timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == list(range(10))
+    assert probe.calls == 10
+    assert probe.peak == 3
+
+
+async def test_for_each_over_an_empty_list_outputs_an_empty_list(make_engine):
+    reg = TaskRegistry()
+    calls: list[object] = []
+
+    @reg.task("work")
+    async def work(data):
+        calls.append(data)
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("for-each-empty")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node("each", "for_each", items="${ input }", body=body(fn("w", "work"))),
+                fn("after", "work", "each"),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, [], timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == []
+    assert calls == [[]]
+
+
+async def test_failed_iteration_fails_the_loop_node(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("picky")
+    async def picky(data):
+        if data == "bad":
+            raise ValueError(f"cannot handle {data}")
+        return data
+
+    @reg.task("echo")
+    async def echo(data):
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("for-each-fails")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input }",
+                    concurrency=1,
+                    body=body(fn("w", "picky")),
+                ),
+                fn("recover", "echo", "each.error"),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, ["ok", "bad", "never"], timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    error = result.output
+    assert error["node_id"] == "each"
+    assert error["type"] == "ValueError"
+    assert "iteration 1" in error["message"]
+    assert "cannot handle bad" in error["message"]
+    assert (await engine.status(result.execution_id)).nodes["each"].status == NodeStatus.FAILED
+
+
+async def test_for_each_items_that_are_not_a_list_fail_the_node(make_engine):
+    engine = await make_engine(TaskRegistry())
+    wf = unique_id("for-each-not-list")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node("each", "for_each", items="${ input }", body=body(node("n", "noop"))),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, {"not": "a list"}, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert result.error.node_id == "each"
+    assert "list" in result.error.message
+
+
+async def test_for_each_with_a_registered_body_workflow(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("upper")
+    async def upper(data):
+        return data.upper()
+
+    engine = await make_engine(reg)
+    body_wf = unique_id("body")
+    wf = unique_id("for-each-workflow")
+    await engine.register({"id": body_wf, "nodes": [fn("u", "upper")]})
+    await engine.register(
+        {"id": wf, "nodes": [node("each", "for_each", items="${ input }", workflow=body_wf)]}
+    )
+
+    result = await engine.run(wf, ["x", "y"], timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == ["X", "Y"]
+
+
+async def test_nested_for_each(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("times_ten")
+    async def times_ten(data):
+        return data * 10
+
+    engine = await make_engine(reg)
+    wf = unique_id("nested")
+    inner = node(
+        "inner", "for_each", items="${ item }", body=body(fn("t", "times_ten", input="${ item }"))
+    )
+    await engine.register(
+        {"id": wf, "nodes": [node("outer", "for_each", items="${ input }", body=body(inner))]}
+    )
+
+    result = await engine.run(wf, [[1, 2], [], [3]], timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == [[10, 20], [], [30]]
+
+
+async def test_while_loop_runs_while_its_condition_on_index_holds(make_engine):
+    reg = TaskRegistry()
+    calls: list[object] = []
+
+    @reg.task("tick")
+    async def tick(data):
+        calls.append(data)
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("while-index")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "loop",
+                    "while",
+                    condition="index < input.times",
+                    body=body(fn("t", "tick", input="${ index }")),
+                )
+            ],
+        }
+    )
+
+    result = await engine.run(wf, {"times": 3}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == [0, 1, 2]
+    assert calls == [0, 1, 2]
+
+
+async def test_while_loop_condition_and_body_see_the_previous_iteration_output(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("double")
+    async def double(data):
+        return {"v": data * 2}
+
+    engine = await make_engine(reg)
+    wf = unique_id("while-output")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "loop",
+                    "while",
+                    condition="index == 0 || iteration.output.v < 20",
+                    body=body(
+                        fn("d", "double", input="${ index == 0 ? 1 : iteration.output.v }"),
+                    ),
+                )
+            ],
+        }
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == [{"v": 2}, {"v": 4}, {"v": 8}, {"v": 16}, {"v": 32}]
+
+
+async def test_while_loop_whose_condition_is_false_at_once_outputs_nothing(make_engine):
+    reg = TaskRegistry()
+    calls: list[object] = []
+
+    @reg.task("tick")
+    async def tick(data):
+        calls.append(data)
+
+    engine = await make_engine(reg)
+    wf = unique_id("while-never")
+    await engine.register(
+        {"id": wf, "nodes": [node("loop", "while", condition="false", body=body(fn("t", "tick")))]}
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == []
+    assert calls == []
+
+
+async def test_while_loop_exceeding_max_iterations_fails_clearly(make_engine):
+    reg = TaskRegistry()
+    calls: list[object] = []
+
+    @reg.task("tick")
+    async def tick(data):
+        calls.append(data)
+
+    engine = await make_engine(reg)
+    wf = unique_id("while-max")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "loop",
+                    "while",
+                    condition="true",
+                    max_iterations=3,
+                    body=body(fn("t", "tick")),
+                )
+            ],
+        }
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert result.error.node_id == "loop"
+    assert "max_iterations" in result.error.message
+    assert "3" in result.error.message
+    assert len(calls) == 3
+
+
+async def test_repeat_runs_the_body_the_given_number_of_times(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("square")
+    async def square(data):
+        return data * data
+
+    engine = await make_engine(reg)
+    wf = unique_id("repeat")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node("fixed", "repeat", times=3, body=body(fn("s", "square", input="${ index }"))),
+                node(
+                    "computed",
+                    "repeat",
+                    times="${ input.k }",
+                    body=body(fn("s", "square", input="${ index + 10 }")),
+                ),
+                node("none", "repeat", times=0, body=body(fn("s", "square", input="${ index }"))),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, {"k": 2}, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == {"fixed": [0, 1, 4], "computed": [100, 121], "none": []}
+
+
+async def test_repeat_with_a_bad_times_value_fails_the_node(make_engine):
+    engine = await make_engine(TaskRegistry())
+    wf = unique_id("repeat-bad")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [node("r", "repeat", times="${ input }", body=body(node("n", "noop")))],
+        }
+    )
+
+    result = await engine.run(wf, "three", timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert result.error.node_id == "r"
+    assert "times" in result.error.message
+
+
+async def test_break_ends_the_loop(make_engine):
+    reg = TaskRegistry()
+    processed: list[object] = []
+
+    @reg.task("process")
+    async def process(data):
+        processed.append(data)
+        return data * 10
+
+    engine = await make_engine(reg)
+    wf = unique_id("break")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input }",
+                    concurrency=1,
+                    body=body(
+                        fn("p", "process", input="${ item }"),
+                        node("stop", "break", "p", when="item == 3"),
+                        output="${ nodes.p.output }",
+                    ),
+                ),
+                node("after", "noop", "each"),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, [1, 2, 3, 4, 5], timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert processed == [1, 2, 3]
+    each = (await engine.status(result.execution_id)).nodes["each"]
+    assert each.status == NodeStatus.SUCCEEDED
+    assert each.output[:2] == [10, 20]
+    assert len(each.output) == 3
+
+
+async def test_break_ends_a_while_loop(make_engine):
+    reg = TaskRegistry()
+    calls: list[object] = []
+
+    @reg.task("tick")
+    async def tick(data):
+        calls.append(data)
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("while-break")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "loop",
+                    "while",
+                    condition="true",
+                    max_iterations=100,
+                    body=body(
+                        fn("t", "tick", input="${ index }"),
+                        node("enough", "break", "t", when="data >= 2"),
+                    ),
+                )
+            ],
+        }
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert calls == [0, 1, 2]
+
+
+async def test_continue_ends_only_the_current_iteration(make_engine):
+    reg = TaskRegistry()
+    worked: list[object] = []
+
+    @reg.task("work")
+    async def work(data):
+        worked.append(data)
+        return data * 100
+
+    engine = await make_engine(reg)
+    wf = unique_id("continue")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input }",
+                    concurrency=1,
+                    body=body(
+                        node("skip_even", "continue", when="item % 2 == 0"),
+                        fn("w", "work", "skip_even.always", input="${ item }"),
+                        output="${ nodes.w.output }",
+                    ),
+                )
+            ],
+        }
+    )
+
+    result = await engine.run(wf, [1, 2, 3, 4], timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert worked == [1, 3]
+    assert len(result.output) == 4
+    assert result.output[0] == 100
+    assert result.output[2] == 300
