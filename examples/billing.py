@@ -12,10 +12,8 @@ SEAT_PRICE_CENTS = 500
 VAT_RATES = {"DE": 0.19, "FR": 0.20, "NL": 0.21}
 
 
-@spane.task("billing.price")
-async def price(customer: dict[str, Any]) -> dict[str, Any]:
-    """Price one customer's month: plan + extra seats + VAT (an async task)."""
-    await asyncio.sleep(0.05)  # pretend to read usage from a database
+def quote(customer: dict[str, Any]) -> dict[str, Any]:
+    """One customer's month: plan + extra seats (paid plans only) + VAT, in cents."""
     base = PLAN_PRICES_CENTS[customer["plan"]]
     extra_seats = max(0, int(customer.get("seats", 1)) - 1)
     net = base + (extra_seats * SEAT_PRICE_CENTS if base else 0)
@@ -26,6 +24,13 @@ async def price(customer: dict[str, Any]) -> dict[str, Any]:
         "vat_cents": vat,
         "total_cents": net + vat,
     }
+
+
+@spane.task("billing.price")
+async def price(customer: dict[str, Any]) -> dict[str, Any]:
+    """Price one customer's month (an ``async def`` task runs on the worker's loop)."""
+    await asyncio.sleep(0.05)  # pretend to read usage from a database
+    return quote(customer)
 
 
 @spane.task("billing.send")
