@@ -33,7 +33,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -316,13 +316,20 @@ class RunOutcome:
 
 
 @contextlib.contextmanager
-def _on_interrupt(callback: Callable[[], None]) -> Iterator[None]:
-    """Call ``callback`` on Ctrl-C / SIGTERM instead of raising, until the block ends."""
+def _on_interrupt(event: asyncio.Event) -> Iterator[None]:
+    """The first Ctrl-C / SIGTERM sets ``event`` instead of raising; the next one gets
+    the default behaviour again (KeyboardInterrupt: quit at once)."""
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
+
+    def interrupted() -> None:
+        event.set()
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(signum, callback)
+            loop.add_signal_handler(signum, interrupted)
         except (NotImplementedError, RuntimeError, ValueError):  # not main thread, Windows
             continue
         installed.append(signum)
@@ -343,16 +350,18 @@ async def _cancel(engine: Engine, execution_id: str, reason: str) -> ExecutionRe
 
 
 async def _wait(
-    engine: Engine, execution_id: str, timeout: float | None, view: ProgressView
+    engine: Engine,
+    execution_id: str,
+    timeout: float | None,
+    view: ProgressView,
+    interrupted: asyncio.Event,
 ) -> RunOutcome:
-    interrupted = asyncio.Event()
     waiter = asyncio.ensure_future(engine.wait(execution_id, timeout))
     stopper = asyncio.ensure_future(interrupted.wait())
-    with _on_interrupt(interrupted.set):
-        try:
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
     if not waiter.done():
         waiter.cancel()
         view.note("interrupted: cancelling the execution (Ctrl-C again to quit at once)")
@@ -411,31 +420,47 @@ async def run_files(
     ``@spane.task`` registers).
     """
     settings = settings or Settings()
-    backends = await open_backends(settings, allow_embedded=True, process="spane run")
-    engine = Engine(
-        settings=settings,
-        bus=backends.bus,
-        state=backends.state,
-        definitions=backends.definitions,
-    )
-    async with engine:
-        for spec in specs:
-            await engine.register(spec)
-        plan = await engine.plans.get(specs[0].id)
-        execution_id = uuid.uuid4().hex
-        progress = ExecutionProgress.for_plan(plan, execution_id)
-        view = _make_view(progress, quiet)
+    interrupted = asyncio.Event()
+    with _on_interrupt(interrupted):
+        backends = await open_backends(settings, allow_embedded=True, process="spane run")
+        engine = Engine(
+            settings=settings,
+            bus=backends.bus,
+            state=backends.state,
+            definitions=backends.definitions,
+        )
+        async with engine:
+            return await _run_in(engine, specs, data, timeout, quiet, settings, interrupted)
 
-        async def on_event(routing_key: str, event: Any) -> None:
-            if progress.apply(routing_key, event):
-                view.update(routing_key, event)
 
-        with _logging(view, settings, quiet):
-            await engine.subscribe("execution.#", on_event)
-            await engine.subscribe("node.#", on_event)
-            await engine.start(specs[0].id, data, execution_id=execution_id)
-            with view:
-                return await _wait(engine, execution_id, timeout, view)
+async def _run_in(
+    engine: Engine,
+    specs: Sequence[WorkflowSpec],
+    data: Any,
+    timeout: float | None,
+    quiet: bool,
+    settings: Settings,
+    interrupted: asyncio.Event,
+) -> RunOutcome:
+    for spec in specs:
+        await engine.register(spec)
+    plan = await engine.plans.get(specs[0].id)
+    execution_id = uuid.uuid4().hex
+    progress = ExecutionProgress.for_plan(plan, execution_id)
+    view = _make_view(progress, quiet)
+
+    async def on_event(routing_key: str, event: Any) -> None:
+        if progress.apply(routing_key, event):
+            view.update(routing_key, event)
+
+    with _logging(view, settings, quiet):
+        await engine.subscribe("execution.#", on_event)
+        await engine.subscribe("node.#", on_event)
+        if interrupted.is_set():
+            return RunOutcome(execution_id, None, interrupted=True)
+        await engine.start(specs[0].id, data, execution_id=execution_id)
+        with view:
+            return await _wait(engine, execution_id, timeout, view, interrupted)
 
 
 def _error_lines(error: ErrorInfo | None) -> list[str]:

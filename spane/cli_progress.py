@@ -74,8 +74,11 @@ def _duration(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.2f} s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)} m {rest:02.0f} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{int(minutes)} m {rest:02.0f} s"
+    hours, rest = divmod(seconds, 3600)
+    return f"{int(hours)} h {rest // 60:02.0f} m"
 
 
 @dataclass(slots=True)
@@ -170,9 +173,7 @@ def _apply_node(row: NodeRow, status: str, data: dict[str, Any], at: float) -> N
     if status == "started":
         if row.started is None:
             row.started = at
-        row.finished = None
-        if not row.children_started:
-            row.detail = ""
+        row.finished = None  # a retry: the last attempt's error stays in `detail`
     elif status in _TERMINAL:
         row.finished = at if row.started is not None else None
     error = data.get("error")

@@ -48,7 +48,6 @@ from aio_pika.exceptions import AMQPError, PublishError
 from spane.bus.base import (
     BatchHandler,
     CancelHandler,
-    Delivery,
     EventHandler,
     Reply,
 )
@@ -58,7 +57,6 @@ from spane.bus.codec import (
     SCHEMA_HEADER,
     SCHEMA_VERSION,
     decode_cancel,
-    decode_event,
     decode_inbox,
     decode_reply,
     decode_task,
@@ -70,10 +68,18 @@ from spane.bus.codec import (
     message_kind,
 )
 from spane.bus.rabbit_consumer import (
+    DEAD_LETTER_QUEUE_HEADER,
+    DEAD_LETTER_REASON_HEADER,
     DEFAULT_MAX_RETRY_DELAY,
     DEFAULT_RETRY_DELAY,
+    DEFAULT_STOP_GRACE,
     BatchConsumer,
     Decoder,
+    body_decoder,
+    cancel_batches,
+    dead_letter_copy,
+    decode_routed_event,
+    event_batches,
 )
 from spane.bus.topology import Topology
 from spane.errors import InvalidMessageError
@@ -86,12 +92,9 @@ log = logging.getLogger("spane.bus.rabbit")
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 ORCHESTRATOR_ROUTING_KEY = ""
-DEAD_LETTER_REASON_HEADER = "spane-dead-letter-reason"
-DEAD_LETTER_QUEUE_HEADER = "spane-dead-letter-queue"
 SUBSCRIPTION_PREFETCH = 256
 RPC_PRIORITY = 1
 RETRY_PAUSE = 0.2
-MAX_REASON_LENGTH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,8 @@ class RabbitBus:
     message may be delivered before it is dead-lettered. ``publish_timeout`` bounds how
     long a publication waits (for confirms, and for the connection during an outage)
     before raising. A handler that raises is retried after ``retry_delay`` seconds,
-    doubling per consecutive failure up to ``max_retry_delay``.
+    doubling per consecutive failure up to ``max_retry_delay``. ``stop_grace`` bounds how
+    long a subscription's ``stop()`` waits for a running handler call before cancelling it.
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class RabbitBus:
         publish_timeout: float = 30.0,
         retry_delay: float = DEFAULT_RETRY_DELAY,
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
+        stop_grace: float = DEFAULT_STOP_GRACE,
     ) -> None:
         self.url = url
         self.topology = Topology(namespace)
@@ -143,6 +148,7 @@ class RabbitBus:
         self.publish_timeout = publish_timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
+        self.stop_grace = stop_grace
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -517,20 +523,7 @@ class RabbitBus:
         Falls back to ``reject(requeue=False)`` (the queue's own DLX) if that fails.
         """
         log.warning("dead-lettering a message from %s: %s", queue, reason)
-        headers: dict[str, Any] = dict(message.headers or {})
-        headers[DEAD_LETTER_REASON_HEADER] = reason[:MAX_REASON_LENGTH]
-        headers[DEAD_LETTER_QUEUE_HEADER] = queue
-        copy = aio_pika.Message(
-            message.body,
-            headers=headers,
-            content_type=message.content_type,
-            content_encoding=message.content_encoding,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            type=message.type,
-            app_id=message.app_id,
-        )
+        copy = dead_letter_copy(message, reason, queue)
         try:
             channel = self._channel()
             exchange = self._exchanges[self.topology.dlx]
@@ -571,6 +564,7 @@ class RabbitBus:
             replier=self._replier if replies else None,
             retry_delay=self.retry_delay,
             max_retry_delay=self.max_retry_delay,
+            stop_grace=self.stop_grace,
         )
         await consumer.start()
         self._consumers.append(consumer)
@@ -582,7 +576,7 @@ class RabbitBus:
         channel = await self._consumer_channel(prefetch)
         queue = await self._declare_inbox(channel)
         return await self._start_consumer(
-            "inbox", channel, queue, handler, _body(decode_inbox), prefetch, replies=True
+            "inbox", channel, queue, handler, body_decoder(decode_inbox), prefetch, replies=True
         )
 
     async def consume_tasks(
@@ -591,7 +585,7 @@ class RabbitBus:
         channel = await self._consumer_channel(prefetch)
         queue = await self._declare_task_queue(channel, task_type)
         return await self._start_consumer(
-            f"tasks.{task_type}", channel, queue, handler, _body(decode_task), prefetch
+            f"tasks.{task_type}", channel, queue, handler, body_decoder(decode_task), prefetch
         )
 
     async def _private_queue(
@@ -614,47 +608,28 @@ class RabbitBus:
 
         A handler that raises is logged and the event dropped (as on the memory bus).
         """
-
-        async def on_batch(deliveries: Sequence[Delivery[tuple[str, LifecycleEvent]]]) -> None:
-            for delivery in deliveries:
-                routing_key, event = delivery.message
-                try:
-                    await handler(routing_key, event)
-                except Exception:
-                    log.exception("event subscriber failed on %s", routing_key)
-
         channel = await self._consumer_channel(SUBSCRIPTION_PREFETCH)
         queue = await self._private_queue(channel, "events", self.topology.events_exchange, pattern)
         return await self._start_consumer(
-            f"events.{pattern}", channel, queue, on_batch, _event, SUBSCRIPTION_PREFETCH
+            f"events.{pattern}",
+            channel,
+            queue,
+            event_batches(handler),
+            decode_routed_event,
+            SUBSCRIPTION_PREFETCH,
         )
 
     async def subscribe_cancellations(self, handler: CancelHandler) -> BatchConsumer[list[str]]:
         """This process's queue on the cancellations fanout."""
-
-        async def on_batch(deliveries: Sequence[Delivery[list[str]]]) -> None:
-            for delivery in deliveries:
-                for task_id in delivery.message:
-                    try:
-                        await handler(task_id)
-                    except Exception:
-                        log.exception("cancellation handler failed for %s", task_id)
-
         channel = await self._consumer_channel(SUBSCRIPTION_PREFETCH)
         queue = await self._private_queue(
             channel, "cancellations", self.topology.cancellations_exchange, ""
         )
         return await self._start_consumer(
-            "cancellations", channel, queue, on_batch, _body(decode_cancel), SUBSCRIPTION_PREFETCH
+            "cancellations",
+            channel,
+            queue,
+            cancel_batches(handler),
+            body_decoder(decode_cancel),
+            SUBSCRIPTION_PREFETCH,
         )
-
-
-def _body(decode: Callable[[bytes], Any]) -> Decoder[Any]:
-    def decoder(message: AbstractIncomingMessage) -> Any:
-        return decode(message.body)
-
-    return decoder
-
-
-def _event(message: AbstractIncomingMessage) -> tuple[str, LifecycleEvent]:
-    return message.routing_key or "", decode_event(message.body)

@@ -33,11 +33,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from spane.bus.base import BatchHandler, Delivery, Reply
-from spane.bus.codec import check_schema
+from spane.bus.base import BatchHandler, CancelHandler, Delivery, EventHandler, Reply
+from spane.bus.codec import check_schema, decode_event
 from spane.errors import InvalidMessageError
+from spane.schemas.events import LifecycleEvent
 
 log = logging.getLogger("spane.bus.rabbit")
 
@@ -52,6 +54,12 @@ Replier = Callable[[AbstractIncomingMessage], Callable[[Reply], Awaitable[None]]
 
 DEFAULT_RETRY_DELAY = 0.05
 DEFAULT_MAX_RETRY_DELAY = 5.0
+DEFAULT_STOP_GRACE = 30.0
+DEAD_LETTER_REASON_HEADER = "spane-dead-letter-reason"
+"""Why SPANE dead-lettered a message (queues' own dead-lettering adds ``x-death``)."""
+DEAD_LETTER_QUEUE_HEADER = "spane-dead-letter-queue"
+"""The queue the message was consumed from."""
+MAX_REASON_LENGTH = 1024
 
 
 def fallback_message_id(body: bytes) -> str:
@@ -76,6 +84,7 @@ class BatchConsumer(Generic[T]):
         replier: Replier | None = None,
         retry_delay: float = DEFAULT_RETRY_DELAY,
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
+        stop_grace: float = DEFAULT_STOP_GRACE,
     ) -> None:
         self.name = name
         self._channel = channel
@@ -87,6 +96,7 @@ class BatchConsumer(Generic[T]):
         self._replier = replier
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
+        self._stop_grace = stop_grace
         self._buffer: deque[AbstractIncomingMessage] = deque()
         self._arrived = asyncio.Event()
         self._failures = 0
@@ -102,7 +112,8 @@ class BatchConsumer(Generic[T]):
     async def stop(self) -> None:
         """Cancel the consumer, let a running handler call finish, close the channel.
 
-        Deliveries received but not yet handled go back to the queue with the channel.
+        A handler call still running after ``stop_grace`` seconds is cancelled. Deliveries
+        not acknowledged go back to the queue when the channel closes.
         """
         if self._stopping:
             return
@@ -114,7 +125,10 @@ class BatchConsumer(Generic[T]):
                 log.debug("cancelling consumer %s: %s", self.name, exc)
         task = self._task
         if task is not None:
-            if not self._busy:
+            if self._busy:
+                await asyncio.wait({task}, timeout=self._stop_grace)
+            if not task.done():
+                log.warning("consumer %s: cancelling its handler on stop", self.name)
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -216,3 +230,63 @@ async def _settle(messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> N
         except Exception as exc:
             # The channel closed under us: the broker redelivers these messages.
             log.warning("settling deliveries failed (%s); they will be redelivered", exc)
+
+
+# --------------------------------------------------------------- helpers
+def body_decoder(decode: Callable[[bytes], T]) -> Decoder[T]:
+    """A :data:`Decoder` that looks at the body only."""
+
+    def decoder(message: AbstractIncomingMessage) -> T:
+        return decode(message.body)
+
+    return decoder
+
+
+def decode_routed_event(message: AbstractIncomingMessage) -> tuple[str, LifecycleEvent]:
+    return message.routing_key or "", decode_event(message.body)
+
+
+def event_batches(handler: EventHandler) -> BatchHandler[tuple[str, LifecycleEvent]]:
+    """Calls ``handler`` per event; a failure is logged and the event dropped."""
+
+    async def on_batch(deliveries: Sequence[Delivery[tuple[str, LifecycleEvent]]]) -> None:
+        for delivery in deliveries:
+            routing_key, event = delivery.message
+            try:
+                await handler(routing_key, event)
+            except Exception:
+                log.exception("event subscriber failed on %s", routing_key)
+
+    return on_batch
+
+
+def cancel_batches(handler: CancelHandler) -> BatchHandler[list[str]]:
+    """Calls ``handler`` per task id of each broadcast; a failure is logged."""
+
+    async def on_batch(deliveries: Sequence[Delivery[list[str]]]) -> None:
+        for delivery in deliveries:
+            for task_id in delivery.message:
+                try:
+                    await handler(task_id)
+                except Exception:
+                    log.exception("cancellation handler failed for %s", task_id)
+
+    return on_batch
+
+
+def dead_letter_copy(message: AbstractIncomingMessage, reason: str, queue: str) -> aio_pika.Message:
+    """The persistent copy of ``message`` sent to the DLX, with why and where from."""
+    headers: dict[str, Any] = dict(message.headers or {})
+    headers[DEAD_LETTER_REASON_HEADER] = reason[:MAX_REASON_LENGTH]
+    headers[DEAD_LETTER_QUEUE_HEADER] = queue
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        app_id=message.app_id,
+    )

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from spane.bus.base import Bus, Delivery, Subscription
-from spane.errors import TaskError
+from spane.errors import SpaneError, TaskError
 from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
 from spane.schemas.messages import TaskFailure, TaskHeartbeat, TaskMessage, TaskResult
 from spane.state.base import ClaimOutcome, StateStore
@@ -35,6 +35,10 @@ log = logging.getLogger("spane.worker")
 
 DEFAULT_LEASE = 60.0
 SHUTDOWN_GRACE = 30.0
+
+
+class WorkerStoppingError(SpaneError, RuntimeError):
+    """Raised into the bus so the rest of a batch is handed back when the worker stops."""
 
 
 def new_worker_id(pool: str) -> str:
@@ -96,6 +100,7 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._http: HttpPool | None = None
         self._subscriptions: list[Subscription] = []
+        self._stopping = False
 
     async def start(self) -> None:
         if self.pool == "http":
@@ -112,6 +117,7 @@ class Worker:
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Stop taking tasks, let running ones finish (up to ``grace``), then close."""
+        self._stopping = True
         for subscription in reversed(self._subscriptions):
             await subscription.stop()
         self._subscriptions.clear()
@@ -134,6 +140,9 @@ class Worker:
         for delivery in deliveries:
             task = delivery.message
             await self._slots.acquire()
+            if self._stopping:
+                self._slots.release()
+                raise WorkerStoppingError(f"worker {self.worker_id} is stopping")
             lease = max(task.timeout or 0.0, self.lease)
             claim = await self.state.claim_task(task.task_id, self.worker_id, lease)
             if claim.outcome is ClaimOutcome.CLAIMED:

@@ -222,6 +222,7 @@ async def rabbit(
         delivery_limit=3,
         retry_delay=0.01,
         max_retry_delay=0.05,
+        stop_grace=1.0,
     )
     await bus.connect()
     try:
@@ -300,7 +301,7 @@ async def test_a_failed_batch_is_redelivered(bus: Bus) -> None:
     await bus.publish_inbox(results)
     sub = await bus.consume_inbox(inbox, prefetch=16)
 
-    def handled() -> list[InboxMessage]:
+    def handled() -> list[TaskResult]:
         return [d.message for batch in inbox.batches[1:] for d in batch]
 
     await eventually(lambda: len(handled()) >= len(results), "the redelivery")
@@ -549,6 +550,27 @@ async def test_stop_waits_for_the_running_handler(rabbit: RabbitBus) -> None:
     await asyncio.wait_for(started.wait(), WAIT)
     await sub.stop()
     assert finished.is_set()
+
+
+@pytest.mark.real
+async def test_stop_cancels_a_handler_that_outlives_the_grace(rabbit: RabbitBus) -> None:
+    started = asyncio.Event()
+
+    async def stuck(batch: Sequence[Delivery[TaskMessage]]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    sub = await rabbit.consume_tasks("bulk", stuck, prefetch=1)
+    await rabbit.publish_tasks([task(1, "bulk")])
+    await asyncio.wait_for(started.wait(), WAIT)
+    begun = time.monotonic()
+    await sub.stop()
+    assert 0.9 <= time.monotonic() - begun < 5
+    later = Recorder()
+    sub = await rabbit.consume_tasks("bulk", later, prefetch=1)
+    await eventually(lambda: len(later.messages) == 1, "the unacknowledged task, again")
+    await sub.stop()
+    assert later.deliveries[0].redelivered
 
 
 @pytest.mark.real
