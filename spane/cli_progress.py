@@ -177,7 +177,9 @@ def _apply_node(row: NodeRow, status: str, data: dict[str, Any], at: float) -> N
     elif status in _TERMINAL:
         row.finished = at if row.started is not None else None
     error = data.get("error")
-    if error is not None and status in ("retrying", "failed", "cancelled"):
+    if error is not None and status == "retrying":
+        row.detail = f"attempt {row.attempt}: {format_error(error)}"
+    elif error is not None and status in ("failed", "cancelled"):
         row.detail = format_error(error)
 
 

@@ -183,7 +183,16 @@ class Engine:
             spec = spec_from_data(dict(workflow))
         plan = compile_plan(spec)
         record = await self.definitions.register(spec, plan.checksum, self.clock())
+        if self.orchestrator is not None:
+            self.orchestrator.invalidate_triggers()
         return record
+
+    async def publish_trigger(
+        self, routing_key: str, body: Any, *, idempotency_key: str | None = None
+    ) -> None:
+        """Publish a trigger event, as any producer on ``spane.triggers`` would."""
+        headers = {"spane-idempotency-key": idempotency_key} if idempotency_key else None
+        await self.bus.publish_trigger(routing_key, body, headers=headers)
 
     # ------------------------------------------------------------ executions
     async def start(

@@ -32,6 +32,14 @@ class Delivery(Generic[T]):
     redelivered: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class TriggerEvent:
+    """A message published to the triggers exchange: its routing key and JSON body."""
+
+    routing_key: str
+    body: Any
+
+
 BatchHandler = Callable[[Sequence[Delivery[T]]], Awaitable[None]]
 EventHandler = Callable[[str, LifecycleEvent], Awaitable[None]]
 CancelHandler = Callable[[str], Awaitable[None]]
@@ -67,6 +75,16 @@ class Bus(Protocol):
     async def broadcast_cancel(self, task_ids: Sequence[str]) -> None:
         """Tell every worker to cancel these running attempts."""
         ...
+
+    async def publish_trigger(
+        self, routing_key: str, body: Any, *, headers: dict[str, Any] | None = None
+    ) -> None:
+        """Publish a trigger event (any JSON, or a structured CloudEvent)."""
+        ...
+
+    async def consume_triggers(
+        self, handler: BatchHandler[TriggerEvent], *, prefetch: int
+    ) -> Subscription: ...
 
     async def consume_inbox(
         self, handler: BatchHandler[InboxMessage], *, prefetch: int

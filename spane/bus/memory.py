@@ -22,6 +22,7 @@ from spane.bus.base import (
     Delivery,
     EventHandler,
     Reply,
+    TriggerEvent,
 )
 from spane.bus.topology import topic_matches
 from spane.schemas.events import LifecycleEvent
@@ -103,6 +104,7 @@ class MemoryBus:
 
     def __init__(self) -> None:
         self._inbox: _Queue[InboxMessage] = _Queue()
+        self._triggers: _Queue[TriggerEvent] = _Queue()
         self._tasks: dict[str, _Queue[TaskMessage]] = {}
         self._event_handlers: list[tuple[str, EventHandler]] = []
         self._cancel_handlers: list[CancelHandler] = []
@@ -148,6 +150,18 @@ class MemoryBus:
         for task_id in task_ids:
             for handler in list(self._cancel_handlers):
                 await handler(task_id)
+
+    async def publish_trigger(
+        self, routing_key: str, body: Any, *, headers: dict[str, Any] | None = None
+    ) -> None:
+        self._triggers.put(
+            Delivery(TriggerEvent(routing_key, body), uuid.uuid4().hex, headers=dict(headers or {}))
+        )
+
+    async def consume_triggers(
+        self, handler: BatchHandler[TriggerEvent], *, prefetch: int
+    ) -> _Consumer[TriggerEvent]:
+        return _Consumer(self._triggers, handler, prefetch, "triggers")
 
     async def consume_inbox(
         self, handler: BatchHandler[InboxMessage], *, prefetch: int

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import socket
@@ -50,6 +51,7 @@ from spane.bus.base import (
     CancelHandler,
     EventHandler,
     Reply,
+    TriggerEvent,
 )
 from spane.bus.codec import (
     CLOUDEVENTS_CONTENT_TYPE,
@@ -79,6 +81,7 @@ from spane.bus.rabbit_consumer import (
     cancel_batches,
     dead_letter_copy,
     decode_routed_event,
+    decode_trigger,
     event_batches,
 )
 from spane.bus.topology import Topology
@@ -153,6 +156,7 @@ class RabbitBus:
         self._publisher: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._task_types: set[str] = set()
+        self._declared: set[str] = set()
         self._rpc_channel: AbstractRobustChannel | None = None
         self._rpc_exchange: AbstractExchange | None = None
         self._rpc_lock = asyncio.Lock()
@@ -192,6 +196,7 @@ class RabbitBus:
         self._rpc_exchange = None
         self._exchanges.clear()
         self._task_types.clear()
+        self._declared.clear()
         if connection is not None:
             await connection.close()
 
@@ -577,6 +582,43 @@ class RabbitBus:
         queue = await self._declare_inbox(channel)
         return await self._start_consumer(
             "inbox", channel, queue, handler, body_decoder(decode_inbox), prefetch, replies=True
+        )
+
+    async def _declare_triggers(self, channel: AbstractRobustChannel) -> AbstractRobustQueue:
+        top = self.topology
+        queue = await channel.declare_queue(
+            top.triggers_queue, durable=True, arguments=self._quorum_arguments()
+        )
+        await queue.bind(top.triggers_exchange, routing_key="#")
+        return queue
+
+    async def publish_trigger(
+        self, routing_key: str, body: Any, *, headers: dict[str, Any] | None = None
+    ) -> None:
+        """Publish a trigger; CloudEvents (with ``specversion``) keep their content type."""
+        channel = self._channel()
+        if self.topology.triggers_queue not in self._declared:
+            await self._declare_triggers(channel)
+            self._declared.add(self.topology.triggers_queue)
+        is_cloud_event = isinstance(body, dict) and "specversion" in body
+        message = self._message(
+            json.dumps(body, separators=(",", ":")).encode(),
+            kind="trigger",
+            message_id=uuid.uuid4().hex,
+            correlation_id=None,
+            content_type=CLOUDEVENTS_CONTENT_TYPE if is_cloud_event else JSON_CONTENT_TYPE,
+        )
+        message.headers.update(headers or {})
+        exchange = self._exchanges[self.topology.triggers_exchange]
+        await self._publish_all(channel, [_Outgoing(exchange, routing_key, message, True)])
+
+    async def consume_triggers(
+        self, handler: BatchHandler[TriggerEvent], *, prefetch: int
+    ) -> BatchConsumer[TriggerEvent]:
+        channel = await self._consumer_channel(prefetch)
+        queue = await self._declare_triggers(channel)
+        return await self._start_consumer(
+            "triggers", channel, queue, handler, decode_trigger, prefetch
         )
 
     async def consume_tasks(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,7 +37,14 @@ from typing import Any, Generic, TypeVar
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from spane.bus.base import BatchHandler, CancelHandler, Delivery, EventHandler, Reply
+from spane.bus.base import (
+    BatchHandler,
+    CancelHandler,
+    Delivery,
+    EventHandler,
+    Reply,
+    TriggerEvent,
+)
 from spane.bus.codec import check_schema, decode_event
 from spane.errors import InvalidMessageError
 from spane.schemas.events import LifecycleEvent
@@ -240,6 +248,15 @@ def body_decoder(decode: Callable[[bytes], T]) -> Decoder[T]:
         return decode(message.body)
 
     return decoder
+
+
+def decode_trigger(message: AbstractIncomingMessage) -> TriggerEvent:
+    """Any JSON body; the routing key is the event type."""
+    try:
+        body = json.loads(message.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessageError(f"trigger body is not JSON: {exc}") from None
+    return TriggerEvent(message.routing_key or "", body)
 
 
 def decode_routed_event(message: AbstractIncomingMessage) -> tuple[str, LifecycleEvent]:

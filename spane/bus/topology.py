@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import lru_cache
+
+from spane.orchestrator.topics import topic_matches
 
 TASKS_EXCHANGE = "spane.tasks"
 ORCHESTRATOR_EXCHANGE = "spane.orchestrator"
@@ -56,6 +56,13 @@ class Topology:
         return f"{self.namespace}.triggers"
 
     @property
+    def triggers_queue(self) -> str:
+        """Durable quorum queue bound to the triggers exchange with ``#``: the
+        orchestrators' trigger inbox (kept apart from the command inbox because trigger
+        bodies are any JSON, not SPANE messages)."""
+        return f"{self.namespace}.triggers"
+
+    @property
     def events_exchange(self) -> str:
         """Topic exchange for lifecycle events (CloudEvents)."""
         return f"{self.namespace}.events"
@@ -80,21 +87,4 @@ class Topology:
         return f"{self.namespace}.{purpose}.{token}"
 
 
-@lru_cache(maxsize=1024)
-def _topic_regex(pattern: str) -> re.Pattern[str]:
-    parts = []
-    for word in pattern.split("."):
-        if word == "#":
-            parts.append(r"(?:[^.]+(?:\.[^.]+)*)?")
-        elif word == "*":
-            parts.append(r"[^.]+")
-        else:
-            parts.append(re.escape(word))
-    regex = r"\.".join(parts).replace(r"\.(?:[^.]+(?:\.[^.]+)*)?", r"(?:\.[^.]+)*")
-    regex = regex.replace(r"(?:[^.]+(?:\.[^.]+)*)?\.", r"(?:[^.]+\.)*")
-    return re.compile(f"^{regex}$")
-
-
-def topic_matches(pattern: str, routing_key: str) -> bool:
-    """AMQP topic matching: ``*`` is one word, ``#`` zero or more words."""
-    return _topic_regex(pattern).match(routing_key) is not None
+__all__ = ["Topology", "task_queue", "topic_matches"]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from spane.bus.base import Bus, Delivery, Reply, Subscription
+from spane.bus.base import Bus, Delivery, Reply, Subscription, TriggerEvent
 from spane.errors import StateConflictError, WorkflowNotFoundError
 from spane.orchestrator.commands import (
     CancelChild,
@@ -34,6 +34,7 @@ from spane.orchestrator.events import event_id
 from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES, check_value
 from spane.orchestrator.plans import PlanCache
 from spane.orchestrator.step import CoreOptions
+from spane.orchestrator.triggers import TriggerTarget, build_index, match_event
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import (
     CancelCommand,
@@ -53,6 +54,8 @@ MAX_CONFLICT_RETRIES = 50
 TIMER_POLL_INTERVAL = 0.5
 TIMER_BATCH = 512
 TIMER_LEASE = 30.0
+TRIGGER_INDEX_TTL = 2.0
+IDEMPOTENCY_HEADER = "spane-idempotency-key"
 
 FinishedHook = Callable[[ExecutionFinished], Awaitable[None]]
 
@@ -119,15 +122,24 @@ class OrchestratorService:
         self.max_value_bytes = max_value_bytes
         self.on_finished = on_finished
         self._subscription: Subscription | None = None
+        self._trigger_subscription: Subscription | None = None
+        self._trigger_index: list[TriggerTarget] = []
+        self._trigger_index_at = float("-inf")
         self._timer_task: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._subscription = await self.bus.consume_inbox(self.handle_batch, prefetch=self.prefetch)
+        self._trigger_subscription = await self.bus.consume_triggers(
+            self.handle_triggers, prefetch=self.prefetch
+        )
         self._timer_task = asyncio.create_task(self._timer_loop(), name="spane-timers")
 
     async def stop(self) -> None:
+        if self._trigger_subscription is not None:
+            await self._trigger_subscription.stop()
+            self._trigger_subscription = None
         if self._subscription is not None:
             await self._subscription.stop()
             self._subscription = None
@@ -149,6 +161,56 @@ class OrchestratorService:
         for delivery, reply in replies:
             if delivery.reply is not None:
                 await delivery.reply(reply)
+
+    async def handle_triggers(self, deliveries: Sequence[Delivery[TriggerEvent]]) -> None:
+        """Start the executions trigger events ask for (DESIGN §2 "Trigger events")."""
+        targets = await self._triggers()
+        outbox = _Outbox()
+        for delivery in deliveries:
+            event = delivery.message
+            matches, problems = match_event(
+                targets, event.routing_key, event.body, delivery.message_id
+            )
+            for problem in problems:
+                log.warning(
+                    "trigger %d of workflow %s failed on %s: %s",
+                    problem.target.index,
+                    problem.target.workflow_id,
+                    event.routing_key,
+                    problem.reason,
+                )
+            key = delivery.headers.get(IDEMPOTENCY_HEADER)
+            for match in matches:
+                start = StartExecution(
+                    execution_id=match.execution_id,
+                    workflow_id=match.target.workflow_id,
+                    version=match.target.version,
+                    input=match.input,
+                    idempotency_key=str(key) if key else None,
+                )
+                commands, reply = await self._start(start)
+                if not reply.get("ok"):
+                    log.warning(
+                        "trigger %s did not start %s: %s",
+                        event.routing_key,
+                        start.workflow_id,
+                        reply.get("error"),
+                    )
+                outbox.add(commands)
+        await self._execute(outbox)
+
+    async def _triggers(self) -> list[TriggerTarget]:
+        """The event triggers of every workflow's latest version (refreshed every few s)."""
+        if self.clock() - self._trigger_index_at >= TRIGGER_INDEX_TTL:
+            records = await self.definitions.list_workflows()
+            plans = [await self.plans.get(r.workflow_id, r.version) for r in records]
+            self._trigger_index = build_index(plans)
+            self._trigger_index_at = self.clock()
+        return self._trigger_index
+
+    def invalidate_triggers(self) -> None:
+        """Rebuild the trigger index on the next event (after a registration)."""
+        self._trigger_index_at = float("-inf")
 
     async def process(self, delivery: Delivery[InboxMessage]) -> tuple[list[Command], Reply]:
         """Apply one message; returns the commands to run and the answer for its sender."""

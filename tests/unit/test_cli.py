@@ -406,7 +406,7 @@ def test_progress_folds_events_into_rows() -> None:
     assert (rows["validate"].status, rows["validate"].attempt) == ("succeeded", 1)
     assert rows["validate"].elapsed(0) == pytest.approx(0.25)
     assert (rows["charge"].label, rows["charge"].attempt) == ("running", 2)
-    assert rows["charge"].detail == "ConnectionError: gateway timed out"
+    assert rows["charge"].detail == "attempt 1: ConnectionError: gateway timed out"
     assert rows["refund"].status == "skipped"
     assert rows["ship"].status == "pending"
 

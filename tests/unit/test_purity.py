@@ -26,6 +26,8 @@ PURE = [
     "spane/orchestrator/view.py",
     "spane/orchestrator/limits.py",
     "spane/orchestrator/events.py",
+    "spane/orchestrator/topics.py",
+    "spane/orchestrator/triggers.py",
 ]
 FORBIDDEN = {
     "asyncio",
