@@ -4,7 +4,7 @@ Commands that need no server::
 
     spane validate FILE...              check definitions; every problem with its location
     spane graph FILE [--mermaid]        the processed plan in words, or a Mermaid flowchart
-    spane run FILE [FILE...] [options]  run the first workflow in this process (embedded)
+    spane run FILE [FILE...] [options]  run the first workflow in this process
 
 Exit codes:
 
@@ -66,11 +66,22 @@ from spane.errors import (
 from spane.orchestrator.compiler import compile_plan
 from spane.orchestrator.describe import describe_plan, to_mermaid
 from spane.orchestrator.plan import Plan
+from spane.schemas.events import LifecycleEvent
 from spane.schemas.loader import load_workflow_file
 from spane.schemas.state import ErrorInfo
 from spane.schemas.workflow import WorkflowSpec
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "app", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "RunOptions",
+    "RunOutcome",
+    "app",
+    "main",
+    "run_files",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -341,9 +352,10 @@ def _on_interrupt(event: asyncio.Event) -> Iterator[None]:
 
 
 async def _cancel(engine: Engine, execution_id: str, reason: str) -> ExecutionResult | None:
-    with contextlib.suppress(CommandRejectedError):  # it finished in the meantime
-        await engine.cancel(execution_id, reason)
+    """Cancel and wait for the execution to settle; None if it does not in time."""
     try:
+        with contextlib.suppress(CommandRejectedError):  # it finished in the meantime
+            await asyncio.wait_for(engine.cancel(execution_id, reason), CANCEL_GRACE)
         return await engine.wait(execution_id, CANCEL_GRACE)
     except TimeoutError:
         return None
@@ -405,12 +417,20 @@ def _logging(view: ProgressView, settings: Settings, quiet: bool) -> Iterator[No
         logger.setLevel(previous)
 
 
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How ``spane run`` waits and shows progress."""
+
+    timeout: float | None = None
+    """Seconds to wait for the result before cancelling the execution."""
+    quiet: bool = False
+    """No progress view; only the output (and errors)."""
+
+
 async def run_files(
     specs: Sequence[WorkflowSpec],
     data: Any,
-    *,
-    timeout: float | None = None,
-    quiet: bool = False,
+    options: RunOptions | None = None,
     settings: Settings | None = None,
 ) -> RunOutcome:
     """Register every spec, run the first one with live progress, return how it ended.
@@ -419,6 +439,7 @@ async def run_files(
     server URLs are configured; tasks come from the process-wide registry (where
     ``@spane.task`` registers).
     """
+    options = options or RunOptions()
     settings = settings or Settings()
     interrupted = asyncio.Event()
     with _on_interrupt(interrupted):
@@ -430,37 +451,31 @@ async def run_files(
             definitions=backends.definitions,
         )
         async with engine:
-            return await _run_in(engine, specs, data, timeout, quiet, settings, interrupted)
+            records = [await engine.register(spec) for spec in specs]
+            main = records[0]
+            plan = await engine.plans.get(main.workflow_id, main.version)
+            progress = ExecutionProgress.for_plan(plan, uuid.uuid4().hex)
+            view = _make_view(progress, options.quiet)
 
+            async def on_event(routing_key: str, event: LifecycleEvent) -> None:
+                if progress.apply(routing_key, event):
+                    view.update(routing_key, event)
 
-async def _run_in(
-    engine: Engine,
-    specs: Sequence[WorkflowSpec],
-    data: Any,
-    timeout: float | None,
-    quiet: bool,
-    settings: Settings,
-    interrupted: asyncio.Event,
-) -> RunOutcome:
-    for spec in specs:
-        await engine.register(spec)
-    plan = await engine.plans.get(specs[0].id)
-    execution_id = uuid.uuid4().hex
-    progress = ExecutionProgress.for_plan(plan, execution_id)
-    view = _make_view(progress, quiet)
-
-    async def on_event(routing_key: str, event: Any) -> None:
-        if progress.apply(routing_key, event):
-            view.update(routing_key, event)
-
-    with _logging(view, settings, quiet):
-        await engine.subscribe("execution.#", on_event)
-        await engine.subscribe("node.#", on_event)
-        if interrupted.is_set():
-            return RunOutcome(execution_id, None, interrupted=True)
-        await engine.start(specs[0].id, data, execution_id=execution_id)
-        with view:
-            return await _wait(engine, execution_id, timeout, view, interrupted)
+            with _logging(view, settings, options.quiet):
+                await engine.subscribe("execution.#", on_event)
+                await engine.subscribe("node.#", on_event)
+                if interrupted.is_set():
+                    return RunOutcome(progress.execution_id, None, interrupted=True)
+                await engine.start(
+                    main.workflow_id,
+                    data,
+                    version=main.version,
+                    execution_id=progress.execution_id,
+                )
+                with view:
+                    return await _wait(
+                        engine, progress.execution_id, options.timeout, view, interrupted
+                    )
 
 
 def _error_lines(error: ErrorInfo | None) -> list[str]:
@@ -544,7 +559,7 @@ def run(
         import_modules(imports or [])
         specs = _load_for_run(files)
         try:
-            outcome = asyncio.run(run_files(specs, data, timeout=timeout, quiet=quiet))
+            outcome = asyncio.run(run_files(specs, data, RunOptions(timeout, quiet)))
         except KeyboardInterrupt:
             _exit(EXIT_INTERRUPTED, "interrupted")
     raise typer.Exit(report(outcome, timeout))

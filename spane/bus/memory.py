@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from spane.bus.base import (
@@ -31,6 +31,7 @@ from spane.schemas.messages import InboxMessage, TaskMessage
 log = logging.getLogger("spane.bus.memory")
 T = TypeVar("T")
 REDELIVERY_DELAY = 0.05
+DELIVERY_LIMIT = 20
 
 
 class _Queue(Generic[T]):
@@ -47,6 +48,8 @@ class _Queue(Generic[T]):
     async def get_batch(self, limit: int) -> list[Delivery[T]]:
         first = await self._queue.get()
         batch = [first[2]]
+        if first[2].redelivered:
+            return batch  # alone: a poison message must not drag others to the limit
         while len(batch) < limit and not self._queue.empty():
             batch.append(self._queue.get_nowait()[2])
         return batch
@@ -56,33 +59,64 @@ class _Queue(Generic[T]):
 
 
 class _Consumer(Generic[T]):
-    def __init__(self, queue: _Queue[T], handler: BatchHandler[T], prefetch: int, name: str):
+    def __init__(
+        self,
+        queue: _Queue[T],
+        handler: BatchHandler[T],
+        prefetch: int,
+        name: str,
+        dead_letter: Callable[[Delivery[T], str], None],
+    ):
         self._queue = queue
         self._handler = handler
         self._prefetch = max(prefetch, 1)
+        self._dead_letter = dead_letter
+        self._failures: dict[int, int] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
         queue.consumers += 1
         self._task = asyncio.create_task(self._run(), name=f"spane-consume-{name}")
 
     async def _run(self) -> None:
         while True:
             batch = await self._queue.get_batch(self._prefetch)
+            self._idle.clear()
             try:
                 await self._handler(batch)
             except asyncio.CancelledError:
                 self._requeue(batch)
                 raise
-            except Exception:
+            except Exception as exc:
                 log.exception("handler failed; %d message(s) will be redelivered", len(batch))
                 await asyncio.sleep(REDELIVERY_DELAY)
-                self._requeue(batch)
+                self._retry_or_dead_letter(batch, f"{type(exc).__name__}: {exc}")
+            else:
+                for delivery in batch:
+                    self._failures.pop(id(delivery), None)
+            finally:
+                self._idle.set()
+
+    def _retry_or_dead_letter(self, batch: Sequence[Delivery[T]], reason: str) -> None:
+        for delivery in batch:
+            count = self._failures.get(id(delivery), 0) + 1
+            if count >= DELIVERY_LIMIT:
+                self._failures.pop(id(delivery), None)
+                self._dead_letter(delivery, f"delivery limit ({DELIVERY_LIMIT}) reached: {reason}")
+                continue
+            self._failures[id(delivery)] = count
+            delivery.redelivered = True
+            self._queue.put(delivery)
 
     def _requeue(self, batch: Sequence[Delivery[T]]) -> None:
         for delivery in batch:
             delivery.redelivered = True
             self._queue.put(delivery)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop consuming; a handler call in flight finishes first (up to ``grace``)."""
         self._queue.consumers -= 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -108,6 +142,12 @@ class MemoryBus:
         self._tasks: dict[str, _Queue[TaskMessage]] = {}
         self._event_handlers: list[tuple[str, EventHandler]] = []
         self._cancel_handlers: list[CancelHandler] = []
+        self.dead_letters: list[tuple[Any, str]] = []
+        """(message, reason) of messages whose handler kept failing."""
+
+    def _dead_letter(self, delivery: Delivery[Any], reason: str) -> None:
+        log.error("dead-lettering %s: %s", type(delivery.message).__name__, reason)
+        self.dead_letters.append((delivery.message, reason))
 
     async def connect(self) -> None:
         return None
@@ -161,17 +201,19 @@ class MemoryBus:
     async def consume_triggers(
         self, handler: BatchHandler[TriggerEvent], *, prefetch: int
     ) -> _Consumer[TriggerEvent]:
-        return _Consumer(self._triggers, handler, prefetch, "triggers")
+        return _Consumer(self._triggers, handler, prefetch, "triggers", self._dead_letter)
 
     async def consume_inbox(
         self, handler: BatchHandler[InboxMessage], *, prefetch: int
     ) -> _Consumer[InboxMessage]:
-        return _Consumer(self._inbox, handler, prefetch, "inbox")
+        return _Consumer(self._inbox, handler, prefetch, "inbox", self._dead_letter)
 
     async def consume_tasks(
         self, task_type: str, handler: BatchHandler[TaskMessage], *, prefetch: int
     ) -> _Consumer[TaskMessage]:
-        return _Consumer(self._task_queue(task_type), handler, prefetch, task_type)
+        return _Consumer(
+            self._task_queue(task_type), handler, prefetch, task_type, self._dead_letter
+        )
 
     async def subscribe_events(self, pattern: str, handler: EventHandler) -> _Callback:
         return _Callback(self._event_handlers, (pattern, handler))

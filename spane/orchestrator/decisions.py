@@ -8,6 +8,7 @@ view's changes atomically and then executes the commands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
@@ -28,6 +29,7 @@ from spane.orchestrator.step import (
 )
 from spane.orchestrator.view import ExecutionView
 from spane.schemas.messages import (
+    ActivateExecution,
     CancelCommand,
     ChildFinished,
     InboxMessage,
@@ -394,10 +396,12 @@ class NodeStep(LoopSteps):
             return
         node = self.plan.node(message.node_id)
         state = self.view.node(node.id)
-        if state.wait is not WaitReason.CHILD or message.child_execution_id not in state.children:
+        if state.wait is not WaitReason.CHILD:
             return
         if node.type != "sub_workflow":
             self.loop_child_finished(node, message)
+            return
+        if message.child_execution_id not in state.children:
             return
         if node.timeout is not None:
             self.cancel_timer(TimerKind.CHILD_TIMEOUT, node.id, state.attempt)
@@ -447,6 +451,23 @@ class NodeStep(LoopSteps):
                 self.cancel_timer(TimerKind.SIGNAL_TIMEOUT, node_id, 1)
             self.settle(node_id, NodeStatus.SUCCEEDED, output=message.data, ports=(PORT_SUCCESS,))
 
+    def start_roots(self) -> None:
+        """Emit ``started``, arm the execution timeout, queue the roots."""
+        meta = self.view.meta
+        self.emit_execution("started", input=meta.input)
+        if self.plan.timeout is not None:
+            self.view.update_meta(deadline=self.now + self.plan.timeout)
+            self.schedule(TimerKind.EXECUTION_TIMEOUT, None, 0, self.now + self.plan.timeout)
+        for root in self.plan.roots:
+            self.activate_later(root)
+
+    def on_activate(self) -> None:
+        meta = self.view.meta
+        if meta.status != ExecutionStatus.PENDING:
+            return  # already running (a redelivered activation)
+        self.view.update_meta(status=ExecutionStatus.RUNNING)
+        self.start_roots()
+
     def on_pause(self) -> None:
         meta = self.view.meta
         if meta.status != ExecutionStatus.RUNNING:
@@ -493,17 +514,26 @@ def _not_started(node_id: str, cause: ErrorInfo | None) -> ErrorInfo:
 
 
 def begin(
-    plan: Plan, start: StartExecution, now: float, options: CoreOptions | None = None
+    plan: Plan,
+    start: StartExecution,
+    now: float,
+    options: CoreOptions | None = None,
+    *,
+    pending: bool = False,
 ) -> tuple[ExecutionView, Decision]:
-    """Create a new execution's state and start its roots."""
-    view = ExecutionView(new_meta(plan, start, now), {})
+    """Create a new execution's state and start its roots.
+
+    ``pending=True`` (no ``max_executions`` slot free) stores it as PENDING instead;
+    an :class:`ActivateExecution` starts it later.
+    """
+    meta = new_meta(plan, start, now)
+    if pending:
+        meta = meta.model_copy(update={"status": ExecutionStatus.PENDING, "deadline": None})
+    view = ExecutionView(meta, {})
     step = NodeStep(plan, view, now, options or CoreOptions())
-    step.emit_execution("started", input=start.input)
-    if plan.timeout is not None:
-        step.schedule(TimerKind.EXECUTION_TIMEOUT, None, 0, now + plan.timeout)
-    for root in plan.roots:
-        step.activate_later(root)
-    step.run()
+    if not pending:
+        step.start_roots()
+        step.run()
     return view, step.decision()
 
 
@@ -516,27 +546,29 @@ def decide(
 ) -> Decision:
     """Apply one event to an execution; ``view`` records the changes."""
     step = NodeStep(plan, view, now, options or CoreOptions())
-    if step.terminal and not isinstance(message, SignalCommand | CancelCommand):
-        return step.decision()
-    match message:
-        case TaskResult():
-            step.on_result(message)
-        case TaskHeartbeat():
-            step.on_heartbeat(message)
-        case TimerFired():
-            step.on_timer(message.timer)
-        case ChildFinished():
-            step.on_child_finished(message)
-        case SignalCommand():
-            step.on_signal(message)
-        case PauseCommand():
-            step.on_pause()
-        case ResumeCommand():
-            step.on_resume()
-        case CancelCommand():
-            step.on_cancel(message)
-        case StartExecution():
-            step.rejection = Rejection(f"execution {message.execution_id} already exists")
+    engine_event = TaskResult | TaskHeartbeat | TimerFired | ChildFinished | ActivateExecution
+    if step.terminal and isinstance(message, engine_event):
+        return step.decision()  # late news for a finished execution changes nothing
+    _HANDLERS[type(message)](step, message)
     if step.rejection is None:
         step.run()
     return step.decision()
+
+
+def _rejected_start(step: NodeStep, message: StartExecution) -> None:
+    step.rejection = Rejection(f"execution {message.execution_id} already exists")
+
+
+_HANDLERS: dict[type[Any], Callable[[NodeStep, Any], None]] = {
+    TaskResult: NodeStep.on_result,
+    TaskHeartbeat: NodeStep.on_heartbeat,
+    TimerFired: lambda step, message: step.on_timer(message.timer),
+    ChildFinished: NodeStep.on_child_finished,
+    SignalCommand: NodeStep.on_signal,
+    PauseCommand: lambda step, _: step.on_pause(),
+    ResumeCommand: lambda step, _: step.on_resume(),
+    CancelCommand: NodeStep.on_cancel,
+    ActivateExecution: lambda step, _: step.on_activate(),
+    StartExecution: _rejected_start,
+}
+"""Which step method handles each inbox message type."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from spane.schemas.messages import (
+    ActivateExecution,
     ChildFinished,
     InboxMessage,
     StartExecution,
@@ -23,6 +24,8 @@ def event_id(message: InboxMessage, message_id: str) -> str:
             return f"child:{message.child_execution_id}"
         case StartExecution():
             return "start"
+        case ActivateExecution():
+            return "activate"
         case TaskHeartbeat():
             return f"heartbeat:{message.task_id}:{message_id}"
         case _:

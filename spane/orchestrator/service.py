@@ -37,6 +37,7 @@ from spane.orchestrator.step import CoreOptions
 from spane.orchestrator.triggers import TriggerTarget, build_index, match_event
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import (
+    ActivateExecution,
     CancelCommand,
     ChildFinished,
     InboxMessage,
@@ -45,7 +46,7 @@ from spane.schemas.messages import (
     TaskMessage,
     TimerFired,
 )
-from spane.schemas.state import ErrorInfo, ExecutionStatus, Timer
+from spane.schemas.state import ErrorInfo, ExecutionMeta, ExecutionStatus, Timer
 from spane.state.base import DefinitionStore, StateStore
 
 log = logging.getLogger("spane.orchestrator")
@@ -272,7 +273,12 @@ class OrchestratorService:
         )
         if problem is not None:
             return self._refuse_start(message, "InvalidInput", problem)
-        view, decision = begin(plan, message, self.clock(), self.options)
+        pending = False
+        if plan.max_executions and message.parent is None and message.body is None:
+            pending = not await self.state.acquire_slot(
+                plan.workflow_id, message.execution_id, plan.max_executions
+            )
+        view, decision = begin(plan, message, self.clock(), self.options, pending=pending)
         if not await self.state.create(view, "start", decision.commands):
             applied = await self.state.applied(message.execution_id, "start")
             return (list(applied.commands) if applied else []), _ok(message.execution_id)
@@ -311,18 +317,34 @@ class OrchestratorService:
         if outbox.events:
             await self.bus.publish_events(outbox.events)
         for finished in outbox.finished:
-            await self._archive(finished)
+            meta = await self._archive(finished)
+            if meta is not None:
+                await self._release_slot(meta)
             if self.on_finished is not None:
                 await self.on_finished(finished)
 
-    async def _archive(self, finished: ExecutionFinished) -> None:
+    async def _release_slot(self, meta: ExecutionMeta) -> None:
+        """Hand a finished execution's ``max_executions`` slot to the next one queued."""
+        if meta.parent is not None or meta.body is not None:
+            return
+        plan = await self.plans.get(meta.workflow_id, meta.version)
+        if not plan.max_executions:
+            return
+        promoted = await self.state.release_slot(meta.workflow_id, meta.id, plan.max_executions)
+        if promoted:
+            await self.bus.publish_inbox(
+                [ActivateExecution(execution_id=execution_id) for execution_id in promoted]
+            )
+
+    async def _archive(self, finished: ExecutionFinished) -> ExecutionMeta | None:
         meta = await self.state.get_meta(finished.execution_id)
         if meta is None:
-            return
+            return None
         nodes = await self.state.get_nodes(finished.execution_id)
         record: dict[str, Any] = meta.model_dump(mode="json")
         record["nodes"] = {k: v.model_dump(mode="json") for k, v in nodes.items()}
         await self.definitions.archive(record)
+        return meta
 
     # --------------------------------------------------------------- timers
     async def _timer_loop(self) -> None:

@@ -353,7 +353,7 @@ def new_meta(plan: Plan, start: StartExecution, now: float) -> ExecutionMeta:
     """The state of an execution that is accepted and about to start."""
     return ExecutionMeta(
         id=start.execution_id,
-        workflow_id=plan.workflow_id,
+        workflow_id=start.workflow_id,
         version=plan.version,
         status=ExecutionStatus.RUNNING,
         input=start.input,

@@ -285,7 +285,7 @@ def _node_expressions(node: NodeSpec, loc: str, scope: _Scope) -> list[Problem]:
         for position, case in enumerate(node.cases):
             problems += _check_expression(case.when, f"{loc}.cases[{position}].when", site, scope)
     if isinstance(node, WhileNode):
-        site = _condition_site("a loop condition", scope, frozenset({"iteration"}))
+        site = _condition_site("a loop condition", scope, frozenset({"iteration", "index"}))
         problems += _check_expression(node.condition, f"{loc}.condition", site, scope)
     if node.input is not None:
         site = _node_site(node, "input", scope)

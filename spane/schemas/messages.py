@@ -93,6 +93,13 @@ class ChildFinished(_Message):
     """How a loop body ended, when it ended with ``break`` / ``continue``."""
 
 
+class ActivateExecution(_Message):
+    """A PENDING execution got a ``max_executions`` slot: start its roots."""
+
+    kind: Literal["activate"] = "activate"
+    execution_id: str
+
+
 class StartExecution(_Message):
     command: Literal["start"] = "start"
     execution_id: str
@@ -144,6 +151,7 @@ InboxMessage = Annotated[
     | Annotated[TaskHeartbeat, Tag("heartbeat")]
     | Annotated[TimerFired, Tag("timer")]
     | Annotated[ChildFinished, Tag("child_finished")]
+    | Annotated[ActivateExecution, Tag("activate")]
     | Annotated[StartExecution, Tag("start")]
     | Annotated[SignalCommand, Tag("signal")]
     | Annotated[PauseCommand, Tag("pause")]
@@ -153,7 +161,7 @@ InboxMessage = Annotated[
         _inbox_tag,
         custom_error_type="unknown_message",
         custom_error_message=(
-            "message needs 'kind' (task_result, heartbeat, timer, child_finished) or "
+            "message needs 'kind' (task_result, heartbeat, timer, child_finished, activate) or "
             "'command' (start, signal, pause, resume, cancel)"
         ),
     ),

@@ -106,6 +106,16 @@ class StateStore(Protocol):
         """Bind an idempotency key to an execution id; returns the id it is bound to."""
         ...
 
+    async def acquire_slot(self, workflow_id: str, execution_id: str, limit: int) -> bool:
+        """Take one of ``limit`` running slots of a workflow, or queue ``execution_id``
+        (FIFO) and return False. Idempotent for an execution already holding one."""
+        ...
+
+    async def release_slot(self, workflow_id: str, execution_id: str, limit: int) -> list[str]:
+        """Give back (or leave the queue of) a slot; returns the queued executions that
+        now hold a slot and should be activated."""
+        ...
+
     async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim: ...
 
     async def finish_task(self, result: TaskResult) -> None: ...

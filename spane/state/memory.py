@@ -49,6 +49,8 @@ class MemoryStateStore:
         self._heap: list[tuple[float, str]] = []
         self._start_keys: dict[tuple[str, str], str] = {}
         self._claims: dict[str, _Claim] = {}
+        self._slots: dict[str, set[str]] = {}
+        self._waiting: dict[str, deque[str]] = {}
 
     async def connect(self) -> None:
         return None
@@ -139,6 +141,31 @@ class MemoryStateStore:
 
     async def claim_start_key(self, scope: str, key: str, execution_id: str) -> str:
         return self._start_keys.setdefault((scope, key), execution_id)
+
+    async def acquire_slot(self, workflow_id: str, execution_id: str, limit: int) -> bool:
+        running = self._slots.setdefault(workflow_id, set())
+        waiting = self._waiting.setdefault(workflow_id, deque())
+        if execution_id in running:
+            return True
+        if len(running) < limit and not waiting:
+            running.add(execution_id)
+            return True
+        if execution_id not in waiting:
+            waiting.append(execution_id)
+        return False
+
+    async def release_slot(self, workflow_id: str, execution_id: str, limit: int) -> list[str]:
+        running = self._slots.setdefault(workflow_id, set())
+        waiting = self._waiting.setdefault(workflow_id, deque())
+        running.discard(execution_id)
+        if execution_id in waiting:
+            waiting.remove(execution_id)
+        promoted: list[str] = []
+        while waiting and len(running) < limit:
+            next_id = waiting.popleft()
+            running.add(next_id)
+            promoted.append(next_id)
+        return promoted
 
     async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
         now = self._clock()

@@ -90,7 +90,9 @@ async def wait_node(
     return result
 
 
-async def wait_status(engine: Engine, execution_id: str, *wanted: str, timeout: float = WAIT) -> None:
+async def wait_status(
+    engine: Engine, execution_id: str, *wanted: str, timeout: float = WAIT
+) -> None:
     """Wait until the execution itself is in one of the ``wanted`` statuses."""
 
     async def reached() -> bool:
@@ -128,11 +130,7 @@ class EventLog:
     ) -> list[LifecycleEvent]:
         """Events may trail the state on a distributed backend: wait for them."""
         found: list[LifecycleEvent] = await eventually(
-            lambda: (
-                found
-                if len(found := self.find(execution_id, routing_key)) >= count
-                else None
-            ),
+            lambda: found if len(found := self.find(execution_id, routing_key)) >= count else None,
             timeout=timeout,
             what=f"{count} event(s) {routing_key}",
         )

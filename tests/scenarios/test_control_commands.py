@@ -220,9 +220,7 @@ async def test_cancel_cancels_child_executions(make_engine):
     child = unique_id("child")
     parent = unique_id("parent")
     await engine.register({"id": child, "nodes": [fn("work", "hangs")]})
-    await engine.register(
-        {"id": parent, "nodes": [node("sub", "sub_workflow", workflow=child)]}
-    )
+    await engine.register({"id": parent, "nodes": [node("sub", "sub_workflow", workflow=child)]})
 
     execution_id = await engine.start(parent, None)
     sub = await wait_node(engine, execution_id, "sub", NodeStatus.WAITING)

@@ -217,13 +217,9 @@ async def test_many_executions_run_side_by_side_without_mixing_data(make_engine)
 
     engine = await make_engine(reg)
     wf = unique_id("many")
-    await engine.register(
-        {"id": wf, "nodes": [fn("sq", "square"), fn("inc", "plus_one", "sq")]}
-    )
+    await engine.register({"id": wf, "nodes": [fn("sq", "square"), fn("inc", "plus_one", "sq")]})
 
-    results = await within(
-        asyncio.gather(*(engine.run(wf, n, timeout=10) for n in range(20)))
-    )
+    results = await within(asyncio.gather(*(engine.run(wf, n, timeout=10) for n in range(20))))
 
     assert [r.status for r in results] == [ExecutionStatus.SUCCEEDED] * 20
     assert [r.output for r in results] == [n * n + 1 for n in range(20)]
@@ -256,9 +252,7 @@ async def test_max_concurrency_bounds_the_tasks_running_at_once(make_engine):
     assert probe.calls == 6
     assert probe.peak == 2
     snapshot = await engine.status(result.execution_id)
-    assert set(statuses(snapshot, *(f"t{i}" for i in range(6))).values()) == {
-        NodeStatus.SUCCEEDED
-    }
+    assert set(statuses(snapshot, *(f"t{i}" for i in range(6))).values()) == {NodeStatus.SUCCEEDED}
 
 
 async def test_max_concurrency_is_per_execution(make_engine):
@@ -318,3 +312,76 @@ async def test_max_executions_queues_extra_executions_until_a_slot_frees(make_en
     assert (await engine.wait(first, 10)).status == ExecutionStatus.SUCCEEDED
     assert (await engine.wait(second, 10)).status == ExecutionStatus.SUCCEEDED
     assert probe.peak == 1
+
+
+async def test_max_executions_slot_is_freed_by_a_cancel_and_pending_ones_can_be_cancelled(
+    make_engine,
+):
+    reg = TaskRegistry()
+    started: list[object] = []
+    gate = asyncio.Event()
+
+    @reg.task("hold")
+    async def hold(data):
+        started.append(data)
+        async with asyncio.timeout(5):
+            await gate.wait()
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("max-exec-cancel")
+    await engine.register({"id": wf, "max_executions": 1, "nodes": [fn("a", "hold")]})
+
+    running = await engine.start(wf, "first")
+    await wait_node(engine, running, "a", NodeStatus.RUNNING)
+    dropped = await engine.start(wf, "dropped")
+    waiting = await engine.start(wf, "third")
+    await engine.cancel(dropped)
+    assert (await engine.wait(dropped, 10)).status == ExecutionStatus.CANCELLED
+
+    await engine.cancel(running)
+    assert (await engine.wait(running, 10)).status == ExecutionStatus.CANCELLED
+    # the freed slot goes to the next pending execution, not to the cancelled one
+    await wait_node(engine, waiting, "a", NodeStatus.RUNNING)
+    gate.set()
+    assert (await engine.wait(waiting, 10)).output == "third"
+    assert started == ["first", "third"]
+
+
+async def test_queued_nodes_are_dispatched_by_priority(make_engine):
+    reg = TaskRegistry()
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    @reg.task("hold")
+    async def hold(data, ctx):
+        async with asyncio.timeout(5):
+            await gate.wait()
+        order.append(ctx.node_id)
+
+    @reg.task("note")
+    async def note(data, ctx):
+        order.append(ctx.node_id)
+
+    engine = await make_engine(reg)
+    wf = unique_id("priority")
+    await engine.register(
+        {
+            "id": wf,
+            "max_concurrency": 1,
+            "nodes": [
+                fn("first", "hold"),
+                fn("low", "note", priority=1),
+                fn("high", "note", priority=9),
+                fn("mid", "note", priority=5),
+            ],
+        }
+    )
+
+    execution_id = await engine.start(wf, None)
+    await wait_node(engine, execution_id, "first", NodeStatus.RUNNING)
+    gate.set()
+    result = await engine.wait(execution_id, 10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert order == ["first", "high", "mid", "low"]

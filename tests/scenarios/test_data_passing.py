@@ -342,3 +342,19 @@ async def test_node_expressions_see_status_and_output_of_other_nodes(make_engine
     report = snapshot.nodes["report"]
     assert report.status == NodeStatus.SUCCEEDED
     assert report.output == {"status": "failed", "type": "KeyError", "node": "a"}
+
+
+async def test_workflow_output_that_cannot_be_evaluated_fails_the_execution(make_engine):
+    received: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(received))
+    wf = unique_id("bad-output")
+    await engine.register(
+        {"id": wf, "nodes": [fn("a", "echo")], "output": "${ nodes.a.output.missing }"}
+    )
+
+    result = await engine.run(wf, {"present": 1}, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert "output" in result.error.message
+    assert received == {"a": [{"present": 1}]}

@@ -284,12 +284,6 @@ async def test_http_enrichment_refuses_input_outside_its_schema(engine: Engine) 
 
 
 # ----------------------------------------------------------------- batch for_each
-@pytest.mark.xfail(
-    reason="engine: inline loop bodies do not run to completion yet (a body execution's "
-    "meta gets the body plan's id, and loop children are not recorded in NodeState.children)",
-    raises=TimeoutError,
-    strict=False,
-)
 async def test_monthly_invoicing_prices_every_customer(engine: Engine) -> None:
     customers = example_input("customers.json")
 

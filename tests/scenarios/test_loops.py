@@ -7,7 +7,7 @@ import asyncio
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
-from .helpers import Probe, fn, node, unique_id
+from .helpers import Probe, eventually, fn, node, unique_id
 
 
 def body(*nodes: dict[str, object], output: object = None) -> dict[str, object]:
@@ -304,9 +304,13 @@ async def test_while_loop_condition_and_body_see_the_previous_iteration_output(m
                 node(
                     "loop",
                     "while",
-                    condition="index == 0 || iteration.output.v < 20",
+                    condition="iteration.output == null || iteration.output.v < 20",
                     body=body(
-                        fn("d", "double", input="${ index == 0 ? 1 : iteration.output.v }"),
+                        fn(
+                            "d",
+                            "double",
+                            input="${ iteration.output == null ? 1 : iteration.output.v }",
+                        ),
                     ),
                 )
             ],
@@ -537,3 +541,134 @@ async def test_continue_ends_only_the_current_iteration(make_engine):
     assert len(result.output) == 4
     assert result.output[0] == 100
     assert result.output[2] == 300
+
+
+async def test_break_with_concurrent_iterations_cancels_the_running_ones(make_engine):
+    reg = TaskRegistry()
+    cancelled: list[object] = []
+
+    @reg.task("slow")
+    async def slow(data, ctx):
+        if data == 0:
+            return "stop"
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            if ctx.cancelled.is_set():
+                cancelled.append(data)
+            raise
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("break-concurrent")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input }",
+                    concurrency=3,
+                    body=body(
+                        fn("s", "slow", input="${ item }"),
+                        node("stop", "break", "s", when="data == 'stop'"),
+                        output="${ nodes.s.output }",
+                    ),
+                )
+            ],
+        }
+    )
+
+    result = await engine.run(wf, list(range(6)), timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == ["stop"]
+    await asyncio.sleep(0.05)
+    assert sorted(cancelled) == [1, 2]
+
+
+async def test_failed_iteration_cancels_the_other_running_iterations(make_engine):
+    reg = TaskRegistry()
+    cancelled: list[object] = []
+
+    @reg.task("work")
+    async def work(data, ctx):
+        if data == "bad":
+            await asyncio.sleep(0.02)
+            raise RuntimeError("bad item")
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            if ctx.cancelled.is_set():
+                cancelled.append(data)
+            raise
+        return data
+
+    engine = await make_engine(reg)
+    wf = unique_id("iteration-fails")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input }",
+                    concurrency=3,
+                    body=body(fn("w", "work")),
+                )
+            ],
+        }
+    )
+
+    result = await engine.run(wf, ["a", "bad", "c", "d"], timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert result.error.node_id == "each"
+    await asyncio.sleep(0.05)
+    assert sorted(cancelled) == ["a", "c"]
+
+
+async def test_cancelling_an_execution_cancels_its_loop_iterations(make_engine):
+    reg = TaskRegistry()
+    started: list[object] = []
+    cancelled: list[object] = []
+
+    @reg.task("hangs")
+    async def hangs(data, ctx):
+        started.append(data)
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            if ctx.cancelled.is_set():
+                cancelled.append(data)
+            raise
+
+    engine = await make_engine(reg)
+    wf = unique_id("cancel-loop")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input }",
+                    concurrency=2,
+                    body=body(fn("h", "hangs")),
+                )
+            ],
+        }
+    )
+
+    execution_id = await engine.start(wf, [1, 2, 3])
+    await eventually(lambda: len(started) == 2, what="two iterations running")
+    await engine.cancel(execution_id)
+    result = await engine.wait(execution_id, 10)
+
+    assert result.status == ExecutionStatus.CANCELLED
+    await eventually(lambda: sorted(cancelled) == [1, 2], what="iterations cancelled")
+    await asyncio.sleep(0.05)
+    assert started == [1, 2]

@@ -198,7 +198,9 @@ async def test_execution_error_is_the_first_unhandled_failure(make_engine):
 
     engine = await make_engine(reg)
     wf = unique_id("first-error")
-    await engine.register({"id": wf, "nodes": [fn("early", "fail_after"), fn("late", "fail_after")]})
+    await engine.register(
+        {"id": wf, "nodes": [fn("early", "fail_after"), fn("late", "fail_after")]}
+    )
 
     result = await engine.run(wf, {"early": 0.01, "late": 0.2}, timeout=10)
 
@@ -296,3 +298,86 @@ async def test_fail_node_with_structured_error_is_caught_by_error_port(make_engi
     assert reject.status == NodeStatus.FAILED
     assert reject.error is not None
     assert (reject.error.type, reject.error.details) == ("Rejected", {"limit": 100})
+
+
+async def test_unhandled_failure_stops_queued_waiting_and_child_work(make_engine):
+    reg = TaskRegistry()
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    @reg.task("fail_soon")
+    async def fail_soon(data, ctx):
+        calls.append(ctx.node_id)
+        await asyncio.sleep(0.05)
+        raise RuntimeError("stop everything")
+
+    @reg.task("gated")
+    async def gated(data, ctx):
+        calls.append(ctx.node_id)
+        async with asyncio.timeout(5):
+            await gate.wait()
+        return data
+
+    engine = await make_engine(reg)
+    child = unique_id("child")
+    wf = unique_id("stop-all")
+    await engine.register({"id": child, "nodes": [fn("inner", "gated")]})
+    await engine.register(
+        {
+            "id": wf,
+            "max_concurrency": 2,
+            "nodes": [
+                fn("bad", "fail_soon"),
+                node("sub", "sub_workflow", workflow=child),
+                fn("busy", "gated"),
+                fn("queued", "gated"),  # over max_concurrency: waits in the queue
+                node("approval", "wait_for_signal", signal="ok"),
+                node("nap", "delay", duration="5s"),
+            ],
+        }
+    )
+
+    try:
+        result = await engine.run(wf, None, timeout=10)
+    finally:
+        gate.set()
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert result.error.node_id == "bad"
+    snapshot = await engine.status(result.execution_id)
+    for node_id in ("busy", "queued", "sub", "approval", "nap"):
+        assert snapshot.nodes[node_id].status == NodeStatus.CANCELLED, node_id
+    assert "queued" not in calls
+    [child_id] = snapshot.nodes["sub"].children
+    assert (await engine.wait(child_id, 10)).status == ExecutionStatus.CANCELLED
+
+
+async def test_unhandled_failure_stops_a_node_waiting_to_retry(make_engine):
+    reg = TaskRegistry()
+    calls: list[str] = []
+
+    @reg.task("fail_soon")
+    async def fail_soon(data, ctx):
+        await asyncio.sleep(0.05)
+        raise RuntimeError("stop everything")
+
+    @reg.task("flaky")
+    async def flaky(data, ctx):
+        calls.append(ctx.node_id)
+        raise RuntimeError("retry me later")
+
+    engine = await make_engine(reg)
+    wf = unique_id("stop-retry")
+    retry = {"max_attempts": 3, "initial_interval": "300ms", "jitter": False}
+    await engine.register(
+        {"id": wf, "nodes": [fn("bad", "fail_soon"), fn("retrying", "flaky", retry=retry)]}
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+    await asyncio.sleep(0.4)  # past the retry delay
+
+    assert result.status == ExecutionStatus.FAILED
+    assert calls == ["retrying"]
+    snapshot = await engine.status(result.execution_id)
+    assert snapshot.nodes["retrying"].status == NodeStatus.CANCELLED

@@ -187,7 +187,9 @@ async def test_nested_sub_workflows(make_engine):
             ],
         }
     )
-    await engine.register({"id": outer, "nodes": [node("call_middle", "sub_workflow", workflow=middle)]})
+    await engine.register(
+        {"id": outer, "nodes": [node("call_middle", "sub_workflow", workflow=middle)]}
+    )
 
     result = await engine.run(outer, {"n": 5}, timeout=10)
 
@@ -326,3 +328,27 @@ async def test_waiting_parent_reports_the_child_while_it_runs(make_engine):
     finally:
         gate.set()
     assert (await engine.wait(execution_id, 10)).output == 9
+
+
+async def test_sub_workflow_can_pin_a_child_version(make_engine):
+    calls: dict[str, list[object]] = {}
+    engine = await make_engine(_registry(calls))
+    child = unique_id("child-versions")
+    parent = unique_id("parent-pins")
+    v1 = await engine.register({"id": child, "nodes": [fn("a", "echo")], "output": "v1"})
+    v2 = await engine.register({"id": child, "nodes": [fn("a", "echo")], "output": "v2"})
+    assert v2.version == v1.version + 1
+    await engine.register(
+        {
+            "id": parent,
+            "nodes": [
+                node("pinned", "sub_workflow", workflow=child, version=v1.version),
+                node("latest", "sub_workflow", workflow=child),
+            ],
+        }
+    )
+
+    result = await engine.run(parent, None, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == {"pinned": "v1", "latest": "v2"}

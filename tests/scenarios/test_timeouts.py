@@ -261,3 +261,47 @@ async def test_execution_timeout_cancels_a_waiting_signal_node(make_engine):
 
     assert result.status == ExecutionStatus.TIMED_OUT
     assert (await engine.status(execution_id)).nodes["approve"].status == NodeStatus.CANCELLED
+
+
+async def test_timeout_listed_as_non_retryable_is_not_retried(make_engine):
+    reg = TaskRegistry()
+    attempts: list[int] = []
+
+    @reg.task("hangs")
+    async def hangs(data, ctx):
+        attempts.append(ctx.attempt)
+        await asyncio.sleep(5)
+
+    engine = await make_engine(reg)
+    wf = unique_id("timeout-final")
+    policy = {"max_attempts": 3, "non_retryable": ["Timeout"], **FAST}
+    await engine.register({"id": wf, "nodes": [fn("call", "hangs", timeout=0.05, retry=policy)]})
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert result.error.type == "Timeout"
+    assert attempts == [1]
+
+
+async def test_execution_timeout_cancels_child_executions(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("hangs")
+    async def hangs(data):
+        await asyncio.sleep(5)
+
+    engine = await make_engine(reg)
+    child = unique_id("child")
+    wf = unique_id("parent-timeout")
+    await engine.register({"id": child, "nodes": [fn("work", "hangs")]})
+    await engine.register(
+        {"id": wf, "timeout": "100ms", "nodes": [node("sub", "sub_workflow", workflow=child)]}
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.TIMED_OUT
+    [child_id] = (await engine.status(result.execution_id)).nodes["sub"].children
+    assert (await engine.wait(child_id, 10)).status == ExecutionStatus.CANCELLED
