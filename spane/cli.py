@@ -565,8 +565,8 @@ def run(
     raise typer.Exit(report(outcome, timeout))
 
 
-# The distributed commands (orchestrator, worker, api, register, start, status, signal,
-# pause, resume, cancel) are registered on `app` here when the server adapters land.
+# The distributed commands register themselves on `app` (import for the side effect).
+from spane import cli_ops  # noqa: E402, F401
 
 
 def main() -> None:

@@ -240,3 +240,26 @@ async def test_node_events_of_a_cancelled_sibling(make_engine):
     assert f"node.{wf}.slow.cancelled" in keys
     assert keys.index(f"node.{wf}.bad.failed") < keys.index(f"node.{wf}.slow.cancelled")
     assert keys[-1] == f"execution.{wf}.failed"
+
+
+async def test_repeated_pauses_are_distinct_events(make_engine):
+    """Each event has its own id (DESIGN §4): a second pause is news, not a duplicate."""
+    engine = await make_engine(_registry())
+    events = await EventLog.attach(engine, "execution.#")
+    wf = unique_id("pause-twice")
+    await engine.register({"id": wf, "nodes": [node("wait", "wait_for_signal", signal="go")]})
+
+    execution_id = await engine.start(wf, None)
+    for _ in range(2):
+        await engine.pause(execution_id)
+        await engine.resume(execution_id)
+    await engine.signal(execution_id, "go", 1)
+    await engine.wait(execution_id, 10)
+    await events.wait_for(execution_id, f"execution.{wf}.succeeded")
+
+    pauses = events.find(execution_id, f"execution.{wf}.paused")
+    resumes = events.find(execution_id, f"execution.{wf}.resumed")
+    assert len(pauses) == 2
+    assert len(resumes) == 2
+    ids = [event.id for _, event in events.of(execution_id)]
+    assert len(set(ids)) == len(ids), f"event ids repeat: {ids}"

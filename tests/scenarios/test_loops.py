@@ -672,3 +672,47 @@ async def test_cancelling_an_execution_cancels_its_loop_iterations(make_engine):
     await eventually(lambda: sorted(cancelled) == [1, 2], what="iterations cancelled")
     await asyncio.sleep(0.05)
     assert started == [1, 2]
+
+
+async def test_paused_loop_starts_no_iteration_and_continues_on_resume(make_engine):
+    reg = TaskRegistry()
+    started: list[object] = []
+    gate = asyncio.Event()
+
+    @reg.task("gated")
+    async def gated(data):
+        started.append(data)
+        async with asyncio.timeout(5):
+            await gate.wait()
+        return data * 10
+
+    engine = await make_engine(reg)
+    wf = unique_id("pause-loop")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node(
+                    "each",
+                    "for_each",
+                    items="${ input }",
+                    concurrency=1,
+                    body=body(fn("g", "gated")),
+                )
+            ],
+        }
+    )
+
+    execution_id = await engine.start(wf, [1, 2, 3])
+    await eventually(lambda: started == [1], what="first iteration running")
+    await engine.pause(execution_id)
+    gate.set()
+    await asyncio.sleep(0.15)
+    assert started == [1], "an iteration started while the execution was paused"
+
+    await engine.resume(execution_id)
+    result = await engine.wait(execution_id, 10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == [10, 20, 30]
+    assert started == [1, 2, 3]

@@ -352,3 +352,41 @@ async def test_sub_workflow_can_pin_a_child_version(make_engine):
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == {"pinned": "v1", "latest": "v2"}
+
+
+async def test_cancelling_the_child_fails_the_parent_node(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("hangs")
+    async def hangs(data):
+        await asyncio.sleep(5)
+
+    @reg.task("echo")
+    async def echo(data):
+        return data
+
+    engine = await make_engine(reg)
+    child = unique_id("child-cancelled")
+    parent = unique_id("parent-of-cancelled")
+    await engine.register({"id": child, "nodes": [fn("work", "hangs")]})
+    await engine.register(
+        {
+            "id": parent,
+            "nodes": [
+                node("sub", "sub_workflow", workflow=child),
+                fn("recover", "echo", "sub.error"),
+            ],
+        }
+    )
+
+    execution_id = await engine.start(parent, None)
+    sub = await wait_node(engine, execution_id, "sub", NodeStatus.WAITING)
+    [child_id] = sub.children
+    await wait_node(engine, child_id, "work", NodeStatus.RUNNING)
+    await engine.cancel(child_id, reason="not needed")
+    result = await engine.wait(execution_id, 10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output["node_id"] == "sub"
+    assert result.output["type"] == "Cancelled"
+    assert "not needed" in result.output["message"]

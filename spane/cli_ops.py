@@ -1,0 +1,340 @@
+"""The distributed commands of ``spane``: long-running processes and operations.
+
+``orchestrator`` and ``worker`` are the processes of a deployment; ``register``,
+``start``, ``status``, ``signal``, ``pause``, ``resume``, ``cancel`` and ``events`` talk
+to it. All need ``SPANE_AMQP_URL``, ``SPANE_REDIS_URL`` and ``SPANE_MONGODB_URL``; without
+them they exit with a message saying so (status 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spane.backends import Backends, open_backends
+from spane.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    _load_for_run,
+    _spane_errors,
+    app,
+    import_modules,
+    parse_input,
+)
+from spane.config import Settings
+from spane.engine import Engine, ExecutionSnapshot
+from spane.errors import ExecutionNotFoundError
+from spane.orchestrator.service import OrchestratorService
+from spane.orchestrator.step import CoreOptions
+from spane.schemas.events import LifecycleEvent
+from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
+from spane.workers.runtime import Worker
+
+log = logging.getLogger("spane.cli")
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _until_stopped() -> None:
+    """Wait for SIGTERM or SIGINT."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+@contextlib.asynccontextmanager
+async def _backends(process: str) -> AsyncIterator[tuple[Settings, Backends]]:
+    settings = Settings()
+    backends = await open_backends(settings, allow_embedded=False, process=process)
+    try:
+        yield settings, backends
+    finally:
+        await backends.close()
+
+
+@contextlib.asynccontextmanager
+async def _client(process: str) -> AsyncIterator[Engine]:
+    """An Engine that only talks to a deployment: no orchestrator, no pools here."""
+    async with _backends(process) as (settings, backends):
+        engine = Engine(
+            settings=settings,
+            bus=backends.bus,
+            state=backends.state,
+            definitions=backends.definitions,
+            pools=[],
+            run_orchestrator=False,
+        )
+        await engine.open()
+        try:
+            yield engine
+        finally:
+            await engine.close()
+
+
+def _run(coro: Callable[[], Awaitable[int]]) -> None:
+    with _spane_errors():
+        code = asyncio.run(_main(coro))
+    raise typer.Exit(code)
+
+
+async def _main(coro: Callable[[], Awaitable[int]]) -> int:
+    return await coro()
+
+
+# ------------------------------------------------------------------ processes
+@app.command()
+def orchestrator(
+    prefetch: Annotated[
+        int | None, typer.Option(help="Micro-batch size / prefetch window (SPANE_PREFETCH).")
+    ] = None,
+) -> None:
+    """Run one orchestrator replica until SIGTERM (any number may run)."""
+
+    async def serve() -> int:
+        async with _backends("spane orchestrator") as (settings, backends):
+            _configure_logging(settings)
+            service = OrchestratorService(
+                backends.bus,
+                backends.state,
+                backends.definitions,
+                options=CoreOptions(node_events=settings.node_events, max_depth=settings.max_depth),
+                prefetch=prefetch or settings.prefetch,
+                max_value_bytes=settings.max_value_bytes,
+            )
+            await service.start()
+            log.info("orchestrator running (namespace %s)", settings.namespace)
+            await _until_stopped()
+            log.info("stopping: finishing the batch in flight")
+            await service.stop()
+        return EXIT_OK
+
+    _run(serve)
+
+
+@app.command()
+def worker(
+    pool: Annotated[str, typer.Option(help="function, http, or a custom task type.")],
+    imports: Annotated[
+        list[str] | None,
+        typer.Option("--import", help="Module defining tasks (repeatable)."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Tasks run at once (SPANE_WORKER_CONCURRENCY).")
+    ] = None,
+    grace: Annotated[float, typer.Option(help="Seconds to let running tasks finish.")] = 30.0,
+) -> None:
+    """Run one worker of a pool until SIGTERM, then finish running tasks (up to --grace)."""
+    with _spane_errors():
+        import_modules(imports or [])
+
+    async def serve() -> int:
+        async with _backends(f"spane worker {pool}") as (settings, backends):
+            _configure_logging(settings)
+            runtime = Worker(
+                backends.bus,
+                backends.state,
+                pool=pool,
+                concurrency=concurrency or settings.worker_concurrency,
+                lease=settings.task_lease,
+                max_output_bytes=settings.max_value_bytes,
+            )
+            await runtime.start()
+            log.info("worker %s running (pool %s)", runtime.worker_id, pool)
+            await _until_stopped()
+            log.info("stopping: %d task(s) running", runtime.running)
+            await runtime.stop(grace=grace)
+        return EXIT_OK
+
+    _run(serve)
+
+
+# ---------------------------------------------------------------- operations
+@app.command()
+def register(files: Annotated[list[Path], typer.Argument(help="Workflow definitions.")]) -> None:
+    """Validate and store definitions (same content keeps its version)."""
+    with _spane_errors():
+        specs = _load_for_run(files)
+
+    async def go() -> int:
+        async with _client("spane register") as engine:
+            for spec in specs:
+                record = await engine.register(spec)
+                typer.echo(f"{record.workflow_id} v{record.version} ({record.checksum[:12]})")
+        return EXIT_OK
+
+    _run(go)
+
+
+@app.command()
+def start(
+    workflow: Annotated[str, typer.Argument(help="Workflow id.")],
+    input_text: Annotated[
+        str | None, typer.Option("--input", help="JSON, @file.json or @- (stdin).")
+    ] = None,
+    version: Annotated[int | None, typer.Option(help="Pin a version (default latest).")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Starting twice with one key starts once.")
+    ] = None,
+    priority: Annotated[int, typer.Option(min=0, max=9)] = 0,
+    wait: Annotated[bool, typer.Option(help="Wait and print the output.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="With --wait: seconds.")] = None,
+) -> None:
+    """Start an execution; prints its id (or, with --wait, its output)."""
+    with _spane_errors():
+        data = parse_input(input_text)
+
+    async def go() -> int:
+        async with _client("spane start") as engine:
+            execution_id = await engine.start(
+                workflow,
+                data,
+                version=version,
+                idempotency_key=idempotency_key,
+                priority=priority,
+            )
+            if not wait:
+                typer.echo(execution_id)
+                return EXIT_OK
+            result = await engine.wait(execution_id, timeout)
+            if result.succeeded:
+                typer.echo(json.dumps(result.output, indent=2))
+                return EXIT_OK
+            error = result.error.message if result.error else ""
+            typer.echo(f"execution {execution_id} {result.status}: {error}", err=True)
+            return EXIT_FAILED
+
+    _run(go)
+
+
+def _status_lines(snapshot: ExecutionSnapshot) -> list[str]:
+    meta = snapshot.meta
+    lines = [
+        f"execution {meta.id}",
+        f"  workflow  {meta.workflow_id} v{meta.version}",
+        f"  status    {meta.status}",
+    ]
+    if meta.parent is not None:
+        lines.append(f"  parent    {meta.parent.execution_id} (node {meta.parent.node_id})")
+    if meta.error is not None:
+        lines.append(f"  error     {meta.error.type}: {meta.error.message}")
+    if meta.status == ExecutionStatus.SUCCEEDED:
+        lines.append(f"  output    {json.dumps(meta.output)[:200]}")
+    lines.append("  nodes:")
+    for node_id, state in sorted(snapshot.nodes.items()):
+        extra = f"  children: {', '.join(state.children)}" if state.children else ""
+        if state.error is not None:
+            extra += f"  {state.error.type}: {state.error.message}"
+        lines.append(f"    {node_id:<24} {state.status:<10} attempt {state.attempt}{extra}")
+    return lines
+
+
+@app.command()
+def status(execution: Annotated[str, typer.Argument(help="Execution id.")]) -> None:
+    """An execution node by node (from Redis, or the archive once it expired there)."""
+
+    async def go() -> int:
+        async with _client("spane status") as engine:
+            try:
+                snapshot = await engine.status(execution)
+            except ExecutionNotFoundError:
+                archived = await engine.definitions.get_archived(execution)
+                if archived is None:
+                    raise
+                typer.echo(json.dumps(archived, indent=2))
+                return EXIT_OK
+            for line in _status_lines(snapshot):
+                typer.echo(line)
+        return EXIT_OK
+
+    _run(go)
+
+
+@app.command("signal")
+def signal_command(
+    execution: Annotated[str, typer.Argument(help="Execution id.")],
+    name: Annotated[str, typer.Argument(help="Signal name.")],
+    data_text: Annotated[
+        str | None, typer.Option("--data", help="Payload: JSON, @file.json or @-.")
+    ] = None,
+) -> None:
+    """Send a signal to the nodes of an execution waiting for it."""
+    with _spane_errors():
+        data = parse_input(data_text)
+
+    async def go() -> int:
+        async with _client("spane signal") as engine:
+            await engine.signal(execution, name, data)
+            typer.echo(f"signal {name!r} delivered to {execution}")
+        return EXIT_OK
+
+    _run(go)
+
+
+def _control(verb: str) -> Callable[[str], None]:
+    def command(execution: Annotated[str, typer.Argument(help="Execution id.")]) -> None:
+        async def go() -> int:
+            async with _client(f"spane {verb}") as engine:
+                await getattr(engine, verb)(execution)
+                typer.echo(f"{verb}: {execution}")
+            return EXIT_OK
+
+        _run(go)
+
+    command.__doc__ = f"{verb.capitalize()} an execution."
+    return command
+
+
+for _verb in ("pause", "resume", "cancel"):
+    app.command(_verb)(_control(_verb))
+
+
+@app.command()
+def events(
+    pattern: Annotated[str, typer.Argument(help="Topic pattern, e.g. 'execution.*.failed'.")] = "#",
+    until_done: Annotated[
+        str | None, typer.Option(help="Stop when this execution finishes.")
+    ] = None,
+) -> None:
+    """Print lifecycle events (CloudEvents, one JSON per line) as they happen."""
+
+    async def go() -> int:
+        done = asyncio.Event()
+
+        async def on_event(routing_key: str, event: LifecycleEvent) -> None:
+            typer.echo(json.dumps({"routing_key": routing_key, **event.model_dump()}))
+            finished = event.data.get("status") in TERMINAL_EXECUTION_STATUSES
+            mine = event.subject == until_done and routing_key.startswith("execution.")
+            if until_done and mine and finished:
+                done.set()
+
+        async with _client("spane events") as engine:
+            await engine.subscribe(pattern, on_event)
+            waiter = asyncio.ensure_future(done.wait())
+            stopper = asyncio.ensure_future(_until_stopped())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (waiter, stopper):
+                task.cancel()
+        return EXIT_OK
+
+    _run(go)
