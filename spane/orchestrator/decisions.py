@@ -473,8 +473,8 @@ class NodeStep(LoopSteps):
         if meta.status != ExecutionStatus.RUNNING:
             self.rejection = Rejection(f"execution {meta.id} is {meta.status}, not running")
             return
-        self.view.update_meta(status=ExecutionStatus.PAUSED)
-        self.emit_execution("paused")
+        meta = self.view.update_meta(status=ExecutionStatus.PAUSED, pauses=meta.pauses + 1)
+        self.emit_execution("paused", seq=meta.pauses)
 
     def on_resume(self) -> None:
         meta = self.view.meta
@@ -483,9 +483,12 @@ class NodeStep(LoopSteps):
             return
         held = meta.held
         self.view.update_meta(status=ExecutionStatus.RUNNING, held=())
-        self.emit_execution("resumed")
+        self.emit_execution("resumed", seq=meta.pauses)
         for timer in held:
             self.fire_timer(timer)
+        for node_id in self.view.meta.active:
+            if self.view.node(node_id).loop is not None:
+                self.advance_loop(self.plan.node(node_id))  # iterations held while paused
 
     def on_cancel(self, message: CancelCommand) -> None:
         meta = self.view.meta

@@ -47,7 +47,7 @@ class LoopSteps(Step):
             node.id, status=NodeStatus.WAITING, wait=WaitReason.CHILD, attempt=1, loop=loop
         )
         self.set_active(node.id, True)
-        self._advance(node)
+        self.advance_loop(node)
 
     def _initial_loop(
         self, node: PlanNode, context: dict[str, Any]
@@ -78,7 +78,7 @@ class LoopSteps(Step):
             return None, expression_failure(node, field, exc)
 
     # -------------------------------------------------------------- progress
-    def _advance(self, node: PlanNode) -> None:
+    def advance_loop(self, node: PlanNode) -> None:
         """Start iterations while allowed; settle the node when the loop is over."""
         while True:
             state = self.view.node(node.id)
@@ -204,7 +204,7 @@ class LoopSteps(Step):
             self._stop_running(node, loop)
             loop = loop.model_copy(update={"running": ()})
             self.view.update_node(node.id, loop=loop)
-        self._advance(node)
+        self.advance_loop(node)
 
     def _complete(self, node: PlanNode, loop: LoopState) -> None:
         if loop.stopping:

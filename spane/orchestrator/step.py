@@ -86,7 +86,8 @@ class Step(ABC):
     def decision(self) -> Decision:
         return Decision(self.commands, self.rejection)
 
-    def emit_execution(self, status: str, **extra: Any) -> None:
+    def emit_execution(self, status: str, seq: int | None = None, **extra: Any) -> None:
+        """``seq`` tells repeated statuses apart (the n-th pause / resume)."""
         meta = self.view.meta
         key, event = execution_event(
             execution_id=meta.id,
@@ -95,6 +96,7 @@ class Step(ABC):
             status=status,
             now=self.now,
             extra=_parent_extra(meta) | extra,
+            seq=seq,
         )
         self.commands.append(EmitEvent(key, event, node_level=False))
 

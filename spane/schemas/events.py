@@ -37,8 +37,12 @@ def execution_event(
     status: str,
     now: float,
     extra: dict[str, Any] | None = None,
+    seq: int | None = None,
 ) -> tuple[str, LifecycleEvent]:
-    """Routing key ``execution.<workflow>.<status>`` and its event."""
+    """Routing key ``execution.<workflow>.<status>`` and its event.
+
+    The id is ``<execution>:<status>`` (``:<seq>`` for statuses that repeat: paused,
+    resumed), so a re-published event keeps its id and consumers can deduplicate."""
     data: dict[str, Any] = {
         "execution_id": execution_id,
         "workflow_id": workflow_id,
@@ -47,7 +51,7 @@ def execution_event(
         **(extra or {}),
     }
     event = LifecycleEvent(
-        id=f"{execution_id}:{status}",
+        id=f"{execution_id}:{status}" if seq is None else f"{execution_id}:{status}:{seq}",
         type=f"io.spane.execution.{status}",
         source=f"/spane/workflows/{workflow_id}",
         subject=execution_id,

@@ -147,6 +147,8 @@ class ExecutionMeta(_Record):
     depth: int = 0
     priority: int = 0
     idempotency_key: str | None = None
+    pauses: int = 0
+    """How many times it was paused (numbers the paused/resumed events)."""
     failing: bool = False
     """An unhandled failure happened: only finally branches may still start."""
     unsettled: int = 0

@@ -16,6 +16,8 @@ Global keys::
     <ns>:executions:<workflow_id>       zset  the same, per workflow
     <ns>:start:<scope>:<key>            str   idempotency key -> execution id
     <ns>:claim:<task_id>                hash  worker, expires_at, result (TaskResult JSON)
+    <ns>:slots:{<workflow_id>}          set   executions holding a max_executions slot
+    <ns>:slots:{<workflow_id>}:queue    zset  executions waiting for one, FIFO by score
 """
 
 from __future__ import annotations
@@ -81,6 +83,12 @@ class RedisKeys:
 
     def claim(self, task_id: str) -> str:
         return f"{self.namespace}:claim:{task_id}"
+
+    def slots(self, workflow_id: str) -> str:
+        return f"{self.namespace}:slots:{{{workflow_id}}}"
+
+    def slot_queue(self, workflow_id: str) -> str:
+        return f"{self.namespace}:slots:{{{workflow_id}}}:queue"
 
     @property
     def pattern(self) -> str:

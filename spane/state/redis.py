@@ -71,6 +71,8 @@ class RedisStateStore:
         self._claim_timers: _Script = register(redis_scripts.CLAIM_TIMERS)
         self._ack_timers: _Script = register(redis_scripts.ACK_TIMERS)
         self._claim_task: _Script = register(redis_scripts.CLAIM_TASK)
+        self._acquire_slot: _Script = register(redis_scripts.ACQUIRE_SLOT)
+        self._release_slot: _Script = register(redis_scripts.RELEASE_SLOT)
 
     async def connect(self) -> None:
         """Check that the server answers (fails fast on a wrong URL or a server down).
@@ -219,7 +221,7 @@ class RedisStateStore:
         first: list[Any] = await self._redis.zrange(self.keys.timers, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
-    # ------------------------------------------------- idempotency and claims
+    # ------------------------------------------- idempotency, slots and claims
     async def claim_start_key(self, scope: str, key: str, execution_id: str) -> str:
         previous: bool | str | bytes | None = await self._redis.set(
             self.keys.start(scope, key),
@@ -229,6 +231,20 @@ class RedisStateStore:
             px=self._retention_ms,
         )
         return execution_id if previous is None else _text(previous)
+
+    async def acquire_slot(self, workflow_id: str, execution_id: str, limit: int) -> bool:
+        held = await self._acquire_slot(
+            keys=[self.keys.slots(workflow_id), self.keys.slot_queue(workflow_id)],
+            args=[execution_id, limit],
+        )
+        return int(held) == 1
+
+    async def release_slot(self, workflow_id: str, execution_id: str, limit: int) -> list[str]:
+        promoted: list[bytes] = await self._release_slot(
+            keys=[self.keys.slots(workflow_id), self.keys.slot_queue(workflow_id)],
+            args=[execution_id, limit],
+        )
+        return [_text(member) for member in promoted]
 
     async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
         now = self._clock()

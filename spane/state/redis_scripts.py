@@ -156,3 +156,44 @@ redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'expires_at', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {'claimed'}
 """
+
+ACQUIRE_SLOT = """
+-- KEYS: slot holders set, slot queue zset (FIFO by score)
+-- ARGV: execution id, limit
+-- Reply: 1 if the execution holds a slot (already, or taken now: there is room and
+--        nobody is queued); else 0 after queueing it at the end (once).
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  return 1
+end
+if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) and redis.call('ZCARD', KEYS[2]) == 0 then
+  redis.call('SADD', KEYS[1], ARGV[1])
+  return 1
+end
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  local score = 0
+  if last[2] then
+    score = tonumber(last[2]) + 1
+  end
+  redis.call('ZADD', KEYS[2], score, ARGV[1])
+end
+return 0
+"""
+
+RELEASE_SLOT = """
+-- KEYS: slot holders set, slot queue zset (FIFO by score)
+-- ARGV: execution id, limit
+-- Reply: the queued executions (oldest first) that now hold the freed slot(s).
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+local promoted = {}
+local free = tonumber(ARGV[2]) - redis.call('SCARD', KEYS[1])
+if free > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[2], free)
+  for i = 1, #popped, 2 do
+    redis.call('SADD', KEYS[1], popped[i])
+    promoted[#promoted + 1] = popped[i]
+  end
+end
+return promoted
+"""

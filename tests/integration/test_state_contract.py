@@ -417,6 +417,35 @@ async def test_start_keys_bind_once(store: StateStore):
     assert await store.claim_start_key("wf", "order-2", "ex-4") == "ex-4"
 
 
+async def test_slots_up_to_the_limit_then_a_fifo_queue(store: StateStore):
+    assert await store.acquire_slot("wf", "e1", 2)
+    assert await store.acquire_slot("wf", "e2", 2)
+    assert await store.acquire_slot("wf", "e1", 2)  # already holding one
+    for queued in ("e3", "e4", "e5"):
+        assert not await store.acquire_slot("wf", queued, 2)
+    assert not await store.acquire_slot("wf", "e3", 2)  # still queued, not twice
+    assert await store.acquire_slot("other", "x1", 1)  # per workflow
+
+    assert await store.release_slot("wf", "e1", 2) == ["e3"]
+    assert await store.acquire_slot("wf", "e3", 2)
+    assert await store.release_slot("wf", "e4", 2) == []  # left the queue
+    assert await store.release_slot("wf", "e2", 2) == ["e5"]
+    assert await store.release_slot("wf", "e5", 2) == []
+    assert await store.release_slot("wf", "e3", 2) == []
+    assert await store.acquire_slot("wf", "e6", 2)
+
+
+async def test_a_freed_slot_goes_to_the_queue_before_newcomers(store: StateStore):
+    assert await store.acquire_slot("wf", "e1", 1)
+    assert not await store.acquire_slot("wf", "e2", 1)
+    assert await store.release_slot("wf", "e1", 1) == ["e2"]
+    assert not await store.acquire_slot("wf", "e3", 1)
+    assert not await store.acquire_slot("wf", "e4", 1)
+    # a raised limit promotes as many as fit, oldest first
+    assert await store.release_slot("wf", "e2", 3) == ["e3", "e4"]
+    assert await store.release_slot("wf", "never-seen", 3) == []
+
+
 async def test_task_claims(store: StateStore, clock: FakeClock):
     claim = await store.claim_task("ex-1:a:1", "w1", 10.0)
     assert claim.outcome is ClaimOutcome.CLAIMED
@@ -469,6 +498,8 @@ async def test_redis_key_layout(redis_store: RedisStateStore):
     await redis_store.schedule_timers([timer("t1", 10.0)])
     await redis_store.claim_start_key("wf", "k", "ex-1")
     await redis_store.claim_task("ex-1:a:1", "w1", 10.0)
+    await redis_store.acquire_slot("wf", "ex-1", 1)
+    await redis_store.acquire_slot("wf", "ex-2", 1)
     keys = {key.decode() async for key in redis_store.client.scan_iter(match=f"{ns}:*")}
     assert keys == {
         f"{ns}:{{ex-1}}:meta",
@@ -481,6 +512,8 @@ async def test_redis_key_layout(redis_store: RedisStateStore):
         f"{ns}:timer-data",
         f"{ns}:start:wf:k",
         f"{ns}:claim:ex-1:a:1",
+        f"{ns}:slots:{{wf}}",
+        f"{ns}:slots:{{wf}}:queue",
     }
     meta = await redis_store.client.hgetall(f"{ns}:{{ex-1}}:meta")
     assert set(meta) == {b"meta", b"revision"}

@@ -5,6 +5,7 @@ and idempotent starts."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from spane.errors import (
 from .helpers import fn, node, unique_id, wait_node
 
 
-def _registry(calls: list[object]) -> TaskRegistry:
+def _registry(calls: list[Any]) -> TaskRegistry:
     reg = TaskRegistry()
 
     @reg.task("echo")
@@ -121,8 +122,36 @@ async def test_cycles_and_misplaced_break_are_refused(make_engine):
     assert "break" in messages
 
 
+async def test_expression_and_reachability_problems_are_reported(make_engine):
+    engine = await make_engine(_registry([]))
+    wf = unique_id("expressions")
+
+    with pytest.raises(InvalidWorkflowError) as caught:
+        await engine.register(
+            {
+                "id": wf,
+                "nodes": [
+                    fn("a", "echo", when="input.total >"),  # syntax error
+                    fn("b", "echo", "a", input="${ vars.counter }"),  # never defined
+                    node("stop", "fail", "a"),
+                    fn("dead", "echo", "stop"),  # a fail node's success port never fires
+                    fn("c", "echo", "a", input="${ item }"),  # loop-only name
+                ],
+                "output": "${ nodes.missing.output }",
+            }
+        )
+
+    by_location = {problem.location: problem for problem in caught.value.problems}
+    assert "syntax" in by_location["nodes[0].when"].message
+    assert "counter" in by_location["nodes[1].input"].message
+    assert "never" in by_location["nodes[3].after"].message
+    assert "stop.error" in (by_location["nodes[3].after"].hint or "")
+    assert "item" in by_location["nodes[4].input"].message
+    assert "missing" in by_location["output"].message
+
+
 async def test_an_invalid_new_version_leaves_the_registered_one_in_place(make_engine):
-    calls: list[object] = []
+    calls: list[Any] = []
     engine = await make_engine(_registry(calls))
     wf = unique_id("versions")
     first = await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
@@ -136,7 +165,7 @@ async def test_an_invalid_new_version_leaves_the_registered_one_in_place(make_en
 
 
 async def test_registering_again_versions_by_content_and_executions_pin_a_version(make_engine):
-    calls: list[object] = []
+    calls: list[Any] = []
     engine = await make_engine(_registry(calls))
     wf = unique_id("pinned")
     v1 = await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
@@ -174,7 +203,7 @@ async def test_starting_an_unknown_version_is_refused(make_engine):
 
 
 async def test_input_not_matching_the_schema_is_refused_and_creates_nothing(make_engine):
-    calls: list[object] = []
+    calls: list[Any] = []
     engine = await make_engine(_registry(calls))
     wf = unique_id("schema")
     await engine.register(
@@ -207,7 +236,7 @@ async def test_input_not_matching_the_schema_is_refused_and_creates_nothing(make
 
 
 async def test_input_that_is_not_json_is_refused(make_engine):
-    calls: list[object] = []
+    calls: list[Any] = []
     engine = await make_engine(_registry(calls))
     wf = unique_id("non-json-input")
     await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
@@ -218,7 +247,7 @@ async def test_input_that_is_not_json_is_refused(make_engine):
 
 
 async def test_start_with_the_same_idempotency_key_runs_once(make_engine):
-    calls: list[object] = []
+    calls: list[Any] = []
     engine = await make_engine(_registry(calls))
     wf = unique_id("idempotent")
     await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
@@ -271,7 +300,7 @@ ONE_MIB = 1024 * 1024
 
 
 async def test_oversized_input_is_refused_naming_the_limit(make_engine):
-    calls: list[object] = []
+    calls: list[Any] = []
     engine = await make_engine(_registry(calls))
     wf = unique_id("big-input")
     await engine.register({"id": wf, "nodes": [fn("a", "echo")]})

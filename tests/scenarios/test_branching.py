@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
@@ -9,7 +11,7 @@ from spane import ExecutionStatus, NodeStatus, TaskRegistry
 from .helpers import EventLog, fn, node, statuses, unique_id
 
 
-def _registry(calls: dict[str, list[object]]) -> TaskRegistry:
+def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
     reg = TaskRegistry()
 
     @reg.task("record")
@@ -21,7 +23,7 @@ def _registry(calls: dict[str, list[object]]) -> TaskRegistry:
 
 
 async def test_false_guard_skips_the_node_and_its_successors_but_always_fires(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     events = await EventLog.attach(engine)
     wf = unique_id("guard")
@@ -58,7 +60,7 @@ async def test_false_guard_skips_the_node_and_its_successors_but_always_fires(ma
 
 
 async def test_true_guard_runs_the_node(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("guard-true")
     await engine.register(
@@ -79,7 +81,7 @@ async def test_true_guard_runs_the_node(make_engine):
 
 
 async def test_guard_that_cannot_be_evaluated_fails_the_node_naming_it(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("guard-error")
     await engine.register(
@@ -128,7 +130,7 @@ def _switch_workflow(wf: str) -> dict[str, object]:
     ],
 )
 async def test_switch_fires_the_first_matching_case_else_default(make_engine, total, taken):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("switch")
     await engine.register(_switch_workflow(wf))
@@ -151,7 +153,7 @@ async def test_switch_fires_the_first_matching_case_else_default(make_engine, to
 
 
 async def test_switch_branches_rejoin(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("switch-join")
     await engine.register(

@@ -274,20 +274,23 @@ async def test_resume_of_a_running_and_pause_of_a_paused_execution_are_rejected(
     assert (await engine.wait(execution_id, 10)).status == ExecutionStatus.SUCCEEDED
 
 
-async def test_commands_on_an_unknown_execution_raise_not_found(make_engine):
+UNKNOWN_EXECUTION_CALLS = {
+    "pause": lambda engine, missing: engine.pause(missing),
+    "resume": lambda engine, missing: engine.resume(missing),
+    "cancel": lambda engine, missing: engine.cancel(missing),
+    "signal": lambda engine, missing: engine.signal(missing, "go", {}),
+    "status": lambda engine, missing: engine.status(missing),
+    "wait": lambda engine, missing: engine.wait(missing, 1),
+}
+
+
+@pytest.mark.parametrize("call", sorted(UNKNOWN_EXECUTION_CALLS))
+async def test_commands_on_an_unknown_execution_raise_not_found(make_engine, call):
     engine = await make_engine(TaskRegistry())
     missing = unique_id("no-such-execution")
 
-    for call in (
-        engine.pause(missing),
-        engine.resume(missing),
-        engine.cancel(missing),
-        engine.signal(missing, "go", {}),
-        engine.status(missing),
-        engine.wait(missing, 1),
-    ):
-        with pytest.raises(ExecutionNotFoundError):
-            await call
+    with pytest.raises(ExecutionNotFoundError, match=missing):
+        await UNKNOWN_EXECUTION_CALLS[call](engine, missing)
 
 
 async def test_status_reports_a_running_execution(make_engine):

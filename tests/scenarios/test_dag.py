@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
@@ -103,7 +104,7 @@ async def test_fan_out_branches_run_at_the_same_time(make_engine):
 
 async def test_diamond_runs_the_join_once_with_both_outputs(make_engine):
     reg = TaskRegistry()
-    joined: list[object] = []
+    joined: list[Any] = []
 
     @reg.task("double")
     async def double(data):
@@ -318,7 +319,7 @@ async def test_max_executions_slot_is_freed_by_a_cancel_and_pending_ones_can_be_
     make_engine,
 ):
     reg = TaskRegistry()
-    started: list[object] = []
+    started: list[Any] = []
     gate = asyncio.Event()
 
     @reg.task("hold")
@@ -385,3 +386,40 @@ async def test_queued_nodes_are_dispatched_by_priority(make_engine):
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert order == ["first", "high", "mid", "low"]
+
+
+async def test_wide_fan_out_settles_every_branch_exactly_once(make_engine):
+    reg = TaskRegistry()
+    counts: dict[str, int] = {}
+
+    @reg.task("branch")
+    async def branch(data, ctx):
+        counts[ctx.node_id] = counts.get(ctx.node_id, 0) + 1
+        await asyncio.sleep(0.001 * (hash(ctx.node_id) % 5))
+        return int(ctx.node_id[1:])
+
+    @reg.task("total")
+    async def total(data, ctx):
+        counts[ctx.node_id] = counts.get(ctx.node_id, 0) + 1
+        return sum(data)
+
+    width = 100
+    engine = await make_engine(reg)
+    wf = unique_id("wide")
+    branches = [f"b{i}" for i in range(width)]
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                node("start", "noop"),
+                *(fn(b, "branch", "start") for b in branches),
+                fn("sum", "total", *branches, aggregate="list"),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert result.output == sum(range(width))
+    assert counts == {**dict.fromkeys(branches, 1), "sum": 1}

@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
-from .helpers import fn, node, unique_id
+from .helpers import EventLog, fn, node, unique_id
 
 
-def _registry(received: dict[str, list[object]]) -> TaskRegistry:
+def _registry(received: dict[str, list[Any]]) -> TaskRegistry:
     reg = TaskRegistry()
 
     @reg.task("echo")
@@ -30,7 +31,7 @@ def _registry(received: dict[str, list[object]]) -> TaskRegistry:
 
 
 async def test_root_gets_the_input_and_a_single_upstream_passes_its_output(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("pass")
     await engine.register(
@@ -59,7 +60,7 @@ AGGREGATES = [
 
 @pytest.mark.parametrize(("aggregate", "expected"), AGGREGATES)
 async def test_several_upstreams_are_aggregated(make_engine, aggregate, expected):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id(f"agg-{aggregate}")
     await engine.register(
@@ -81,7 +82,7 @@ async def test_several_upstreams_are_aggregated(make_engine, aggregate, expected
 
 
 async def test_aggregate_first_passes_one_upstream_output(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("agg-first")
     await engine.register(
@@ -103,7 +104,7 @@ async def test_aggregate_first_passes_one_upstream_output(make_engine):
 
 
 async def test_map_aggregate_holds_only_the_edges_that_fired(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("agg-fired")
     await engine.register(
@@ -125,7 +126,7 @@ async def test_map_aggregate_holds_only_the_edges_that_fired(make_engine):
 
 
 async def test_input_override_renders_templates_and_keeps_types(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("override")
     await engine.register(
@@ -177,7 +178,7 @@ async def test_input_override_renders_templates_and_keeps_types(make_engine):
 
 
 async def test_input_override_on_a_root_replaces_the_execution_input(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("root-override")
     await engine.register(
@@ -194,7 +195,7 @@ async def test_input_override_on_a_root_replaces_the_execution_input(make_engine
 
 
 async def test_input_expression_error_fails_the_node_naming_node_and_field(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("bad-expr")
     await engine.register(
@@ -253,7 +254,7 @@ async def test_transform_computes_output_with_cel_macros_and_spane_functions(mak
 
 
 async def test_set_node_updates_vars_seen_by_later_expressions(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("set")
     await engine.register(
@@ -289,7 +290,7 @@ async def test_set_node_updates_vars_seen_by_later_expressions(make_engine):
 
 
 async def test_workflow_output_expression_keeps_its_type(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("output")
     await engine.register(
@@ -345,7 +346,7 @@ async def test_node_expressions_see_status_and_output_of_other_nodes(make_engine
 
 
 async def test_workflow_output_that_cannot_be_evaluated_fails_the_execution(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("bad-output")
     await engine.register(
@@ -358,3 +359,78 @@ async def test_workflow_output_that_cannot_be_evaluated_fails_the_execution(make
     assert result.error is not None
     assert "output" in result.error.message
     assert received == {"a": [{"present": 1}]}
+
+
+async def test_secrets_reach_the_task_but_are_never_stored_or_published(make_engine, monkeypatch):
+    name = f"SPANE_SCENARIO_TOKEN_{unique_id('s').split('-')[1].upper()}"
+    value = "s3cr3t-value-never-stored"
+    monkeypatch.setenv(name, value)
+    reg = TaskRegistry()
+    received: list[Any] = []
+    configs: list[Any] = []
+
+    @reg.task("call_api")
+    async def call_api(data):
+        received.append(data)
+        return {"authorized": data["auth"] == f"Bearer {value}"}
+
+    @reg.task_type("uploader")
+    async def uploader(data, config):
+        configs.append(config)
+        return {"has_key": config["key"] == value}
+
+    engine = await make_engine(reg)
+    events = await EventLog.attach(engine)
+    wf = unique_id("secrets")
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [
+                fn(
+                    "call",
+                    "call_api",
+                    input={"auth": "Bearer ${ secrets." + name + " }", "n": "${ input.n }"},
+                ),
+                node("upload", "uploader", "call", config={"key": "${ secrets." + name + " }"}),
+            ],
+        }
+    )
+
+    result = await engine.run(wf, {"n": 1}, timeout=10)
+    await events.wait_for(result.execution_id, f"execution.{wf}.succeeded")
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    assert received == [{"auth": f"Bearer {value}", "n": 1}]
+    assert configs == [{"key": value}]
+    assert result.output == {"has_key": True}
+    snapshot = await engine.status(result.execution_id)
+    assert value not in repr(snapshot)
+    assert value not in repr(events.of(result.execution_id))
+
+
+async def test_missing_secret_fails_the_node_naming_the_secret(make_engine):
+    name = f"SPANE_SCENARIO_MISSING_{unique_id('s').split('-')[1].upper()}"
+    reg = TaskRegistry()
+    calls: list[Any] = []
+
+    @reg.task("call_api")
+    async def call_api(data):
+        calls.append(data)
+
+    engine = await make_engine(reg)
+    wf = unique_id("missing-secret")
+    retry = {"max_attempts": 3, "initial_interval": 0.01}
+    await engine.register(
+        {
+            "id": wf,
+            "nodes": [fn("call", "call_api", input="${ secrets." + name + " }", retry=retry)],
+        }
+    )
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert name in result.error.message
+    assert result.error.attempt == 1
+    assert calls == []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
 from .helpers import EventLog, fn, node, statuses, unique_id, wait_node
 
 
-def _registry(calls: dict[str, list[object]]) -> TaskRegistry:
+def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
     reg = TaskRegistry()
 
     @reg.task("record")
@@ -22,7 +23,7 @@ def _registry(calls: dict[str, list[object]]) -> TaskRegistry:
 
 
 async def test_if_else_that_rejoins_runs_the_join_once_with_the_live_branch(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("rejoin")
     await engine.register(
@@ -56,7 +57,7 @@ async def test_if_else_that_rejoins_runs_the_join_once_with_the_live_branch(make
 
 
 async def test_all_join_is_skipped_when_no_edge_fired_and_skip_propagates(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("all-skip")
     await engine.register(
@@ -91,7 +92,7 @@ async def test_all_join_is_skipped_when_no_edge_fired_and_skip_propagates(make_e
 
 async def test_any_join_fires_once_and_the_execution_waits_for_the_late_branch(make_engine):
     reg = TaskRegistry()
-    join_calls: list[object] = []
+    join_calls: list[Any] = []
     times: dict[str, float] = {}
 
     @reg.task("fast")
@@ -144,7 +145,7 @@ async def test_any_join_fires_once_and_the_execution_waits_for_the_late_branch(m
 
 async def test_at_least_fires_after_n_edges_and_later_edges_do_not_retrigger(make_engine):
     reg = TaskRegistry()
-    join_calls: list[object] = []
+    join_calls: list[Any] = []
 
     @reg.task("wait_ms")
     async def wait_ms(data, ctx):
@@ -234,7 +235,7 @@ async def test_at_least_is_skipped_as_soon_as_it_becomes_impossible(make_engine)
 
 
 async def test_any_join_is_skipped_when_every_edge_settled_without_firing(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("any-skip")
     await engine.register(
@@ -258,7 +259,7 @@ async def test_any_join_is_skipped_when_every_edge_settled_without_firing(make_e
 
 async def test_join_mixing_error_and_success_ports_runs_on_either_outcome(make_engine):
     reg = TaskRegistry()
-    seen: list[object] = []
+    seen: list[Any] = []
 
     @reg.task("maybe_fail")
     async def maybe_fail(data):

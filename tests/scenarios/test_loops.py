@@ -4,6 +4,7 @@ types)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
@@ -19,7 +20,7 @@ def body(*nodes: dict[str, object], output: object = None) -> dict[str, object]:
 
 async def test_for_each_runs_the_body_per_item_and_keeps_item_order(make_engine):
     reg = TaskRegistry()
-    seen: list[tuple[object, object]] = []
+    seen: list[tuple[Any, Any]] = []
 
     @reg.task("label")
     async def label(data):
@@ -125,7 +126,7 @@ async def test_for_each_respects_its_concurrency_bound(make_engine):
 
 async def test_for_each_over_an_empty_list_outputs_an_empty_list(make_engine):
     reg = TaskRegistry()
-    calls: list[object] = []
+    calls: list[Any] = []
 
     @reg.task("work")
     async def work(data):
@@ -258,7 +259,7 @@ async def test_nested_for_each(make_engine):
 
 async def test_while_loop_runs_while_its_condition_on_index_holds(make_engine):
     reg = TaskRegistry()
-    calls: list[object] = []
+    calls: list[Any] = []
 
     @reg.task("tick")
     async def tick(data):
@@ -325,7 +326,7 @@ async def test_while_loop_condition_and_body_see_the_previous_iteration_output(m
 
 async def test_while_loop_whose_condition_is_false_at_once_outputs_nothing(make_engine):
     reg = TaskRegistry()
-    calls: list[object] = []
+    calls: list[Any] = []
 
     @reg.task("tick")
     async def tick(data):
@@ -346,7 +347,7 @@ async def test_while_loop_whose_condition_is_false_at_once_outputs_nothing(make_
 
 async def test_while_loop_exceeding_max_iterations_fails_clearly(make_engine):
     reg = TaskRegistry()
-    calls: list[object] = []
+    calls: list[Any] = []
 
     @reg.task("tick")
     async def tick(data):
@@ -430,7 +431,7 @@ async def test_repeat_with_a_bad_times_value_fails_the_node(make_engine):
 
 async def test_break_ends_the_loop(make_engine):
     reg = TaskRegistry()
-    processed: list[object] = []
+    processed: list[Any] = []
 
     @reg.task("process")
     async def process(data):
@@ -471,7 +472,7 @@ async def test_break_ends_the_loop(make_engine):
 
 async def test_break_ends_a_while_loop(make_engine):
     reg = TaskRegistry()
-    calls: list[object] = []
+    calls: list[Any] = []
 
     @reg.task("tick")
     async def tick(data):
@@ -506,7 +507,7 @@ async def test_break_ends_a_while_loop(make_engine):
 
 async def test_continue_ends_only_the_current_iteration(make_engine):
     reg = TaskRegistry()
-    worked: list[object] = []
+    worked: list[Any] = []
 
     @reg.task("work")
     async def work(data):
@@ -545,7 +546,7 @@ async def test_continue_ends_only_the_current_iteration(make_engine):
 
 async def test_break_with_concurrent_iterations_cancels_the_running_ones(make_engine):
     reg = TaskRegistry()
-    cancelled: list[object] = []
+    cancelled: list[Any] = []
 
     @reg.task("slow")
     async def slow(data, ctx):
@@ -590,7 +591,7 @@ async def test_break_with_concurrent_iterations_cancels_the_running_ones(make_en
 
 async def test_failed_iteration_cancels_the_other_running_iterations(make_engine):
     reg = TaskRegistry()
-    cancelled: list[object] = []
+    cancelled: list[Any] = []
 
     @reg.task("work")
     async def work(data, ctx):
@@ -633,8 +634,8 @@ async def test_failed_iteration_cancels_the_other_running_iterations(make_engine
 
 async def test_cancelling_an_execution_cancels_its_loop_iterations(make_engine):
     reg = TaskRegistry()
-    started: list[object] = []
-    cancelled: list[object] = []
+    started: list[Any] = []
+    cancelled: list[Any] = []
 
     @reg.task("hangs")
     async def hangs(data, ctx):
@@ -676,7 +677,7 @@ async def test_cancelling_an_execution_cancels_its_loop_iterations(make_engine):
 
 async def test_paused_loop_starts_no_iteration_and_continues_on_resume(make_engine):
     reg = TaskRegistry()
-    started: list[object] = []
+    started: list[Any] = []
     gate = asyncio.Event()
 
     @reg.task("gated")

@@ -4,6 +4,7 @@ nodes (DESIGN §2 "Edges and ports", "Outcome of an execution")."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from spane import ExecutionStatus, NodeStatus, TaskRegistry
 from .helpers import EventLog, fn, node, statuses, unique_id
 
 
-def _registry(calls: dict[str, list[object]]) -> TaskRegistry:
+def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
     reg = TaskRegistry()
 
     @reg.task("record")
@@ -36,7 +37,7 @@ def _registry(calls: dict[str, list[object]]) -> TaskRegistry:
 
 
 async def test_error_port_runs_only_on_failure_and_the_execution_succeeds(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("catch")
     await engine.register(
@@ -85,7 +86,7 @@ async def test_error_port_runs_only_on_failure_and_the_execution_succeeds(make_e
 
 @pytest.mark.parametrize("fail", [False, True])
 async def test_always_port_runs_on_success_and_on_failure(make_engine, fail):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("finally")
     await engine.register(
@@ -213,7 +214,7 @@ async def test_execution_error_is_the_first_unhandled_failure(make_engine):
 
 
 async def test_failing_error_handler_fails_the_execution_with_its_own_error(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("handler-fails")
     await engine.register(
@@ -229,7 +230,7 @@ async def test_failing_error_handler_fails_the_execution_with_its_own_error(make
 
 
 async def test_fail_node_without_error_port_fails_the_execution(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     events = await EventLog.attach(engine)
     wf = unique_id("fail-node")
@@ -259,7 +260,7 @@ async def test_fail_node_without_error_port_fails_the_execution(make_engine):
 
 
 async def test_fail_node_with_structured_error_is_caught_by_error_port(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     wf = unique_id("fail-caught")
     await engine.register(
@@ -381,3 +382,20 @@ async def test_unhandled_failure_stops_a_node_waiting_to_retry(make_engine):
     assert calls == ["retrying"]
     snapshot = await engine.status(result.execution_id)
     assert snapshot.nodes["retrying"].status == NodeStatus.CANCELLED
+
+
+async def test_a_failing_finally_branch_keeps_the_first_error(make_engine):
+    calls: dict[str, list[Any]] = {}
+    engine = await make_engine(_registry(calls))
+    wf = unique_id("finally-fails")
+    await engine.register(
+        {"id": wf, "nodes": [fn("work", "explode"), fn("cleanup", "explode", "work.always")]}
+    )
+
+    result = await engine.run(wf, {}, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert result.error is not None
+    assert (result.error.node_id, result.error.message) == ("work", "work exploded")
+    snapshot = await engine.status(result.execution_id)
+    assert snapshot.nodes["cleanup"].status == NodeStatus.FAILED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from spane import CommandRejectedError, ExecutionStatus, NodeStatus, TaskRegistr
 from .helpers import fn, node, unique_id, wait_node
 
 
-def _registry(received: dict[str, list[object]]) -> TaskRegistry:
+def _registry(received: dict[str, list[Any]]) -> TaskRegistry:
     reg = TaskRegistry()
 
     @reg.task("echo")
@@ -25,7 +26,7 @@ def _registry(received: dict[str, list[object]]) -> TaskRegistry:
 
 
 async def test_signal_payload_becomes_the_node_output(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("signal")
     await engine.register(
@@ -55,7 +56,7 @@ async def test_signal_payload_becomes_the_node_output(make_engine):
 
 
 async def test_signal_failing_the_schema_is_refused_and_the_node_keeps_waiting(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("signal-schema")
     schema = {
@@ -96,7 +97,7 @@ async def test_signal_failing_the_schema_is_refused_and_the_node_keeps_waiting(m
 
 
 async def test_signal_nobody_waits_for_is_refused_and_changes_nothing(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("signal-nobody")
     await engine.register(
@@ -148,7 +149,7 @@ async def test_signal_before_the_node_is_reached_is_refused(make_engine):
 
 
 async def test_signal_to_a_finished_execution_is_refused(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("signal-finished")
     await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
@@ -159,7 +160,7 @@ async def test_signal_to_a_finished_execution_is_refused(make_engine):
 
 
 async def test_one_signal_reaches_every_node_waiting_for_it(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("signal-many")
     await engine.register(
@@ -184,7 +185,7 @@ async def test_one_signal_reaches_every_node_waiting_for_it(make_engine):
 
 
 async def test_signal_timeout_is_caught_by_the_error_port(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("signal-timeout")
     await engine.register(
@@ -227,7 +228,7 @@ async def test_signal_timeout_without_catch_fails_the_execution(make_engine):
 
 
 async def test_signal_after_its_timeout_is_refused(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("signal-too-late")
     await engine.register(
@@ -255,7 +256,7 @@ async def test_signal_after_its_timeout_is_refused(make_engine):
 
 
 async def test_delay_waits_its_duration_and_passes_its_input_on(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("delay")
     await engine.register(
@@ -277,7 +278,7 @@ async def test_delay_waits_its_duration_and_passes_its_input_on(make_engine):
 
 
 async def test_delay_until_a_past_time_completes_at_once(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("delay-past")
     await engine.register(
@@ -299,7 +300,7 @@ async def test_delay_until_a_past_time_completes_at_once(make_engine):
 
 
 async def test_delay_until_a_templated_future_time(make_engine):
-    received: dict[str, list[object]] = {}
+    received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
     wf = unique_id("delay-until")
     await engine.register(

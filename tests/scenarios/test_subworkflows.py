@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
 from .helpers import EventLog, fn, node, unique_id, wait_node
 
 
-def _registry(calls: dict[str, list[object]]) -> TaskRegistry:
+def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
     reg = TaskRegistry()
 
     @reg.task("double")
@@ -31,7 +32,7 @@ def _registry(calls: dict[str, list[object]]) -> TaskRegistry:
 
 
 async def test_waiting_sub_workflow_outputs_the_child_output(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     child = unique_id("child")
     parent = unique_id("parent")
@@ -69,7 +70,7 @@ async def test_waiting_sub_workflow_outputs_the_child_output(make_engine):
 
 
 async def test_child_failure_is_a_node_failure_catchable_by_the_error_port(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     child = unique_id("child-fails")
     parent = unique_id("parent-catches")
@@ -100,7 +101,7 @@ async def test_child_failure_is_a_node_failure_catchable_by_the_error_port(make_
 
 
 async def test_unhandled_child_failure_fails_the_parent(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     child = unique_id("child-fails")
     parent = unique_id("parent-fails")
@@ -148,7 +149,7 @@ async def test_fire_and_forget_sub_workflow_outputs_the_child_execution_id(make_
 
 
 async def test_unknown_child_workflow_fails_the_node(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     parent = unique_id("parent-unknown")
     missing = unique_id("never-registered")
@@ -172,7 +173,7 @@ async def test_unknown_child_workflow_fails_the_node(make_engine):
 
 
 async def test_nested_sub_workflows(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     inner = unique_id("inner")
     middle = unique_id("middle")
@@ -198,7 +199,7 @@ async def test_nested_sub_workflows(make_engine):
 
 
 async def test_child_lifecycle_events_name_the_parent(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     events = await EventLog.attach(engine, "execution.#")
     child = unique_id("child-events")
@@ -331,7 +332,7 @@ async def test_waiting_parent_reports_the_child_while_it_runs(make_engine):
 
 
 async def test_sub_workflow_can_pin_a_child_version(make_engine):
-    calls: dict[str, list[object]] = {}
+    calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     child = unique_id("child-versions")
     parent = unique_id("parent-pins")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -181,7 +182,7 @@ class Receipt(BaseModel):
 
 async def test_pydantic_input_is_validated_and_pydantic_output_dumped(make_engine):
     reg = TaskRegistry()
-    received: list[object] = []
+    received: list[Any] = []
 
     @reg.task("charge")
     async def charge(order: Order, ctx: TaskContext) -> Receipt:
@@ -203,7 +204,7 @@ async def test_pydantic_input_is_validated_and_pydantic_output_dumped(make_engin
 
 async def test_pydantic_validation_failure_is_non_retryable_and_names_the_fields(make_engine):
     reg = TaskRegistry()
-    calls: list[object] = []
+    calls: list[Any] = []
 
     @reg.task("charge")
     async def charge(order: Order) -> dict[str, object]:
@@ -289,3 +290,37 @@ async def test_oversized_output_fails_the_node_naming_the_limit(make_engine):
     assert "limit" in result.error.message
     assert calls == [1]
     assert (await engine.status(result.execution_id)).nodes["h"].output is None
+
+
+async def test_sync_task_sees_cancellation_through_its_context(make_engine):
+    reg = TaskRegistry()
+    outcome: dict[str, bool] = {}
+    stopped = threading.Event()
+
+    @reg.task("polls")
+    def polls(data, ctx):
+        for _ in range(500):
+            if ctx.cancelled.is_set():
+                outcome["saw_cancel"] = True
+                break
+            threading.Event().wait(0.01)
+        stopped.set()
+        return "finished"
+
+    @reg.task("fails")
+    async def fails(data):
+        await asyncio.sleep(0.05)
+        raise RuntimeError("sibling failed")
+
+    engine = await make_engine(reg)
+    wf = unique_id("sync-cancel")
+    await engine.register({"id": wf, "nodes": [fn("poll", "polls"), fn("bad", "fails")]})
+
+    result = await engine.run(wf, None, timeout=10)
+
+    assert result.status == ExecutionStatus.FAILED
+    assert await asyncio.to_thread(stopped.wait, 5)
+    assert outcome == {"saw_cancel": True}
+    state = (await engine.status(result.execution_id)).nodes["poll"]
+    assert state.status == NodeStatus.CANCELLED
+    assert state.output is None
