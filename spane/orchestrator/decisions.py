@@ -30,6 +30,7 @@ from spane.orchestrator.step import (
 from spane.orchestrator.view import ExecutionView
 from spane.schemas.messages import (
     ActivateExecution,
+    AttemptLost,
     CancelCommand,
     ChildFinished,
     InboxMessage,
@@ -206,7 +207,16 @@ class NodeStep(LoopSteps):
         self.commands.append(DispatchTask(task))
         if node.timeout is not None:
             self.schedule(TimerKind.ATTEMPT_TIMEOUT, node_id, attempt, self.now + node.timeout)
+        self.schedule(TimerKind.LIVENESS, node_id, attempt, self.now + self.options.liveness)
         self.emit_node(node_id, "started")
+
+    def end_attempt(self, node: PlanNode, attempt: int) -> None:
+        """A running attempt is over (result, timeout, loss, stop): free its slot, timers."""
+        if node.timeout is not None:
+            self.cancel_timer(TimerKind.ATTEMPT_TIMEOUT, node.id, attempt)
+        self.cancel_timer(TimerKind.LIVENESS, node.id, attempt)
+        self.view.update_meta(running=max(self.view.meta.running - 1, 0))
+        self.set_active(node.id, False)
 
     def _task_message(self, node: PlanNode, attempt: int, data: Any) -> TaskMessage:
         meta = self.view.meta
@@ -289,7 +299,7 @@ class NodeStep(LoopSteps):
         if self.view.meta.failing and node.id not in self.view.meta.finally_nodes:
             self.settle(node.id, NodeStatus.FAILED, error=error)
             return
-        if should_retry(node.retry, failure, attempt):
+        if should_retry(node.retry, failure, attempt - self.view.node(node.id).lost):
             seed = task_id(self.view.meta.id, node.id, attempt)
             delay = retry_delay(node.retry, failure, attempt, seed)
             self.view.update_node(
@@ -306,9 +316,7 @@ class NodeStep(LoopSteps):
         node = self.plan.node(node_id)
         if state.status == NodeStatus.RUNNING:
             self.stop_task(node_id, state.attempt)
-            if node.timeout is not None:
-                self.cancel_timer(TimerKind.ATTEMPT_TIMEOUT, node_id, state.attempt)
-            self.view.update_meta(running=max(self.view.meta.running - 1, 0))
+            self.end_attempt(node, state.attempt)
         elif state.wait is WaitReason.RETRY:
             self.cancel_timer(TimerKind.RETRY, node_id, state.attempt)
         elif state.wait is WaitReason.DELAY:
@@ -330,10 +338,7 @@ class NodeStep(LoopSteps):
         if state.status != NodeStatus.RUNNING or state.attempt != message.attempt:
             return  # stale: a superseded or cancelled attempt
         node = self.plan.node(message.node_id)
-        if node.timeout is not None:
-            self.cancel_timer(TimerKind.ATTEMPT_TIMEOUT, node.id, message.attempt)
-        self.view.update_meta(running=max(self.view.meta.running - 1, 0))
-        self.set_active(node.id, False)
+        self.end_attempt(node, message.attempt)
         if message.ok:
             self.settle(node.id, NodeStatus.SUCCEEDED, output=message.output, ports=(PORT_SUCCESS,))
         else:
@@ -350,6 +355,23 @@ class NodeStep(LoopSteps):
             self.schedule(
                 TimerKind.ATTEMPT_TIMEOUT, node.id, message.attempt, self.now + node.timeout
             )
+
+    def on_lost(self, message: AttemptLost) -> None:
+        """The worker running an attempt died: run it again, without using a retry."""
+        if message.node_id not in self.plan.nodes:
+            return
+        node = self.plan.node(message.node_id)
+        state = self.view.node(node.id)
+        if state.status != NodeStatus.RUNNING or state.attempt != message.attempt:
+            return
+        self.stop_task(node.id, state.attempt)
+        self.end_attempt(node, state.attempt)
+        error = ErrorInfo(
+            type="WorkerLost", message=message.reason, node_id=node.id, attempt=state.attempt
+        )
+        self.view.update_node(node.id, lost=state.lost + 1, error=error)
+        self.emit_node(node.id, "retrying", error=error.model_dump(), delay=0)
+        self.enqueue_or_dispatch(node.id)
 
     def on_timer(self, timer: Timer) -> None:
         if timer.kind is TimerKind.EXECUTION_TIMEOUT:
@@ -374,8 +396,7 @@ class NodeStep(LoopSteps):
             self.enqueue_or_dispatch(node_id)
         elif timer.kind is TimerKind.ATTEMPT_TIMEOUT and state.status == NodeStatus.RUNNING:
             self.stop_task(node_id, state.attempt)
-            self.view.update_meta(running=max(self.view.meta.running - 1, 0))
-            self.set_active(node_id, False)
+            self.end_attempt(node, state.attempt)
             message = f"attempt {state.attempt} of node {node_id!r} timed out after {node.timeout}s"
             self.attempt_failed(node, state.attempt, TaskFailure(type="Timeout", message=message))
         elif timer.kind is TimerKind.DELAY and state.wait is WaitReason.DELAY:
@@ -549,7 +570,9 @@ def decide(
 ) -> Decision:
     """Apply one event to an execution; ``view`` records the changes."""
     step = NodeStep(plan, view, now, options or CoreOptions())
-    engine_event = TaskResult | TaskHeartbeat | TimerFired | ChildFinished | ActivateExecution
+    engine_event = (
+        TaskResult | TaskHeartbeat | TimerFired | ChildFinished | ActivateExecution | AttemptLost
+    )
     if step.terminal and isinstance(message, engine_event):
         return step.decision()  # late news for a finished execution changes nothing
     _HANDLERS[type(message)](step, message)
@@ -572,6 +595,7 @@ _HANDLERS: dict[type[Any], Callable[[NodeStep, Any], None]] = {
     ResumeCommand: lambda step, _: step.on_resume(),
     CancelCommand: NodeStep.on_cancel,
     ActivateExecution: lambda step, _: step.on_activate(),
+    AttemptLost: NodeStep.on_lost,
     StartExecution: _rejected_start,
 }
 """Which step method handles each inbox message type."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from spane.schemas.messages import (
     ActivateExecution,
+    AttemptLost,
     ChildFinished,
     InboxMessage,
     StartExecution,
@@ -26,6 +27,8 @@ def event_id(message: InboxMessage, message_id: str) -> str:
             return "start"
         case ActivateExecution():
             return "activate"
+        case AttemptLost():
+            return f"lost:{message.execution_id}:{message.node_id}:{message.attempt}"
         case TaskHeartbeat():
             return f"heartbeat:{message.task_id}:{message_id}"
         case _:

@@ -33,11 +33,12 @@ from spane.orchestrator.decisions import begin, decide
 from spane.orchestrator.events import event_id
 from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES, check_value
 from spane.orchestrator.plans import PlanCache
-from spane.orchestrator.step import CoreOptions
+from spane.orchestrator.step import CoreOptions, task_id
 from spane.orchestrator.triggers import TriggerTarget, build_index, match_event
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import (
     ActivateExecution,
+    AttemptLost,
     CancelCommand,
     ChildFinished,
     InboxMessage,
@@ -46,7 +47,14 @@ from spane.schemas.messages import (
     TaskMessage,
     TimerFired,
 )
-from spane.schemas.state import ErrorInfo, ExecutionMeta, ExecutionStatus, Timer
+from spane.schemas.state import (
+    ErrorInfo,
+    ExecutionMeta,
+    ExecutionStatus,
+    NodeStatus,
+    Timer,
+    TimerKind,
+)
 from spane.state.base import DefinitionStore, StateStore
 
 log = logging.getLogger("spane.orchestrator")
@@ -347,6 +355,37 @@ class OrchestratorService:
         return meta
 
     # --------------------------------------------------------------- timers
+    async def _check_liveness(self, timer: Timer) -> list[InboxMessage]:
+        """Is the worker running this attempt alive? Decided here, where the claim is.
+
+        Not claimed yet (queued) or claim renewed -> check again later; a stored result
+        that never reached us -> deliver it; a claim that expired -> the attempt is lost.
+        """
+        assert timer.node_id is not None
+        task = task_id(timer.execution_id, timer.node_id, timer.attempt)
+        claim = await self.state.get_claim(task)
+        now = self.clock()
+        if claim is None or (claim.result is None and claim.expires_at > now):
+            later = timer.model_copy(update={"fire_at": now + self.options.liveness})
+            await self.state.schedule_timers([later])
+            return []
+        if claim.result is not None:
+            nodes = await self.state.get_nodes(timer.execution_id)
+            state = nodes.get(timer.node_id)
+            running = state is not None and state.status == NodeStatus.RUNNING
+            if running and state is not None and state.attempt == timer.attempt:
+                return [claim.result]
+            return []
+        reason = f"worker {claim.worker_id} stopped renewing its claim on {task}"
+        return [
+            AttemptLost(
+                execution_id=timer.execution_id,
+                node_id=timer.node_id,
+                attempt=timer.attempt,
+                reason=reason,
+            )
+        ]
+
     async def _timer_loop(self) -> None:
         while True:
             try:
@@ -360,7 +399,14 @@ class OrchestratorService:
     async def _fire_due_timers(self) -> None:
         due = await self.state.claim_due_timers(self.clock(), TIMER_BATCH, TIMER_LEASE)
         if due:
-            await self.bus.publish_inbox([TimerFired(timer=timer) for timer in due])
+            messages: list[InboxMessage] = []
+            for timer in due:
+                if timer.kind is TimerKind.LIVENESS:
+                    messages.extend(await self._check_liveness(timer))
+                else:
+                    messages.append(TimerFired(timer=timer))
+            if messages:
+                await self.bus.publish_inbox(messages)
             await self.state.ack_timers(due)
             return
         next_at = await self.state.next_timer_at()

@@ -93,6 +93,16 @@ class ChildFinished(_Message):
     """How a loop body ended, when it ended with ``break`` / ``continue``."""
 
 
+class AttemptLost(_Message):
+    """The worker holding a running attempt stopped renewing its claim (it died)."""
+
+    kind: Literal["attempt_lost"] = "attempt_lost"
+    execution_id: str
+    node_id: str
+    attempt: int
+    reason: str
+
+
 class ActivateExecution(_Message):
     """A PENDING execution got a ``max_executions`` slot: start its roots."""
 
@@ -152,6 +162,7 @@ InboxMessage = Annotated[
     | Annotated[TimerFired, Tag("timer")]
     | Annotated[ChildFinished, Tag("child_finished")]
     | Annotated[ActivateExecution, Tag("activate")]
+    | Annotated[AttemptLost, Tag("attempt_lost")]
     | Annotated[StartExecution, Tag("start")]
     | Annotated[SignalCommand, Tag("signal")]
     | Annotated[PauseCommand, Tag("pause")]
@@ -161,8 +172,8 @@ InboxMessage = Annotated[
         _inbox_tag,
         custom_error_type="unknown_message",
         custom_error_message=(
-            "message needs 'kind' (task_result, heartbeat, timer, child_finished, activate) or "
-            "'command' (start, signal, pause, resume, cancel)"
+            "message needs 'kind' (task_result, heartbeat, timer, child_finished, activate, "
+            "attempt_lost) or 'command' (start, signal, pause, resume, cancel)"
         ),
     ),
 ]

@@ -76,6 +76,7 @@ class TimerKind(StrEnum):
     DELAY = "delay"  # a delay node is due
     SIGNAL_TIMEOUT = "signal_timeout"  # a wait_for_signal node gave up
     CHILD_TIMEOUT = "child_timeout"  # a sub-workflow node gave up on its child
+    LIVENESS = "liveness"  # check that the worker running an attempt is alive
 
 
 class Timer(_Record):
@@ -124,6 +125,8 @@ class NodeState(_Record):
     edges: dict[str, bool] = Field(default_factory=dict)
     """Incoming edges that settled (``source.port`` -> whether it fired)."""
     wait: WaitReason | None = None
+    lost: int = 0
+    """Attempts lost with their worker (re-run without using the retry budget)."""
     started_at: float | None = None
     finished_at: float | None = None
     children: tuple[str, ...] = ()

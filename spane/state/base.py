@@ -43,6 +43,15 @@ class TaskClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimInfo:
+    """Who holds a task id, until when, and its result once finished."""
+
+    worker_id: str
+    expires_at: float
+    result: TaskResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
     """A transition already applied for this event id, with what it asked to publish."""
 
@@ -119,6 +128,10 @@ class StateStore(Protocol):
     async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim: ...
 
     async def finish_task(self, result: TaskResult) -> None: ...
+
+    async def get_claim(self, task_id: str) -> ClaimInfo | None:
+        """The claim on a task id (None if no worker claimed it yet)."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -19,7 +19,7 @@ from spane.orchestrator.view import ExecutionView
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import ExecutionMeta, NodeState, Timer
 from spane.schemas.workflow import WorkflowSpec
-from spane.state.base import Applied, ClaimOutcome, TaskClaim, WorkflowRecord
+from spane.state.base import Applied, ClaimInfo, ClaimOutcome, TaskClaim, WorkflowRecord
 
 MAX_APPLIED_PER_EXECUTION = 10_000
 
@@ -176,6 +176,12 @@ class MemoryStateStore:
             return TaskClaim(ClaimOutcome.RUNNING)
         self._claims[task_id] = _Claim(worker_id, now + lease)
         return TaskClaim(ClaimOutcome.CLAIMED)
+
+    async def get_claim(self, task_id: str) -> ClaimInfo | None:
+        claim = self._claims.get(task_id)
+        if claim is None:
+            return None
+        return ClaimInfo(claim.worker_id, claim.expires_at, claim.result)
 
     async def finish_task(self, result: TaskResult) -> None:
         claim = self._claims.setdefault(result.task_id, _Claim("", 0.0))

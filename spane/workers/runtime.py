@@ -101,6 +101,7 @@ class Worker:
         self._http: HttpPool | None = None
         self._subscriptions: list[Subscription] = []
         self._stopping = False
+        self._renewer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.pool == "http":
@@ -110,6 +111,7 @@ class Worker:
             self._executor = ThreadPoolExecutor(
                 max_workers=self.concurrency, thread_name_prefix=f"spane-{self.pool}"
             )
+        self._renewer = asyncio.create_task(self._renew_claims(), name=f"spane-renew-{self.pool}")
         self._subscriptions.append(await self.bus.subscribe_cancellations(self._on_cancel))
         self._subscriptions.append(
             await self.bus.consume_tasks(self.pool, self._on_batch, prefetch=self.concurrency)
@@ -128,6 +130,10 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self._flush()
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+            self._renewer = None
         if self._http is not None:
             await self._http.__aexit__(None, None, None)
             self._http = None
@@ -190,6 +196,21 @@ class Worker:
         runner, context = entry
         context.cancelled.set()
         runner.cancel()
+
+    async def _renew_claims(self) -> None:
+        """Keep this worker's claims alive: the orchestrator's liveness check treats a
+        claim that stops being renewed as a dead worker and runs the attempt again."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await asyncio.gather(
+                    *(
+                        self.state.claim_task(task_id, self.worker_id, self.lease)
+                        for task_id in list(self._running)
+                    )
+                )
+            except Exception:
+                log.exception("renewing task claims failed; retrying")
 
     # -------------------------------------------------------------- running
     async def _run(self, task: TaskMessage, context: TaskContext) -> None:

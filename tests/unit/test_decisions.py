@@ -13,6 +13,7 @@ from spane.orchestrator.compiler import compile_plan
 from spane.orchestrator.joins import Verdict, join_verdict
 from spane.schemas.loader import spec_from_data
 from spane.schemas.messages import (
+    AttemptLost,
     CancelCommand,
     PauseCommand,
     ResumeCommand,
@@ -86,7 +87,11 @@ def test_retry_is_a_durable_timer_with_backoff() -> None:
     )
     h.start()
     h.complete(h.tasks.popleft())
-    timers = [c.timer for c in h.commands if isinstance(c, ScheduleTimer)]
+    timers = [
+        c.timer
+        for c in h.commands
+        if isinstance(c, ScheduleTimer) and c.timer.kind is not TimerKind.LIVENESS
+    ]
     assert [(t.kind, t.fire_at - 1000.0) for t in timers] == [(TimerKind.RETRY, 2.0)]
     assert h.node("a").status == NodeStatus.WAITING
     meta = h.run()
@@ -123,6 +128,23 @@ def test_stale_result_of_a_superseded_attempt_is_ignored() -> None:
     h.complete(second)
     assert h.meta.status == ExecutionStatus.SUCCEEDED
     assert h.meta.output == {"node": "a"}
+
+
+def test_lost_attempt_runs_again_without_using_a_retry() -> None:
+    h = Harness(spec(fn("a")))  # max_attempts 1: a real failure would fail the execution
+    h.start()
+    lost = h.tasks.popleft()
+    assert f"{TimerKind.LIVENESS}:e1:a:1" in h.timers
+    h.send(AttemptLost(execution_id="e1", node_id="a", attempt=1, reason="worker died"))
+    assert f"{TimerKind.LIVENESS}:e1:a:1" not in h.timers
+    again = h.tasks.popleft()
+    assert (again.attempt, h.node("a").lost) == (2, 1)
+    h.send(AttemptLost(execution_id="e1", node_id="a", attempt=1, reason="stale"))
+    assert h.node("a").attempt == 2
+    h.complete(lost)  # the lost attempt's late result is ignored
+    assert h.node("a").status == NodeStatus.RUNNING
+    h.complete(again)
+    assert h.meta.status == ExecutionStatus.SUCCEEDED
 
 
 def test_heartbeat_pushes_the_attempt_timeout() -> None:
