@@ -31,6 +31,7 @@ from spane.errors import (
     WorkflowNotFoundError,
 )
 from spane.orchestrator.compiler import compile_plan
+from spane.orchestrator.limits import check_value
 from spane.orchestrator.plan import NodeKind, Plan
 from spane.orchestrator.plans import PlanCache
 from spane.orchestrator.service import OrchestratorService
@@ -209,6 +210,11 @@ class Engine:
         if self.workers:
             plan = await self.plans.get(workflow_id, version)
             self._check_tasks_registered(plan)
+        problem = check_value(
+            input, what="execution input", schema=None, max_bytes=self.settings.max_value_bytes
+        )
+        if problem is not None:
+            raise InvalidInputError(problem)
         message = StartExecution(
             execution_id=execution_id or uuid.uuid4().hex,
             workflow_id=workflow_id,

@@ -136,7 +136,8 @@ class BatchConsumer(Generic[T]):
             if self._busy:
                 await asyncio.wait({task}, timeout=self._stop_grace)
             if not task.done():
-                log.warning("consumer %s: cancelling its handler on stop", self.name)
+                if self._busy:
+                    log.warning("consumer %s: cancelling its handler on stop", self.name)
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

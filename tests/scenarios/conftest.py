@@ -20,25 +20,54 @@ on any backend.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 import pytest
 
 from spane import Engine, TaskRegistry
+from spane.config import Settings
+from tests.servers import Namespace, require_amqp, require_mongodb, require_redis
 
-BACKENDS: list[str] = ["memory"]
-"""Backends the suite runs on; ``"real"`` (RabbitMQ + Redis + MongoDB) comes later."""
+BACKENDS: list[str] = ["memory", "real"]
+"""Backends the suite runs on: in-memory (embedded) and real RabbitMQ + Redis + MongoDB."""
 
 EngineFactory = Callable[[TaskRegistry], Awaitable[Engine]]
 
+SCENARIO_SETTINGS = Settings(worker_concurrency=16, prefetch=128)
 
-def build_engine(backend: str, registry: TaskRegistry) -> Engine:
+
+@dataclass(slots=True)
+class _RealServers:
+    amqp_url: str
+    redis_url: str
+    mongodb_url: str
+    namespace: Namespace = field(default_factory=Namespace.new)
+
+
+def build_engine(
+    backend: str, registry: TaskRegistry, servers: _RealServers | None = None
+) -> Engine:
     """An engine (not yet opened) running ``registry``'s tasks on ``backend``.
 
-    The one place that knows how each backend is wired; extend it for ``"real"``
-    (bus/state/definitions adapters pointed at per-test vhost/db/key prefixes).
+    ``real``: RabbitMQ, Redis and MongoDB adapters under one namespace of this test's
+    own (queues/exchanges, key prefix, database), removed at teardown.
     """
     if backend == "memory":
-        return Engine(registry=registry)
+        return Engine(registry=registry, settings=SCENARIO_SETTINGS)
+    if backend == "real":
+        assert servers is not None
+        from spane.bus.rabbit import RabbitBus
+        from spane.state.mongo import MongoDefinitionStore
+        from spane.state.redis import RedisStateStore
+
+        ns = servers.namespace
+        return Engine(
+            registry=registry,
+            settings=SCENARIO_SETTINGS,
+            bus=RabbitBus(servers.amqp_url, namespace=ns.name, connection_name=ns.name),
+            state=RedisStateStore(servers.redis_url, namespace=ns.name),
+            definitions=MongoDefinitionStore(servers.mongodb_url, database=ns.database),
+        )
     raise ValueError(f"unknown scenario backend {backend!r}; known: {', '.join(BACKENDS)}")
 
 
@@ -56,13 +85,25 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def make_engine(backend: str) -> AsyncIterator[EngineFactory]:
     """``await make_engine(registry)`` -> an opened engine, closed at teardown."""
     engines: list[Engine] = []
+    servers = None
+    if backend == "real":
+        servers = _RealServers(require_amqp(), require_redis(), require_mongodb())
 
     async def make(registry: TaskRegistry) -> Engine:
-        engine = build_engine(backend, registry)
+        engine = build_engine(backend, registry, servers)
         await engine.open()
         engines.append(engine)
         return engine
 
     yield make
+    task_types: set[str] = set()
     for engine in reversed(engines):
+        task_types.update(engine.pool_names())
         await engine.close()
+    if servers is not None:
+        await servers.namespace.cleanup(
+            amqp_url=servers.amqp_url,
+            redis_url=servers.redis_url,
+            mongodb_url=servers.mongodb_url,
+            task_types=task_types,
+        )

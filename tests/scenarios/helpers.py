@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from spane import Engine, ExecutionSnapshot, NodeStatus
+from spane.errors import ExecutionNotFoundError
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.state import NodeState
 
@@ -77,7 +78,10 @@ async def wait_node(
     """Wait until ``node_id`` of the execution is in one of the ``wanted`` statuses."""
 
     async def reached() -> NodeState | None:
-        snapshot = await engine.status(execution_id)
+        try:
+            snapshot = await engine.status(execution_id)
+        except ExecutionNotFoundError:
+            return None  # a child execution not created yet (it starts asynchronously)
         state = snapshot.nodes.get(node_id)
         if state is not None and state.status in wanted:
             return state
@@ -96,7 +100,10 @@ async def wait_status(
     """Wait until the execution itself is in one of the ``wanted`` statuses."""
 
     async def reached() -> bool:
-        return (await engine.status(execution_id)).meta.status in wanted
+        try:
+            return (await engine.status(execution_id)).meta.status in wanted
+        except ExecutionNotFoundError:
+            return False
 
     await eventually(reached, timeout=timeout, what=f"execution to be {'/'.join(wanted)}")
 

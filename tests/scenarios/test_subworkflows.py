@@ -6,8 +6,9 @@ import asyncio
 from typing import Any
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
+from spane.schemas.state import TERMINAL_EXECUTION_STATUSES
 
-from .helpers import EventLog, fn, node, unique_id, wait_node
+from .helpers import EventLog, fn, node, unique_id, wait_node, wait_status
 
 
 def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
@@ -62,6 +63,7 @@ async def test_waiting_sub_workflow_outputs_the_child_output(make_engine):
     sub = (await engine.status(result.execution_id)).nodes["sub"]
     assert sub.status == NodeStatus.SUCCEEDED
     [child_id] = sub.children
+    await wait_status(engine, child_id, *TERMINAL_EXECUTION_STATUSES)
     child_snapshot = await engine.status(child_id)
     assert child_snapshot.meta.workflow_id == child
     assert child_snapshot.meta.status == ExecutionStatus.SUCCEEDED
@@ -140,7 +142,7 @@ async def test_fire_and_forget_sub_workflow_outputs_the_child_execution_id(make_
         assert result.status == ExecutionStatus.SUCCEEDED
         assert set(result.output) == {"execution_id"}
         child_id = result.output["execution_id"]
-        assert (await engine.status(child_id)).meta.status == ExecutionStatus.RUNNING
+        await wait_status(engine, child_id, ExecutionStatus.RUNNING)
     finally:
         gate.set()
     child_result = await engine.wait(child_id, 10)

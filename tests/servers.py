@@ -1,0 +1,156 @@
+"""Real servers for tests: where they are, whether they answer, how to clean up after.
+
+``require_*`` return the URL of a server that answers (``SPANE_TEST_<SERVER>_URL``,
+localhost by default); an unreachable one skips the test with the reason, or fails it
+under ``CI=true`` (DESIGN §8). ``Namespace`` gives one test its own RabbitMQ names,
+Redis keys and MongoDB database, and removes them afterwards.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+MONGODB_URL = "mongodb://127.0.0.1:27018/"  # infra/scripts/ensure-services.sh (SecantusDB)
+
+
+def _require(name: str, url: str, probe: Callable[[str], None]) -> str:
+    try:
+        probe(url)
+    except Exception as exc:
+        reason = f"{name} at {url} is unreachable ({type(exc).__name__}: {exc})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true: servers must be up)", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+def _tcp_probe(url: str) -> None:
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 2.0):
+        pass
+
+
+def _mongodb_probe(url: str) -> None:
+    from pymongo import MongoClient
+
+    client: MongoClient[dict[str, object]] = MongoClient(
+        url, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000
+    )
+    try:
+        client.admin.command("ping")
+    finally:
+        client.close()
+
+
+def _redis_probe(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@functools.cache
+def _probed(name: str, url: str) -> None:
+    {"Redis": _redis_probe, "RabbitMQ": _tcp_probe, "MongoDB": _mongodb_probe}[name](url)
+
+
+def _cached_probe(name: str) -> Callable[[str], None]:
+    return lambda url: _probed(name, url)
+
+
+def require_redis() -> str:
+    return _require(
+        "Redis", os.environ.get("SPANE_TEST_REDIS_URL", REDIS_URL), _cached_probe("Redis")
+    )
+
+
+def require_amqp() -> str:
+    url = os.environ.get("SPANE_TEST_AMQP_URL", AMQP_URL)
+    return _require("RabbitMQ", url, _cached_probe("RabbitMQ"))
+
+
+def require_mongodb() -> str:
+    url = os.environ.get("SPANE_TEST_MONGODB_URL", MONGODB_URL)
+    return _require("MongoDB", url, _cached_probe("MongoDB"))
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """One test's own names on every server."""
+
+    name: str
+
+    @classmethod
+    def new(cls, prefix: str = "spanetest") -> Namespace:
+        return cls(f"{prefix}-{uuid.uuid4().hex[:8]}")
+
+    @property
+    def database(self) -> str:
+        return self.name.replace("-", "_")
+
+    async def cleanup(
+        self, *, amqp_url: str, redis_url: str, mongodb_url: str, task_types: Iterable[str]
+    ) -> None:
+        await delete_rabbit_namespace(amqp_url, self.name, task_types)
+        await delete_redis_namespace(redis_url, self.name)
+        await drop_mongo_database(mongodb_url, self.database)
+
+
+async def delete_rabbit_namespace(url: str, namespace: str, task_types: Iterable[str]) -> None:
+    import aio_pika
+
+    from spane.bus.topology import Topology
+
+    topology = Topology(namespace)
+    queues = [topology.orchestrator_queue, topology.dead_letter_queue, topology.triggers_queue]
+    queues += [topology.task_queue(name) for name in task_types]
+    exchanges = [
+        topology.tasks_exchange,
+        topology.orchestrator_exchange,
+        topology.triggers_exchange,
+        topology.events_exchange,
+        topology.cancellations_exchange,
+        topology.dlx,
+    ]
+    connection = await aio_pika.connect(url, client_properties={"connection_name": "cleanup"})
+    async with connection:
+        channel = await connection.channel()
+        for queue in dict.fromkeys(queues):
+            await channel.queue_delete(queue)
+        for exchange in exchanges:
+            await channel.exchange_delete(exchange)
+
+
+async def delete_redis_namespace(url: str, namespace: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await client.unlink(*keys[start : start + 500])
+    finally:
+        await client.aclose()
+
+
+async def drop_mongo_database(url: str, database: str) -> None:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url)
+    try:
+        await client.drop_database(database)
+    finally:
+        await client.close()
