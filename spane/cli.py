@@ -580,5 +580,7 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m spane.cli: use the imported module's app
+    from spane.cli import main as _main
+
+    _main()

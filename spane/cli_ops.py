@@ -34,7 +34,6 @@ from spane.config import Settings
 from spane.engine import Engine, ExecutionSnapshot
 from spane.errors import ExecutionNotFoundError
 from spane.orchestrator.service import OrchestratorService
-from spane.orchestrator.step import CoreOptions
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from spane.workers.runtime import Worker
@@ -118,7 +117,7 @@ def orchestrator(
                 backends.bus,
                 backends.state,
                 backends.definitions,
-                options=CoreOptions(node_events=settings.node_events, max_depth=settings.max_depth),
+                options=settings.core_options(),
                 prefetch=prefetch or settings.prefetch,
                 max_value_bytes=settings.max_value_bytes,
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from spane.orchestrator.step import CoreOptions
+
 
 class Settings(BaseSettings):
     """SPANE settings. Unset server URLs mean the embedded (in-memory) backend."""
@@ -33,7 +35,16 @@ class Settings(BaseSettings):
     max_value_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Limit for an execution input, one node output, one signal payload."""
     task_lease: float = Field(default=60.0, gt=0)
-    """Seconds a worker's claim on a task lasts without a heartbeat."""
+    """Seconds a worker's claim on a task lasts unless renewed (workers renew every third)."""
+    liveness: float = Field(default=15.0, gt=0)
+    """Seconds between the orchestrator's checks that a running attempt's claim is alive;
+    a worker that died is noticed within ``task_lease + liveness``."""
+
+    def core_options(self) -> CoreOptions:
+        """The decision core's knobs from these settings."""
+        return CoreOptions(
+            node_events=self.node_events, max_depth=self.max_depth, liveness=self.liveness
+        )
 
     @property
     def embedded(self) -> bool:

@@ -35,7 +35,6 @@ from spane.orchestrator.limits import check_value
 from spane.orchestrator.plan import NodeKind, Plan
 from spane.orchestrator.plans import PlanCache
 from spane.orchestrator.service import OrchestratorService
-from spane.orchestrator.step import CoreOptions
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.loader import load_workflow_file, spec_from_data
 from spane.schemas.messages import (
@@ -131,9 +130,7 @@ class Engine:
                 self.state,
                 self.definitions,
                 plans=self.plans,
-                options=CoreOptions(
-                    node_events=self.settings.node_events, max_depth=self.settings.max_depth
-                ),
+                options=self.settings.core_options(),
                 prefetch=self.settings.prefetch,
                 clock=self.clock,
                 max_value_bytes=self.settings.max_value_bytes,

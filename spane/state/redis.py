@@ -25,7 +25,7 @@ from spane.schemas.state import (
     Timer,
 )
 from spane.state import redis_scripts
-from spane.state.base import Applied, ClaimOutcome, TaskClaim
+from spane.state.base import Applied, ClaimInfo, ClaimOutcome, TaskClaim
 from spane.state.keys import META_FIELD, REVISION_FIELD, ExecutionKeys, RedisKeys
 from spane.state.serde import decode_commands, encode_commands
 
@@ -256,6 +256,18 @@ class RedisStateStore:
         if outcome is ClaimOutcome.FINISHED:
             return TaskClaim(outcome, TaskResult.model_validate_json(reply[1]))
         return TaskClaim(outcome)
+
+    async def get_claim(self, task_id: str) -> ClaimInfo | None:
+        worker, expires_at, result = await self._redis.hmget(
+            self.keys.claim(task_id), ["worker", "expires_at", "result"]
+        )
+        if worker is None and result is None:
+            return None
+        return ClaimInfo(
+            worker_id=_text(worker) if worker is not None else "",
+            expires_at=float(_text(expires_at)) if expires_at is not None else 0.0,
+            result=TaskResult.model_validate_json(result) if result is not None else None,
+        )
 
     async def finish_task(self, result: TaskResult) -> None:
         key = self.keys.claim(result.task_id)
