@@ -10,9 +10,11 @@ expire after ``retention`` seconds (they are archived elsewhere). Key layout:
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 from spane.errors import StateConflictError
 from spane.orchestrator.commands import Command
@@ -40,6 +42,32 @@ MAX_APPLIED_PER_EXECUTION = 10_000
 """Applied-event records kept per execution (oldest dropped), as in the memory store."""
 
 _Script = Callable[..., Any]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _keeps_cancellation(
+    method: Callable[_P, Awaitable[_R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Re-raise a cancellation of the calling task that the Redis client swallowed.
+
+    redis-py sends commands through ``asyncio.wait_for`` (it has a socket timeout by
+    default), and before Python 3.12 ``wait_for`` returns the result instead of raising
+    when the task is cancelled just as the command completes (CPython gh-86296). A task
+    cancelled then would run on: a timer loop, say, would never stop. The task's cancel
+    count tells: it grew during the call, yet no ``CancelledError`` came out.
+    """
+
+    @functools.wraps(method)
+    async def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        task = asyncio.current_task()
+        requested = task.cancelling() if task is not None else 0
+        result = await method(*args, **kwargs)
+        if task is not None and task.cancelling() > requested:
+            raise asyncio.CancelledError
+        return result
+
+    return call
 
 
 class RedisStateStore:
@@ -74,6 +102,7 @@ class RedisStateStore:
         self._acquire_slot: _Script = register(redis_scripts.ACQUIRE_SLOT)
         self._release_slot: _Script = register(redis_scripts.RELEASE_SLOT)
 
+    @_keeps_cancellation
     async def connect(self) -> None:
         """Check that the server answers (fails fast on a wrong URL or a server down).
 
@@ -90,6 +119,7 @@ class RedisStateStore:
         await self._redis.aclose()
 
     # ----------------------------------------------------------- executions
+    @_keeps_cancellation
     async def create(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> bool:
         meta = view.meta
         keys = self.keys.execution(meta.id)
@@ -115,6 +145,7 @@ class RedisStateStore:
         view.revision = 1
         return True
 
+    @_keeps_cancellation
     async def load(self, execution_id: str) -> ExecutionView | None:
         keys = self.keys.execution(execution_id)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -126,12 +157,14 @@ class RedisStateStore:
         meta = ExecutionMeta.model_validate_json(raw_meta)
         return ExecutionView(meta, _decode_nodes(raw_nodes), int(raw_revision))
 
+    @_keeps_cancellation
     async def applied(self, execution_id: str, event_id: str) -> Applied | None:
         raw: bytes | str | None = await self._redis.hget(
             self.keys.execution(execution_id).applied, event_id
         )
         return None if raw is None else Applied(decode_commands(raw))
 
+    @_keeps_cancellation
     async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
         meta = view.meta
         keys: ExecutionKeys = self.keys.execution(meta.id)
@@ -151,18 +184,21 @@ class RedisStateStore:
             raise StateConflictError(f"execution {meta.id} changed since it was loaded")
         view.revision = int(revision)
 
+    @_keeps_cancellation
     async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
         raw: bytes | str | None = await self._redis.hget(
             self.keys.execution(execution_id).meta, META_FIELD
         )
         return None if raw is None else ExecutionMeta.model_validate_json(raw)
 
+    @_keeps_cancellation
     async def get_nodes(self, execution_id: str) -> dict[str, NodeState]:
         raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(
             self.keys.execution(execution_id).nodes
         )
         return _decode_nodes(raw)
 
+    @_keeps_cancellation
     async def list_executions(
         self, workflow_id: str | None = None, limit: int = 100
     ) -> list[ExecutionMeta]:
@@ -180,6 +216,7 @@ class RedisStateStore:
         return [ExecutionMeta.model_validate_json(raw) for raw in found]
 
     # --------------------------------------------------------------- timers
+    @_keeps_cancellation
     async def schedule_timers(self, timers: Sequence[Timer]) -> None:
         if not timers:
             return
@@ -192,6 +229,7 @@ class RedisStateStore:
             )
             await pipe.execute()
 
+    @_keeps_cancellation
     async def cancel_timers(self, timer_ids: Sequence[str]) -> None:
         if not timer_ids:
             return
@@ -200,6 +238,7 @@ class RedisStateStore:
             pipe.hdel(self.keys.timer_data, *timer_ids)
             await pipe.execute()
 
+    @_keeps_cancellation
     async def claim_due_timers(self, now: float, limit: int, lease: float = 30.0) -> list[Timer]:
         if limit <= 0:
             return []
@@ -209,6 +248,7 @@ class RedisStateStore:
         )
         return [Timer.model_validate_json(raw) for raw in claimed]
 
+    @_keeps_cancellation
     async def ack_timers(self, timers: Sequence[Timer]) -> None:
         if not timers:
             return
@@ -217,11 +257,13 @@ class RedisStateStore:
             args += (timer.id, timer.model_dump_json())
         await self._ack_timers(keys=[self.keys.timers, self.keys.timer_data], args=args)
 
+    @_keeps_cancellation
     async def next_timer_at(self) -> float | None:
         first: list[Any] = await self._redis.zrange(self.keys.timers, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
     # ------------------------------------------- idempotency, slots and claims
+    @_keeps_cancellation
     async def claim_start_key(self, scope: str, key: str, execution_id: str) -> str:
         previous: bool | str | bytes | None = await self._redis.set(
             self.keys.start(scope, key),
@@ -232,6 +274,7 @@ class RedisStateStore:
         )
         return execution_id if previous is None else _text(previous)
 
+    @_keeps_cancellation
     async def acquire_slot(self, workflow_id: str, execution_id: str, limit: int) -> bool:
         held = await self._acquire_slot(
             keys=[self.keys.slots(workflow_id), self.keys.slot_queue(workflow_id)],
@@ -239,6 +282,7 @@ class RedisStateStore:
         )
         return int(held) == 1
 
+    @_keeps_cancellation
     async def release_slot(self, workflow_id: str, execution_id: str, limit: int) -> list[str]:
         promoted: list[bytes] = await self._release_slot(
             keys=[self.keys.slots(workflow_id), self.keys.slot_queue(workflow_id)],
@@ -246,6 +290,7 @@ class RedisStateStore:
         )
         return [_text(member) for member in promoted]
 
+    @_keeps_cancellation
     async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
         now = self._clock()
         reply: list[bytes] = await self._claim_task(
@@ -257,6 +302,7 @@ class RedisStateStore:
             return TaskClaim(outcome, TaskResult.model_validate_json(reply[1]))
         return TaskClaim(outcome)
 
+    @_keeps_cancellation
     async def get_claim(self, task_id: str) -> ClaimInfo | None:
         worker, expires_at, result = await self._redis.hmget(
             self.keys.claim(task_id), ["worker", "expires_at", "result"]
@@ -269,6 +315,7 @@ class RedisStateStore:
             result=TaskResult.model_validate_json(result) if result is not None else None,
         )
 
+    @_keeps_cancellation
     async def finish_task(self, result: TaskResult) -> None:
         key = self.keys.claim(result.task_id)
         async with self._redis.pipeline(transaction=True) as pipe:

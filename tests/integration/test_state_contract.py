@@ -8,6 +8,7 @@ Redis leases it; lease expiry, TTLs and pruning are therefore tested on Redis on
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,7 +32,7 @@ from spane.schemas.state import (
     TimerKind,
     WaitReason,
 )
-from spane.state.base import ClaimOutcome, StateStore, TaskClaim
+from spane.state.base import ClaimInfo, ClaimOutcome, StateStore, TaskClaim
 from spane.state.memory import MemoryStateStore
 from spane.state.redis import RedisStateStore
 from tests.unit.test_serde import sample_commands
@@ -484,6 +485,18 @@ async def test_finish_without_claim_is_finished(store: StateStore):
     assert claim == TaskClaim(ClaimOutcome.FINISHED, done)
 
 
+async def test_get_claim_reports_holder_lease_and_result(store: StateStore, clock: FakeClock):
+    assert await store.get_claim("ex-1:a:1") is None
+    await store.claim_task("ex-1:a:1", "w1", 10.0)
+    assert await store.get_claim("ex-1:a:1") == ClaimInfo("w1", clock.now + 10.0)
+    done = result()
+    await store.finish_task(done)
+    assert await store.get_claim("ex-1:a:1") == ClaimInfo("w1", clock.now + 10.0, done)
+    unclaimed = result("ex-1:b:1")
+    await store.finish_task(unclaimed)
+    assert await store.get_claim("ex-1:b:1") == ClaimInfo("", 0.0, unclaimed)
+
+
 # ------------------------------------------------------------- Redis specifics
 
 
@@ -635,3 +648,31 @@ async def test_redis_connect_to_a_dead_server_fails():
             await store.connect()
     finally:
         await store.close()
+
+
+@pytest.mark.real
+async def test_redis_a_cancelled_call_always_raises(redis_store: RedisStateStore):
+    """redis-py's ``wait_for`` can swallow a cancel on Python < 3.12; the store re-raises it.
+
+    Without that, a cancelled polling loop (the orchestrator's timer loop) runs on forever.
+    """
+    rng = random.Random(7)
+
+    async def poll() -> int:
+        await redis_store.claim_due_timers(1_000.0, 10, 30.0)
+        await redis_store.next_timer_at()
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    outcomes = {"finished first": 0, "cancelled": 0}
+    for _ in range(300):
+        task = asyncio.create_task(poll())
+        await asyncio.sleep(rng.random() * 0.002)
+        task.cancel()
+        try:
+            assert await task == 0, "the call went on after its task was cancelled"
+            outcomes["finished first"] += 1
+        except asyncio.CancelledError:
+            outcomes["cancelled"] += 1
+    assert outcomes["cancelled"] > 0
