@@ -252,7 +252,8 @@ class Engine:
             if meta is None:
                 raise ExecutionNotFoundError(f"execution {execution_id!r} not found")
             if meta.status not in TERMINAL_EXECUTION_STATUSES:
-                await asyncio.wait_for(future, timeout)
+                async with asyncio.timeout(timeout):
+                    await future
                 meta = await self.state.get_meta(execution_id)
                 assert meta is not None
         finally:

@@ -116,7 +116,8 @@ class _Consumer(Generic[T]):
         """Stop consuming; a handler call in flight finishes first (up to ``grace``)."""
         self._queue.consumers -= 1
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), grace)
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -175,7 +176,8 @@ class MemoryBus:
                 answer.set_result(value)
 
         self._inbox.put(Delivery(message, uuid.uuid4().hex, reply=reply), priority=1)
-        return await asyncio.wait_for(answer, timeout)
+        async with asyncio.timeout(timeout):
+            return await answer
 
     async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
         for routing_key, event in events:

@@ -415,7 +415,8 @@ class OrchestratorService:
             wait = min(max(next_at - self.clock(), 0.0), TIMER_POLL_INTERVAL)
         self._timers_changed.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._timers_changed.wait(), wait)
+            async with asyncio.timeout(wait):  # not wait_for: it can swallow a cancel on 3.11
+                await self._timers_changed.wait()
 
 
 def _ok(execution_id: str, **extra: Any) -> Reply:
