@@ -16,12 +16,15 @@ import pytest
 from aiohttp import web
 
 import examples.analytics as analytics
+import examples.approvals
 import examples.billing
+import examples.onboarding
 import examples.shop  # registers the shop.* tasks (`examples` is used below)
-from spane import Engine, ExecutionStatus
+from spane import CommandRejectedError, Engine, ExecutionStatus
 from spane.engine import ExecutionResult
 from spane.workers.registry import default_registry
 from tests.scenarios.conftest import EngineFactory
+from tests.scenarios.helpers import eventually
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 INPUTS = EXAMPLES / "inputs"
@@ -50,6 +53,10 @@ def test_every_example_is_covered_here() -> None:
         "fan_out_fan_in.yaml",
         "http_enrichment.yaml",
         "batch_for_each.yaml",
+        "expense_approval.yaml",
+        "customer_onboarding.yaml",
+        "kyc_check.yaml",
+        "welcome_pack.yaml",
     }
     assert {path.name for path in EXAMPLES.glob("*.yaml")} == covered
 
@@ -301,3 +308,79 @@ async def test_monthly_invoicing_prices_every_customer(engine: Engine) -> None:
         "revenue_cents": sum(expected),
         "mail_batches": [invoices[i : i + 2] for i in range(0, len(invoices), 2)],
     }
+
+
+# -------------------------------------------------------------- expense approval
+CLAIM = {"employee": "ada", "amount": 1800, "purpose": "conference"}
+
+
+async def _waiting_for(engine: Engine, execution_id: str, signal: str) -> None:
+    async def waiting() -> bool:
+        snapshot = await engine.status(execution_id)
+        return signal in snapshot.meta.signals
+
+    await eventually(waiting, timeout=WAIT, what=f"a node waiting for {signal!r}")
+
+
+async def test_small_expense_is_approved_by_policy(engine: Engine) -> None:
+    result = await run_example(engine, "expense_approval.yaml", {"employee": "ada", "amount": 80})
+    assert result.output == {"status": "approved", "by": "policy", "amount": 80}
+
+
+async def test_expense_approved_by_a_person(engine: Engine) -> None:
+    record = await engine.register(str(EXAMPLES / "expense_approval.yaml"))
+    execution_id = await engine.start(record.workflow_id, CLAIM)
+    await _waiting_for(engine, execution_id, "approval")
+    with pytest.raises(CommandRejectedError, match="approved"):
+        await engine.signal(execution_id, "approval", {"by": "bob"})  # schema: refused
+    await engine.signal(execution_id, "approval", {"approved": True, "by": "bob"})
+    result = await engine.wait(execution_id, WAIT)
+    assert result.output == {"status": "approved", "by": "bob", "amount": 1800}
+
+
+async def test_unanswered_expense_escalates_to_the_manager(engine: Engine) -> None:
+    record = await engine.register(str(EXAMPLES / "expense_approval.yaml"))
+    execution_id = await engine.start(record.workflow_id, CLAIM)
+    await _waiting_for(engine, execution_id, "manager-approval")
+    await engine.signal(execution_id, "manager-approval", {"approved": True})
+    result = await engine.wait(execution_id, WAIT)
+    assert result.output == {"status": "approved", "by": "grace", "amount": 1800}
+    nodes = (await engine.status(execution_id)).nodes
+    assert nodes["review"].error is not None
+    assert nodes["review"].error.type == "Timeout"
+
+
+async def test_expense_nobody_answers_is_rejected(engine: Engine) -> None:
+    result = await run_example(engine, "expense_approval.yaml", CLAIM)
+    assert result.output == {"status": "rejected", "by": "timeout", "amount": 1800}
+
+
+# ----------------------------------------------------------- customer onboarding
+APPLICANT = {"name": "Ada Lovelace", "email": "ada@example.com", "country": "GB"}
+
+
+async def _register_onboarding(engine: Engine) -> None:
+    for name in ("kyc_check.yaml", "welcome_pack.yaml"):
+        await engine.register(str(EXAMPLES / name))
+
+
+async def test_onboarding_composes_two_sub_workflows(engine: Engine) -> None:
+    await _register_onboarding(engine)
+    result = await run_example(engine, "customer_onboarding.yaml", APPLICANT)
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output["status"] == "active"
+    assert result.output["account"].startswith("ACC-GB-")
+    assert result.output["kyc_score"] == 0.93
+    nodes = (await engine.status(result.execution_id)).nodes
+    for node_id in ("kyc", "welcome"):
+        [child_id] = nodes[node_id].children
+        child = await engine.status(child_id)
+        assert child.meta.parent is not None
+        assert child.meta.parent.execution_id == result.execution_id
+
+
+async def test_onboarding_declines_a_sanctioned_applicant(engine: Engine) -> None:
+    await _register_onboarding(engine)
+    applicant = {**APPLICANT, "name": "Mallory Evil"}
+    result = await run_example(engine, "customer_onboarding.yaml", applicant)
+    assert result.output == {"status": "declined", "reason": "KYC checks failed"}
