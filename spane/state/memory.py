@@ -17,11 +17,13 @@ from spane.errors import StateConflictError, WorkflowNotFoundError
 from spane.orchestrator.commands import Command
 from spane.orchestrator.view import ExecutionView
 from spane.schemas.messages import TaskResult
-from spane.schemas.state import ExecutionMeta, NodeState, Timer
+from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionMeta, NodeState, Timer
 from spane.schemas.workflow import WorkflowSpec
 from spane.state.base import Applied, ClaimInfo, ClaimOutcome, TaskClaim, WorkflowRecord
 
 MAX_APPLIED_PER_EXECUTION = 10_000
+MAX_FINISHED = 10_000
+"""Finished executions the embedded store keeps (older ones live on in the archive)."""
 
 
 @dataclass(slots=True)
@@ -42,8 +44,12 @@ class _Claim:
 class MemoryStateStore:
     """:class:`~spane.state.base.StateStore` in process memory."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, max_finished: int = MAX_FINISHED
+    ) -> None:
         self._clock = clock
+        self._max_finished = max_finished
+        self._finished: deque[str] = deque()
         self._executions: dict[str, _Execution] = {}
         self._timers: dict[str, Timer] = {}
         self._heap: list[tuple[float, str]] = []
@@ -88,6 +94,19 @@ class MemoryStateStore:
         entry.applied[event_id] = list(commands)
         while len(entry.applied) > MAX_APPLIED_PER_EXECUTION:
             entry.applied.popitem(last=False)
+        if view.meta.status in TERMINAL_EXECUTION_STATUSES and view.meta.id not in self._finished:
+            self._retire(view.meta.id)
+
+    def _retire(self, execution_id: str) -> None:
+        """Retention: keep the most recent ``max_finished`` finished executions (the
+        archive in the definition store keeps their record)."""
+        self._finished.append(execution_id)
+        while len(self._finished) > self._max_finished:
+            oldest = self._finished.popleft()
+            self._executions.pop(oldest, None)
+            prefix = f"{oldest}:"
+            for task_id in [t for t in self._claims if t.startswith(prefix)]:
+                del self._claims[task_id]
 
     async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
         entry = self._executions.get(execution_id)
@@ -187,13 +206,6 @@ class MemoryStateStore:
         claim = self._claims.setdefault(result.task_id, _Claim("", 0.0))
         claim.result = result
 
-    async def forget_execution(self, execution_id: str) -> None:
-        """Drop a finished execution (retention); its archive stays in the definition store."""
-        self._executions.pop(execution_id, None)
-        prefix = f"{execution_id}:"
-        for task_id in [t for t in self._claims if t.startswith(prefix)]:
-            del self._claims[task_id]
-
     async def close(self) -> None:
         return None
 
@@ -201,9 +213,10 @@ class MemoryStateStore:
 class MemoryDefinitionStore:
     """:class:`~spane.state.base.DefinitionStore` in process memory."""
 
-    def __init__(self, max_dead_letters: int = 10_000) -> None:
+    def __init__(self, max_dead_letters: int = 10_000, max_archived: int = 100_000) -> None:
         self._versions: dict[str, list[WorkflowRecord]] = {}
-        self._archive: dict[str, dict[str, Any]] = {}
+        self._archive: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._max_archived = max_archived
         self._dead_letters: deque[dict[str, Any]] = deque(maxlen=max_dead_letters)
 
     async def connect(self) -> None:
@@ -240,6 +253,8 @@ class MemoryDefinitionStore:
 
     async def archive(self, execution: dict[str, Any]) -> None:
         self._archive[str(execution["id"])] = execution
+        while len(self._archive) > self._max_archived:
+            self._archive.popitem(last=False)
 
     async def get_archived(self, execution_id: str) -> dict[str, Any] | None:
         return self._archive.get(execution_id)
