@@ -309,6 +309,29 @@ for _verb in ("pause", "resume", "cancel"):
 
 
 @app.command()
+def trigger(
+    routing_key: Annotated[str, typer.Argument(help="Event type, e.g. order.created.")],
+    data_text: Annotated[
+        str | None, typer.Option("--data", help="Body: JSON (or a CloudEvent), @file, @-.")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Re-publishing with the same key starts nothing new.")
+    ] = None,
+) -> None:
+    """Publish a trigger event to spane.triggers, as any AMQP producer could."""
+    with _spane_errors():
+        data = parse_input(data_text)
+
+    async def go() -> int:
+        async with _client("spane trigger") as engine:
+            await engine.publish_trigger(routing_key, data, idempotency_key=idempotency_key)
+            typer.echo(f"published {routing_key}")
+        return EXIT_OK
+
+    _run(go)
+
+
+@app.command()
 def events(
     pattern: Annotated[str, typer.Argument(help="Topic pattern, e.g. 'execution.*.failed'.")] = "#",
     until_done: Annotated[

@@ -143,6 +143,20 @@ class EventLog:
         )
         return found
 
+    def with_key(self, routing_key: str) -> list[tuple[str, LifecycleEvent]]:
+        """Events of any execution published with ``routing_key``."""
+        return [(key, event) for key, event in self.events if key == routing_key]
+
+    async def wait_for_key(
+        self, routing_key: str, *, count: int = 1, timeout: float = WAIT
+    ) -> list[tuple[str, LifecycleEvent]]:
+        found: list[tuple[str, LifecycleEvent]] = await eventually(
+            lambda: found if len(found := self.with_key(routing_key)) >= count else None,
+            timeout=timeout,
+            what=f"{count} event(s) {routing_key}",
+        )
+        return found
+
 
 class Probe:
     """Counts how many tasks are inside :meth:`running` at once (async or threads)."""

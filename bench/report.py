@@ -1,0 +1,375 @@
+"""Results of a benchmark run: statistics, the printed tables and the JSON document.
+
+Everything here is pure (no clock, no I/O but :func:`write_json`), so the formatting is
+tested without running anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+# ------------------------------------------------------------------ statistics
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation between ranks."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile {q} is not within 0-100")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Median and range of one metric over the measured repetitions."""
+
+    median: float
+    low: float
+    high: float
+    count: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Summary:
+        if not values:
+            raise ValueError("summary of no values")
+        return cls(statistics.median(values), min(values), max(values), len(values))
+
+
+@dataclass(slots=True)
+class Metric:
+    """One measured quantity: a value per repetition."""
+
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+    better: str = "lower"
+    """``lower`` or ``higher``: which way is better (for readers of the JSON)."""
+
+    @property
+    def summary(self) -> Summary | None:
+        return Summary.of(self.values) if self.values else None
+
+
+@dataclass(slots=True)
+class WorkloadResult:
+    """One workload on one backend: its metrics, or the error that stopped it."""
+
+    backend: str
+    workload: str
+    title: str
+    metrics: list[Metric] = field(default_factory=list)
+    warmups: int = 0
+    error: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    """Per-repetition extras (W1's event-arrival deltas, W3's execution latencies)."""
+
+    def metric(self, name: str) -> Metric | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def median(self, name: str) -> float | None:
+        metric = self.metric(name)
+        summary = metric.summary if metric is not None else None
+        return summary.median if summary is not None else None
+
+
+@dataclass(slots=True)
+class FloorResult:
+    """The raw floor of this machine: what the servers and their clients can do."""
+
+    metrics: list[Metric] = field(default_factory=list)
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def median(self, name: str) -> float | None:
+        metric = next((m for m in self.metrics if m.name == name), None)
+        summary = metric.summary if metric is not None else None
+        return summary.median if summary is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """SPANE's cost over the floor's cost for the same unit of work."""
+
+    name: str
+    value: float
+    numerator: str
+    denominator: str
+    meaning: str
+
+
+@dataclass(slots=True)
+class BenchRun:
+    """Everything one ``python -m bench`` produced."""
+
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    results: list[WorkloadResult] = field(default_factory=list)
+    floor: FloorResult | None = None
+    ratios: list[Ratio] = field(default_factory=list)
+    deployment: dict[str, Any] = field(default_factory=dict)
+    """Real backend: namespace, process ids, orchestrator/worker RSS at start and end."""
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------- ratios
+W1_STEP = "per step, total/steps"
+W1_EVENT_MEDIAN = "per step, event deltas p50"
+W1_EVENT_P99 = "per step, event deltas p99"
+W2_TOTAL = "total"
+W3_EXECUTIONS = "executions/s"
+W3_NODES = "node executions/s"
+FLOOR_PIPELINED = "rabbitmq publish+consume, confirms pipelined"
+FLOOR_HOP = "rabbitmq hop latency (ping-pong / 2)"
+
+
+def _find(results: Sequence[WorkloadResult], backend: str, workload: str) -> WorkloadResult | None:
+    return next(
+        (r for r in results if r.backend == backend and r.workload == workload and not r.error),
+        None,
+    )
+
+
+def compute_ratios(results: Sequence[WorkloadResult], floor: FloorResult | None) -> list[Ratio]:
+    """SPANE's per-node cost on the real backend as a multiple of the floor."""
+    ratios: list[Ratio] = []
+    w3 = _find(results, "real", "w3")
+    w1 = _find(results, "real", "w1")
+    pipelined = floor.median(FLOOR_PIPELINED) if floor else None
+    hop = floor.median(FLOOR_HOP) if floor else None
+    nodes_per_s = w3.median(W3_NODES) if w3 else None
+    if nodes_per_s and pipelined:
+        ratios.append(
+            Ratio(
+                name="W3 node cost / pipelined message cost",
+                value=pipelined / nodes_per_s,
+                numerator=f"1 / real W3 node executions/s ({nodes_per_s:.0f}/s)",
+                denominator=f"1 / pipelined confirmed msgs/s ({pipelined:.0f}/s)",
+                meaning=(
+                    "how many floor messages (persistent, confirmed, consumed) one node costs "
+                    "in throughput; a node needs at least 2 (task + result), plus its "
+                    "lifecycle events and state writes, so ~2-4 is at the floor"
+                ),
+            )
+        )
+    step_ms = None
+    if w1 is not None:
+        step_ms = w1.median(W1_EVENT_MEDIAN) or w1.median(W1_STEP)
+    if step_ms and hop:
+        ratios.append(
+            Ratio(
+                name="W1 step latency / hop latency",
+                value=step_ms / hop,
+                numerator=f"real W1 per-step latency, event deltas p50 ({step_ms:.2f} ms)",
+                denominator=f"RabbitMQ ping-pong hop latency ({hop:.2f} ms)",
+                meaning=(
+                    "how many broker hops one sequential step takes; a step needs at least "
+                    "2 (task to worker, result to orchestrator) plus its Redis round trips, "
+                    "so ~2-3 is at the floor"
+                ),
+            )
+        )
+    ratios.extend(_engine_share(results))
+    return ratios
+
+
+def _engine_share(results: Sequence[WorkloadResult]) -> list[Ratio]:
+    memory = _find(results, "memory", "w3")
+    real = _find(results, "real", "w3")
+    mem_rate = memory.median(W3_NODES) if memory else None
+    real_rate = real.median(W3_NODES) if real else None
+    if not (mem_rate and real_rate):
+        return []
+    return [
+        Ratio(
+            name="W3 engine share (memory / real node time)",
+            value=real_rate / mem_rate,
+            numerator=f"1 / memory W3 node executions/s ({mem_rate:.0f}/s)",
+            denominator=f"1 / real W3 node executions/s ({real_rate:.0f}/s)",
+            meaning=(
+                "the part of a real node's time that SPANE's own code (decisions, "
+                "validation, bookkeeping; no network, no serialisation) would take alone"
+            ),
+        )
+    ]
+
+
+# --------------------------------------------------------------------- tables
+def format_number(value: float) -> str:
+    """About three significant digits, no exponent for everyday magnitudes."""
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain aligned text: text columns left-aligned, numeric-looking ones right-aligned."""
+    columns = len(headers)
+    widths = [len(h) for h in headers]
+    for row in rows:
+        if len(row) != columns:
+            raise ValueError(f"row {row!r} has {len(row)} cells, expected {columns}")
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    numeric = [
+        bool(rows) and all(_looks_numeric(row[i]) for row in rows if row[i]) for i in range(columns)
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(width) if is_num else cell.ljust(width)
+            for cell, width, is_num in zip(cells, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def _looks_numeric(cell: str) -> bool:
+    stripped = cell.replace(",", "").replace(".", "").replace("-", "").replace("–", "")
+    return stripped.isdigit()
+
+
+def results_table(results: Sequence[WorkloadResult]) -> str:
+    headers = ["backend", "workload", "metric", "unit", "median", "min–max", "n"]
+    rows: list[list[str]] = []
+    for result in results:
+        if result.error is not None:
+            rows.append([result.backend, result.title, "ERROR", "", "", "", ""])
+            rows.append(["", "", _shorten(result.error, 70), "", "", "", ""])
+            continue
+        for index, metric in enumerate(result.metrics):
+            rows.append(_metric_row(result if index == 0 else None, metric))
+    return format_table(headers, rows)
+
+
+def _metric_row(result: WorkloadResult | None, metric: Metric) -> list[str]:
+    summary = metric.summary
+    first = [result.backend, result.title] if result is not None else ["", ""]
+    if summary is None:
+        return [*first, metric.name, metric.unit, "-", "-", "0"]
+    return [
+        *first,
+        metric.name,
+        metric.unit,
+        format_number(summary.median),
+        f"{format_number(summary.low)}–{format_number(summary.high)}",
+        str(summary.count),
+    ]
+
+
+def floor_table(floor: FloorResult) -> str:
+    headers = ["floor", "unit", "median", "min–max", "n"]
+    rows = []
+    for metric in floor.metrics:
+        summary = metric.summary
+        if summary is None:
+            continue
+        rows.append(
+            [
+                metric.name,
+                metric.unit,
+                format_number(summary.median),
+                f"{format_number(summary.low)}–{format_number(summary.high)}",
+                str(summary.count),
+            ]
+        )
+    return format_table(headers, rows)
+
+
+def ratios_table(ratios: Sequence[Ratio]) -> str:
+    rows = [[ratio.name, f"{ratio.value:.2f}x", ratio.numerator] for ratio in ratios]
+    return format_table(["ratio", "value", "SPANE (numerator)"], rows)
+
+
+def _shorten(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def render(run: BenchRun) -> str:
+    """The whole human-readable report."""
+    parts = [f"SPANE benchmark — {_machine_line(run.machine)}", "", results_table(run.results)]
+    if run.floor is not None:
+        parts += ["", floor_table(run.floor)]
+        if run.floor.error:
+            parts.append(f"floor error: {run.floor.error}")
+        parts += [f"note: {note}" for note in run.floor.notes]
+    if run.ratios:
+        parts += ["", ratios_table(run.ratios)]
+        parts += [f"  {ratio.name}: {ratio.meaning}" for ratio in run.ratios]
+    rss = run.deployment.get("rss_kib")
+    if rss:
+        parts.append("")
+        for process, values in rss.items():
+            start, end = values.get("start"), values.get("end")
+            parts.append(f"{process} RSS: start {_mib(start)}, end {_mib(end)}")
+    parts += [f"note: {note}" for note in run.notes]
+    return "\n".join(parts)
+
+
+def _mib(kib: int | None) -> str:
+    return "?" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    keys = ("cpu_count", "python", "rabbitmq", "redis")
+    labels = {"cpu_count": "cpus", "python": "python", "rabbitmq": "RabbitMQ", "redis": "Redis"}
+    return ", ".join(f"{labels[k]} {machine[k]}" for k in keys if machine.get(k))
+
+
+# ----------------------------------------------------------------------- JSON
+def to_document(run: BenchRun) -> dict[str, Any]:
+    """The JSON document: every raw repetition value plus its summary."""
+
+    def metric(m: Metric) -> dict[str, Any]:
+        summary = m.summary
+        return {**asdict(m), "summary": asdict(summary) if summary is not None else None}
+
+    return {
+        "machine": run.machine,
+        "options": run.options,
+        "results": [
+            {
+                "backend": r.backend,
+                "workload": r.workload,
+                "title": r.title,
+                "warmups": r.warmups,
+                "error": r.error,
+                "metrics": [metric(m) for m in r.metrics],
+                "raw": r.raw,
+            }
+            for r in run.results
+        ],
+        "floor": None
+        if run.floor is None
+        else {
+            "error": run.floor.error,
+            "notes": run.floor.notes,
+            "metrics": [metric(m) for m in run.floor.metrics],
+        },
+        "ratios": [asdict(ratio) for ratio in run.ratios],
+        "deployment": run.deployment,
+        "notes": run.notes,
+    }
+
+
+def write_json(run: BenchRun, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(to_document(run), indent=2) + "\n")
