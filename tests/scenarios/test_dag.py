@@ -9,7 +9,7 @@ from typing import Any
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
-from .helpers import Probe, fn, node, statuses, unique_id, wait_node, within
+from .helpers import Probe, eventually, fn, node, statuses, unique_id, wait_node, within
 
 
 async def test_linear_chain_runs_in_order_and_passes_outputs(make_engine):
@@ -276,7 +276,8 @@ async def test_max_concurrency_is_per_execution(make_engine):
     second = await engine.start(wf, 2)
     await wait_node(engine, first, "a", NodeStatus.RUNNING)
     await wait_node(engine, second, "a", NodeStatus.RUNNING)
-    assert probe.current == 2
+    # RUNNING means dispatched; the task body may start a moment later.
+    await eventually(lambda: probe.current == 2, what="both tasks inside their body")
     gate.set()
 
     assert (await engine.wait(first, 10)).output == 1

@@ -1,0 +1,263 @@
+"""A real deployment for the benchmark: ``spane orchestrator`` and ``spane worker`` as
+separate OS processes on a private namespace, and a client engine in this process.
+
+The namespace (``bench-<8 hex>``) prefixes the RabbitMQ queues and exchanges and the
+Redis keys; the MongoDB database is ``bench_<8 hex>``. :meth:`Deployment.stop` sends
+SIGTERM (SIGKILL after a grace period) and :meth:`Deployment.cleanup` deletes the
+namespace's queues, exchanges, keys and database. An ``atexit`` hook kills processes
+left behind if the benchmark itself dies before its ``finally`` blocks run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from spane import Engine
+from spane.bus.rabbit import RabbitBus
+from spane.bus.topology import Topology
+from spane.config import Settings
+from spane.state.mongo import MongoDefinitionStore
+from spane.state.redis import RedisStateStore
+
+from bench.workloads import READY_ID, ready_workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+MONGODB_URL = "mongodb://127.0.0.1:27018/"
+STOP_GRACE = 15.0
+READY_TIMEOUT = 60.0
+TASK_TYPES = ("function",)
+
+
+@dataclass(frozen=True, slots=True)
+class Servers:
+    amqp_url: str
+    redis_url: str
+    mongodb_url: str
+
+    @classmethod
+    def from_env(cls) -> Servers:
+        """``SPANE_BENCH_{AMQP,REDIS,MONGODB}_URL``, localhost by default."""
+        env = os.environ
+        return cls(
+            env.get("SPANE_BENCH_AMQP_URL", AMQP_URL),
+            env.get("SPANE_BENCH_REDIS_URL", REDIS_URL),
+            env.get("SPANE_BENCH_MONGODB_URL", MONGODB_URL),
+        )
+
+
+class DeploymentError(RuntimeError):
+    """A process of the deployment died or never became ready."""
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident set size of a process in KiB (``VmRSS`` of ``/proc/<pid>/status``)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class Deployment:
+    """One orchestrator and one function-pool worker, plus their logs."""
+
+    def __init__(self, servers: Servers, *, concurrency: int = 64, prefetch: int = 128) -> None:
+        token = uuid.uuid4().hex[:8]
+        self.servers = servers
+        self.namespace = f"bench-{token}"
+        self.database = f"bench_{token}"
+        self.concurrency = concurrency
+        self.prefetch = prefetch
+        self.logs = Path(tempfile.mkdtemp(prefix=f"spane-{self.namespace}-"))
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._files: list[IO[bytes]] = []
+        atexit.register(self._kill_leftovers)
+
+    @property
+    def mongodb_url(self) -> str:
+        return self.servers.mongodb_url.rstrip("/") + "/" + self.database
+
+    def env(self) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("SPANE_")}
+        return {
+            **base,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")])),
+            "SPANE_AMQP_URL": self.servers.amqp_url,
+            "SPANE_REDIS_URL": self.servers.redis_url,
+            "SPANE_MONGODB_URL": self.mongodb_url,
+            "SPANE_NAMESPACE": self.namespace,
+            "SPANE_PREFETCH": str(self.prefetch),
+            "SPANE_WORKER_CONCURRENCY": str(self.concurrency),
+            "SPANE_LOG_LEVEL": "INFO",
+        }
+
+    # ------------------------------------------------------------ processes
+    def _spawn(self, name: str, *args: str) -> None:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self._files.append(log)
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "spane", *args],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start(self) -> None:
+        """Start the orchestrator and the worker (``--import bench.tasks``)."""
+        self._spawn("orchestrator", "orchestrator")
+        self._spawn(
+            "worker",
+            "worker",
+            "--pool",
+            "function",
+            "--import",
+            "bench.tasks",
+            "--concurrency",
+            str(self.concurrency),
+        )
+
+    def pids(self) -> dict[str, int]:
+        return {name: process.pid for name, process in self.processes.items()}
+
+    def rss(self) -> dict[str, int | None]:
+        return {name: rss_kib(process.pid) for name, process in self.processes.items()}
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            code = process.poll()
+            if code is not None:
+                raise DeploymentError(f"{name} exited with {code}:\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.logs / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM everything, wait up to ``STOP_GRACE``, then SIGKILL what is left."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for process in self.processes.values():
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        for file in self._files:
+            file.close()
+        self._files.clear()
+
+    def _kill_leftovers(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+
+    def remove_logs(self) -> None:
+        shutil.rmtree(self.logs, ignore_errors=True)
+
+    # --------------------------------------------------------------- client
+    def client(self) -> Engine:
+        """A client engine (no orchestrator, no pools) on the deployment's namespace."""
+        return Engine(
+            settings=Settings(namespace=self.namespace),
+            bus=RabbitBus(
+                self.servers.amqp_url, namespace=self.namespace, connection_name="bench-client"
+            ),
+            state=RedisStateStore(self.servers.redis_url, namespace=self.namespace),
+            definitions=MongoDefinitionStore(self.servers.mongodb_url, database=self.database),
+            pools=[],
+            run_orchestrator=False,
+        )
+
+    async def wait_ready(self, engine: Engine, timeout: float = READY_TIMEOUT) -> float:
+        """Run a one-node workflow until it succeeds; returns the seconds it took."""
+        begin = time.perf_counter()
+        await engine.register(ready_workflow())
+        async with asyncio.timeout(timeout):
+            run = asyncio.ensure_future(engine.run(READY_ID, None, timeout=timeout))
+            try:
+                while not run.done():
+                    self.check_alive()
+                    await asyncio.wait({run}, timeout=0.2)
+            finally:
+                if not run.done():
+                    run.cancel()
+                    with contextlib.suppress(BaseException):
+                        await run
+            result = run.result()
+        if not result.succeeded:
+            raise DeploymentError(f"the readiness workflow ended {result.status}")
+        return time.perf_counter() - begin
+
+    # -------------------------------------------------------------- cleanup
+    async def cleanup(self) -> None:
+        """Delete the namespace's queues and exchanges, Redis keys and MongoDB database."""
+        await _delete_rabbit(self.servers.amqp_url, self.namespace)
+        await _delete_redis(self.servers.redis_url, self.namespace)
+        await _drop_mongo(self.servers.mongodb_url, self.database)
+
+
+async def _delete_rabbit(url: str, namespace: str) -> None:
+    import aio_pika
+
+    top = Topology(namespace)
+    queues = [top.orchestrator_queue, top.dead_letter_queue, top.triggers_queue]
+    queues += [top.task_queue(name) for name in TASK_TYPES]
+    exchanges = [
+        top.tasks_exchange,
+        top.orchestrator_exchange,
+        top.triggers_exchange,
+        top.events_exchange,
+        top.cancellations_exchange,
+        top.dlx,
+    ]
+    connection = await aio_pika.connect(url, client_properties={"connection_name": "bench-cleanup"})
+    async with connection:
+        channel = await connection.channel()
+        for queue in dict.fromkeys(queues):
+            await channel.queue_delete(queue)
+        for exchange in exchanges:
+            await channel.exchange_delete(exchange)
+
+
+async def _delete_redis(url: str, namespace: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await client.unlink(*keys[start : start + 500])
+    finally:
+        await client.aclose()
+
+
+async def _drop_mongo(url: str, database: str) -> None:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url)
+    try:
+        await client.drop_database(database)
+    finally:
+        await client.close()
