@@ -216,7 +216,7 @@ async def redis_floor(url: str, prefix: str, sizes: FloorSizes) -> tuple[list[Me
             for metric, add in ((pipelined, _add_ping), (scripts, _add_script(script, key))):
                 async with client.pipeline(transaction=False) as pipe:
                     for _ in range(sizes.redis_calls):
-                        add(pipe)
+                        await add(pipe)
                     begin = time.perf_counter()
                     await pipe.execute()
                     metric.values.append(sizes.redis_calls / (time.perf_counter() - begin))
@@ -226,13 +226,13 @@ async def redis_floor(url: str, prefix: str, sizes: FloorSizes) -> tuple[list[Me
         await client.aclose()
 
 
-def _add_ping(pipe: Any) -> None:
+async def _add_ping(pipe: Any) -> None:
     pipe.ping()
 
 
-def _add_script(script: Any, key: str) -> Callable[[Any], None]:
-    def add(pipe: Any) -> None:
-        script(keys=[key], args=["n"], client=pipe)
+def _add_script(script: Any, key: str) -> Callable[[Any], Awaitable[None]]:
+    async def add(pipe: Any) -> None:
+        await script(keys=[key], args=["n"], client=pipe)
 
     return add
 
