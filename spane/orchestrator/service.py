@@ -13,10 +13,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from spane.bus.base import Bus, Delivery, Reply, Subscription, TriggerEvent
-from spane.errors import StateConflictError, WorkflowNotFoundError
+from spane.bus.base import Bus, Delivery, Subscription, TriggerEvent
 from spane.orchestrator.commands import (
     CancelChild,
     CancelTask,
@@ -29,28 +28,24 @@ from spane.orchestrator.commands import (
     ScheduleTimer,
     StartChild,
 )
-from spane.orchestrator.decisions import begin, decide
-from spane.orchestrator.events import event_id
-from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES, check_value
+from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.orchestrator.plans import PlanCache
 from spane.orchestrator.step import CoreOptions, task_id
+from spane.orchestrator.transitions import Outcome, Transitions
 from spane.orchestrator.triggers import TriggerTarget, build_index, match_event
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import (
     ActivateExecution,
     AttemptLost,
     CancelCommand,
-    ChildFinished,
+    ExecutionMessage,
     InboxMessage,
-    SignalCommand,
     StartExecution,
     TaskMessage,
     TimerFired,
 )
 from spane.schemas.state import (
-    ErrorInfo,
     ExecutionMeta,
-    ExecutionStatus,
     NodeStatus,
     Timer,
     TimerKind,
@@ -136,6 +131,7 @@ class OrchestratorService:
         self._trigger_index_at = float("-inf")
         self._timer_task: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
+        self.transitions = Transitions(state, self.plans, self.options, clock, max_value_bytes)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -160,16 +156,42 @@ class OrchestratorService:
 
     # ------------------------------------------------------------- batches
     async def handle_batch(self, deliveries: Sequence[Delivery[InboxMessage]]) -> None:
+        """One micro-batch: starts first, then every execution's messages as a group
+        (groups concurrently), then all resulting commands, then the RPC answers."""
+        outcomes: dict[int, Outcome] = {}
+        starts = [
+            (i, d.message)
+            for i, d in enumerate(deliveries)
+            if isinstance(d.message, StartExecution)
+        ]
+        for (index, _), outcome in zip(
+            starts,
+            await asyncio.gather(*(self.transitions.start(m) for _, m in starts)),
+            strict=True,
+        ):
+            outcomes[index] = outcome
+        groups: dict[str, list[tuple[int, Delivery[ExecutionMessage]]]] = {}
+        for index, delivery in enumerate(deliveries):
+            message = delivery.message
+            if not isinstance(message, StartExecution):
+                typed = cast(Delivery[ExecutionMessage], delivery)
+                groups.setdefault(message.execution_id, []).append((index, typed))
+        results = await asyncio.gather(
+            *(
+                self.transitions.apply_group(execution_id, [d for _, d in items])
+                for execution_id, items in groups.items()
+            )
+        )
+        for items, group_outcomes in zip(groups.values(), results, strict=True):
+            for (index, _), outcome in zip(items, group_outcomes, strict=True):
+                outcomes[index] = outcome
         outbox = _Outbox()
-        replies: list[tuple[Delivery[InboxMessage], Reply]] = []
-        for delivery in deliveries:
-            commands, reply = await self.process(delivery)
-            outbox.add(commands)
-            replies.append((delivery, reply))
+        for index in range(len(deliveries)):
+            outbox.add(outcomes[index][0])
         await self._execute(outbox)
-        for delivery, reply in replies:
+        for index, delivery in enumerate(deliveries):
             if delivery.reply is not None:
-                await delivery.reply(reply)
+                await delivery.reply(outcomes[index][1])
 
     async def handle_triggers(self, deliveries: Sequence[Delivery[TriggerEvent]]) -> None:
         """Start the executions trigger events ask for (DESIGN §2 "Trigger events")."""
@@ -197,7 +219,7 @@ class OrchestratorService:
                     input=match.input,
                     idempotency_key=str(key) if key else None,
                 )
-                commands, reply = await self._start(start)
+                commands, reply = await self.transitions.start(start)
                 if not reply.get("ok"):
                     log.warning(
                         "trigger %s did not start %s: %s",
@@ -220,92 +242,6 @@ class OrchestratorService:
     def invalidate_triggers(self) -> None:
         """Rebuild the trigger index on the next event (after a registration)."""
         self._trigger_index_at = float("-inf")
-
-    async def process(self, delivery: Delivery[InboxMessage]) -> tuple[list[Command], Reply]:
-        """Apply one message; returns the commands to run and the answer for its sender."""
-        message = delivery.message
-        if isinstance(message, StartExecution):
-            return await self._start(message)
-        if isinstance(message, SignalCommand):
-            problem = check_value(
-                message.data, what="signal payload", schema=None, max_bytes=self.max_value_bytes
-            )
-            if problem is not None:
-                return [], _error(problem)
-        eid = event_id(message, delivery.message_id)
-        for _ in range(MAX_CONFLICT_RETRIES):
-            view = await self.state.load(message.execution_id)
-            if view is None:
-                log.warning(
-                    "dropping %s for unknown execution %s",
-                    type(message).__name__,
-                    message.execution_id,
-                )
-                return [], _error(f"execution {message.execution_id!r} not found")
-            applied = await self.state.applied(message.execution_id, eid)
-            if applied is not None:
-                return list(applied.commands), _ok(message.execution_id)
-            meta = view.meta
-            plan = await self.plans.get(meta.workflow_id, meta.version, meta.body)
-            decision = decide(plan, view, message, self.clock(), self.options)
-            if decision.rejection is not None:
-                return [], _error(decision.rejection.reason)
-            if not view.dirty and not decision.commands:
-                return [], _ok(message.execution_id)
-            try:
-                await self.state.commit(view, eid, decision.commands)
-            except StateConflictError:
-                continue
-            return decision.commands, _ok(message.execution_id)
-        raise StateConflictError(f"execution {message.execution_id}: too many concurrent writers")
-
-    async def _start(self, message: StartExecution) -> tuple[list[Command], Reply]:
-        if message.idempotency_key:
-            bound = await self.state.claim_start_key(
-                message.workflow_id, message.idempotency_key, message.execution_id
-            )
-            if bound != message.execution_id:
-                return [], _ok(bound, duplicate=True)
-        applied = await self.state.applied(message.execution_id, "start")
-        if applied is not None:
-            return list(applied.commands), _ok(message.execution_id)
-        try:
-            plan = await self.plans.get(message.workflow_id, message.version, message.body)
-        except WorkflowNotFoundError as exc:
-            return self._refuse_start(message, "WorkflowNotFound", str(exc))
-        problem = check_value(
-            message.input,
-            what="execution input",
-            schema=plan.input_schema if message.body is None else None,
-            max_bytes=self.max_value_bytes,
-        )
-        if problem is not None:
-            return self._refuse_start(message, "InvalidInput", problem)
-        pending = False
-        if plan.max_executions and message.parent is None and message.body is None:
-            pending = not await self.state.acquire_slot(
-                plan.workflow_id, message.execution_id, plan.max_executions
-            )
-        view, decision = begin(plan, message, self.clock(), self.options, pending=pending)
-        if not await self.state.create(view, "start", decision.commands):
-            applied = await self.state.applied(message.execution_id, "start")
-            return (list(applied.commands) if applied else []), _ok(message.execution_id)
-        return decision.commands, _ok(message.execution_id)
-
-    def _refuse_start(
-        self, message: StartExecution, kind: str, reason: str
-    ) -> tuple[list[Command], Reply]:
-        if message.parent is None:
-            return [], _error(reason)
-        notice = ChildFinished(
-            execution_id=message.parent.execution_id,
-            node_id=message.parent.node_id,
-            iteration=message.parent.iteration,
-            child_execution_id=message.execution_id,
-            status=ExecutionStatus.FAILED,
-            error=ErrorInfo(type=kind, message=reason),
-        )
-        return [NotifyParent(notice)], _error(reason)
 
     # ------------------------------------------------------------ commands
     async def _execute(self, outbox: _Outbox) -> None:
@@ -417,11 +353,3 @@ class OrchestratorService:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):  # not wait_for: it can swallow a cancel on 3.11
                 await self._timers_changed.wait()
-
-
-def _ok(execution_id: str, **extra: Any) -> Reply:
-    return {"ok": True, "execution_id": execution_id, **extra}
-
-
-def _error(reason: str) -> Reply:
-    return {"ok": False, "error": reason}

@@ -180,6 +180,19 @@ InboxMessage = Annotated[
 """Anything the orchestrator consumes from its inbox."""
 
 ControlCommand = SignalCommand | PauseCommand | ResumeCommand | CancelCommand
+ExecutionMessage = (
+    TaskResult
+    | TaskHeartbeat
+    | TimerFired
+    | ChildFinished
+    | ActivateExecution
+    | AttemptLost
+    | SignalCommand
+    | PauseCommand
+    | ResumeCommand
+    | CancelCommand
+)
+"""Inbox messages about an existing execution (everything but a start)."""
 
 INBOX_ADAPTER: TypeAdapter[InboxMessage] = TypeAdapter(InboxMessage)
 TASK_ADAPTER: TypeAdapter[TaskMessage] = TypeAdapter(TaskMessage)

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -75,6 +75,18 @@ class StateStore(Protocol):
 
     async def applied(self, execution_id: str, event_id: str) -> Applied | None:
         """The recorded outcome if this event was already applied."""
+        ...
+
+    async def load_with(
+        self, execution_id: str, event_ids: Sequence[str]
+    ) -> tuple[ExecutionView | None, dict[str, Applied]]:
+        """``load`` and ``applied`` for several events, in one round trip."""
+        ...
+
+    async def commit_many(
+        self, view: ExecutionView, records: Mapping[str, Sequence[Command]]
+    ) -> None:
+        """``commit`` of several events applied to one view, atomically (micro-batch)."""
         ...
 
     async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:

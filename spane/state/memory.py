@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +83,21 @@ class MemoryStateStore:
             return None
         return Applied(entry.applied[event_id])
 
+    async def load_with(
+        self, execution_id: str, event_ids: Sequence[str]
+    ) -> tuple[ExecutionView | None, dict[str, Applied]]:
+        entry = self._executions.get(execution_id)
+        if entry is None:
+            return None, {}
+        applied = {e: Applied(entry.applied[e]) for e in event_ids if e in entry.applied}
+        return ExecutionView(entry.meta, entry.nodes, entry.revision), applied
+
     async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
+        await self.commit_many(view, {event_id: commands})
+
+    async def commit_many(
+        self, view: ExecutionView, records: Mapping[str, Sequence[Command]]
+    ) -> None:
         entry = self._executions.get(view.meta.id)
         if entry is None or entry.revision != view.revision:
             raise StateConflictError(f"execution {view.meta.id} changed since it was loaded")
@@ -91,7 +105,8 @@ class MemoryStateStore:
         entry.nodes.update(view.changed_nodes)
         entry.revision += 1
         view.revision = entry.revision
-        entry.applied[event_id] = list(commands)
+        for event_id, commands in records.items():
+            entry.applied[event_id] = list(commands)
         while len(entry.applied) > MAX_APPLIED_PER_EXECUTION:
             entry.applied.popitem(last=False)
         if view.meta.status in TERMINAL_EXECUTION_STATUSES and view.meta.id not in self._finished:

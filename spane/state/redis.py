@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from spane.errors import StateConflictError
@@ -165,18 +165,49 @@ class RedisStateStore:
         return None if raw is None else Applied(decode_commands(raw))
 
     @_keeps_cancellation
+    async def load_with(
+        self, execution_id: str, event_ids: Sequence[str]
+    ) -> tuple[ExecutionView | None, dict[str, Applied]]:
+        keys = self.keys.execution(execution_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
+            pipe.hgetall(keys.nodes)
+            if event_ids:
+                pipe.hmget(keys.applied, list(event_ids))
+            replies = await pipe.execute()
+        (raw_meta, raw_revision), raw_nodes = replies[0], replies[1]
+        if raw_meta is None:
+            return None, {}
+        recorded = replies[2] if event_ids else []
+        applied = {
+            event_id: Applied(decode_commands(raw))
+            for event_id, raw in zip(event_ids, recorded, strict=True)
+            if raw is not None
+        }
+        meta = ExecutionMeta.model_validate_json(raw_meta)
+        return ExecutionView(meta, _decode_nodes(raw_nodes), int(raw_revision)), applied
+
     async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
+        await self.commit_many(view, {event_id: commands})
+
+    @_keeps_cancellation
+    async def commit_many(
+        self, view: ExecutionView, records: Mapping[str, Sequence[Command]]
+    ) -> None:
         meta = view.meta
         keys: ExecutionKeys = self.keys.execution(meta.id)
+        events: list[str | bytes] = []
+        for event_id, commands in records.items():
+            events += (event_id, encode_commands(commands))
         revision = await self._commit(
             keys=list(keys.all()),
             args=[
                 view.revision,
                 meta.model_dump_json(),
-                event_id,
-                encode_commands(commands),
                 self._max_applied,
                 self._expire_ms(meta),
+                len(records),
+                *events,
                 *_node_pairs(view.changed_nodes),
             ],
         )

@@ -57,8 +57,9 @@ COMMIT = (
     _WRITE_EXECUTION
     + """
 -- KEYS: meta, nodes, applied, applied-log
--- ARGV: expected revision, meta JSON, event id, commands JSON, max applied,
---       expire ms ('0' = keep), then node id / NodeState JSON pairs
+-- ARGV: expected revision, meta JSON, max applied, expire ms ('0' = keep),
+--       number of events N, then N event id / commands JSON pairs,
+--       then node id / NodeState JSON pairs
 -- Reply: the new revision, or -1 (nothing written) if the stored revision differs
 --        from the expected one or the execution does not exist.
 local current = redis.call('HGET', KEYS[1], 'revision')
@@ -67,9 +68,12 @@ if not current or current ~= ARGV[1] then
 end
 redis.call('HSET', KEYS[1], 'meta', ARGV[2])
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-hset_pairs(KEYS[2], 7)
-record_applied(KEYS[3], KEYS[4], ARGV[3], ARGV[4], tonumber(ARGV[5]))
-expire_execution(ARGV[6])
+local events = tonumber(ARGV[5])
+for i = 6, 5 + 2 * events, 2 do
+  record_applied(KEYS[3], KEYS[4], ARGV[i], ARGV[i + 1], tonumber(ARGV[3]))
+end
+hset_pairs(KEYS[2], 6 + 2 * events)
+expire_execution(ARGV[4])
 return revision
 """
 )

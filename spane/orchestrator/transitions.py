@@ -1,0 +1,190 @@
+"""Applying inbox messages to executions: load -> decide -> commit, idempotently.
+
+Messages of one micro-batch are grouped by execution: each group is loaded once (with
+the records of events already applied), decided message by message on the same view,
+and committed once, atomically — so a fan-in of 500 results costs a handful of
+commits, not 500. Groups of different executions run concurrently. A lost optimistic
+race (``StateConflictError``) re-does the whole group from a fresh load.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from spane.bus.base import Delivery, Reply
+from spane.errors import StateConflictError, WorkflowNotFoundError
+from spane.orchestrator.commands import Command, NotifyParent
+from spane.orchestrator.decisions import begin, decide
+from spane.orchestrator.events import event_id
+from spane.orchestrator.limits import check_value
+from spane.orchestrator.plans import PlanCache
+from spane.orchestrator.step import CoreOptions
+from spane.orchestrator.view import ExecutionView
+from spane.schemas.messages import (
+    ChildFinished,
+    ExecutionMessage,
+    SignalCommand,
+    StartExecution,
+)
+from spane.schemas.state import ErrorInfo, ExecutionStatus
+from spane.state.base import StateStore
+
+log = logging.getLogger("spane.orchestrator")
+
+MAX_CONFLICT_RETRIES = 50
+
+Outcome = tuple[list[Command], Reply]
+"""Commands to run once the state is durable, and the answer for the sender."""
+
+
+def ok(execution_id: str, **extra: Any) -> Reply:
+    return {"ok": True, "execution_id": execution_id, **extra}
+
+
+def error(reason: str) -> Reply:
+    return {"ok": False, "error": reason}
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The not-yet-applied messages of one group, with their outcomes so far."""
+
+    deliveries: Sequence[Delivery[ExecutionMessage]]
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+
+
+class Transitions:
+    """The orchestrator's state-changing half (the service adds the bus around it)."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        plans: PlanCache,
+        options: CoreOptions,
+        clock: Callable[[], float],
+        max_value_bytes: int,
+    ) -> None:
+        self.state = state
+        self.plans = plans
+        self.options = options
+        self.clock = clock
+        self.max_value_bytes = max_value_bytes
+
+    # ------------------------------------------------------------ existing
+    async def apply_group(
+        self, execution_id: str, deliveries: Sequence[Delivery[ExecutionMessage]]
+    ) -> list[Outcome]:
+        """Apply messages of one execution, in order; one outcome per delivery."""
+        screened = _Pending(deliveries)
+        for index, delivery in enumerate(deliveries):
+            problem = self._screen(delivery.message)
+            if problem is not None:
+                screened.outcomes[index] = ([], error(problem))
+        ids = [event_id(d.message, d.message_id) for d in deliveries]
+        for _ in range(MAX_CONFLICT_RETRIES):
+            outcomes = await self._attempt(execution_id, screened, ids)
+            if outcomes is not None:
+                return outcomes
+        raise StateConflictError(f"execution {execution_id}: too many concurrent writers")
+
+    def _screen(self, message: ExecutionMessage) -> str | None:
+        if isinstance(message, SignalCommand):
+            return check_value(
+                message.data, what="signal payload", schema=None, max_bytes=self.max_value_bytes
+            )
+        return None
+
+    async def _attempt(
+        self, execution_id: str, pending: _Pending, ids: list[str]
+    ) -> list[Outcome] | None:
+        """One load-decide-commit round; None when another writer got there first."""
+        view, applied = await self.state.load_with(execution_id, ids)
+        outcomes = dict(pending.outcomes)
+        if view is None:
+            missing: Outcome = ([], error(f"execution {execution_id!r} not found"))
+            log.warning(
+                "dropping %d message(s) for unknown execution %s",
+                len(pending.deliveries),
+                execution_id,
+            )
+            return [outcomes.get(i, missing) for i in range(len(pending.deliveries))]
+        records: dict[str, list[Command]] = {}
+        plan = await self.plans.get(view.meta.workflow_id, view.meta.version, view.meta.body)
+        now = self.clock()
+        for index, delivery in enumerate(pending.deliveries):
+            if index in outcomes:
+                continue
+            eid = ids[index]
+            if eid in applied or eid in records:
+                recorded = applied[eid].commands if eid in applied else []
+                outcomes[index] = (list(recorded), ok(execution_id))
+                continue
+            decision = decide(plan, view, delivery.message, now, self.options)
+            if decision.rejection is not None:
+                outcomes[index] = ([], error(decision.rejection.reason))
+                continue
+            records[eid] = decision.commands
+            outcomes[index] = (decision.commands, ok(execution_id))
+        if view.dirty or any(records.values()):
+            try:
+                await self.state.commit_many(view, records)
+            except StateConflictError:
+                return None
+        return [outcomes[i] for i in range(len(pending.deliveries))]
+
+    # ----------------------------------------------------------------- start
+    async def start(self, message: StartExecution) -> Outcome:
+        """Create and start an execution (idempotent by execution id and start key)."""
+        if message.idempotency_key:
+            bound = await self.state.claim_start_key(
+                message.workflow_id, message.idempotency_key, message.execution_id
+            )
+            if bound != message.execution_id:
+                return [], ok(bound, duplicate=True)
+        _, applied = await self.state.load_with(message.execution_id, ["start"])
+        if "start" in applied:
+            return list(applied["start"].commands), ok(message.execution_id)
+        try:
+            plan = await self.plans.get(message.workflow_id, message.version, message.body)
+        except WorkflowNotFoundError as exc:
+            return _refuse_start(message, "WorkflowNotFound", str(exc))
+        problem = check_value(
+            message.input,
+            what="execution input",
+            schema=plan.input_schema if message.body is None else None,
+            max_bytes=self.max_value_bytes,
+        )
+        if problem is not None:
+            return _refuse_start(message, "InvalidInput", problem)
+        pending = False
+        if plan.max_executions and message.parent is None and message.body is None:
+            pending = not await self.state.acquire_slot(
+                plan.workflow_id, message.execution_id, plan.max_executions
+            )
+        view, decision = begin(plan, message, self.clock(), self.options, pending=pending)
+        if not await self.state.create(view, "start", decision.commands):
+            _, applied = await self.state.load_with(message.execution_id, ["start"])
+            recorded = applied["start"].commands if "start" in applied else []
+            return list(recorded), ok(message.execution_id)
+        return decision.commands, ok(message.execution_id)
+
+
+def _refuse_start(message: StartExecution, kind: str, reason: str) -> Outcome:
+    """A start that cannot happen; a child's parent is told its node failed."""
+    if message.parent is None:
+        return [], error(reason)
+    notice = ChildFinished(
+        execution_id=message.parent.execution_id,
+        node_id=message.parent.node_id,
+        iteration=message.parent.iteration,
+        child_execution_id=message.execution_id,
+        status=ExecutionStatus.FAILED,
+        error=ErrorInfo(type=kind, message=reason),
+    )
+    return [NotifyParent(notice)], error(reason)
+
+
+__all__ = ["ExecutionView", "Outcome", "Transitions", "error", "ok"]
