@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from bench.workloads import READY_ID, ready_workflow
 from spane import Engine
 from spane.bus.rabbit import RabbitBus
 from spane.bus.topology import Topology
 from spane.config import Settings
 from spane.state.mongo import MongoDefinitionStore
 from spane.state.redis import RedisStateStore
-
-from bench.workloads import READY_ID, ready_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"

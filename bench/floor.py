@@ -6,6 +6,7 @@ consumer channel (prefetch 128, ack per message):
 
 - confirms awaited one by one -> msgs/s from the first publish to the last consumed;
 - confirms pipelined (``asyncio.gather`` over batches of 128) -> msgs/s, same span;
+  the same on a classic durable queue, for reference (what quorum queues cost);
 - ping-pong: publish to queue A; a relay consumes A, publishes to B (confirm awaited)
   and acks; the round trip until B's message arrives, halved, is one hop.
 
@@ -37,6 +38,7 @@ WAIT_TIMEOUT = 60.0
 LUA = "return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)"
 
 FLOOR_SEQUENTIAL = "rabbitmq publish+consume, confirms one by one"
+FLOOR_CLASSIC = "rabbitmq same, pipelined, classic queue (reference)"
 REDIS_PING = "redis PING awaited alone"
 REDIS_PIPELINE = "redis PING pipelined"
 REDIS_EVALSHA = "redis EVALSHA (small Lua) awaited alone"
@@ -111,18 +113,22 @@ class RabbitFloor:
         await channel.set_qos(prefetch_count=PREFETCH)
         return channel
 
-    async def _queue(self, channel: AbstractChannel, suffix: str) -> AbstractQueue:
+    async def _queue(
+        self, channel: AbstractChannel, suffix: str, *, quorum: bool = True
+    ) -> AbstractQueue:
         name = f"{self.prefix}.floor.{suffix}"
         self._queues.append(name)
-        return await channel.declare_queue(
-            name, durable=True, arguments={"x-queue-type": "quorum"}
-        )
+        kind = "quorum" if quorum else "classic"
+        return await channel.declare_queue(name, durable=True, arguments={"x-queue-type": kind})
 
-    async def throughput(self, messages: int, repeats: int, *, pipelined: bool) -> list[float]:
+    async def throughput(
+        self, messages: int, repeats: int, *, pipelined: bool, quorum: bool = True
+    ) -> list[float]:
         """msgs/s of publish (+confirm) and consume, one value per repeat."""
         publisher = await self._channel(confirms=True)
         consumer = await self._channel(confirms=False)
-        queue = await self._queue(consumer, "pipelined" if pipelined else "sequential")
+        suffix = ("pipelined" if pipelined else "sequential") + ("" if quorum else "-classic")
+        queue = await self._queue(consumer, suffix, quorum=quorum)
         counter = _Counter()
         tag = await queue.consume(counter.on_message)
         exchange = publisher.default_exchange
@@ -243,7 +249,8 @@ async def measure_floor(
     """Every floor metric; an unreachable server becomes ``FloorResult.error``."""
     result = FloorResult(
         notes=[
-            "RabbitMQ figures use durable quorum queues (as SPANE does) and persistent "
+            "RabbitMQ figures use durable quorum queues (as SPANE does, except the classic "
+            "reference row) and persistent "
             f"{len(BODY)}-byte messages; pipelined = gather over batches of {PIPELINE_BATCH}"
         ]
     )
@@ -257,10 +264,14 @@ async def measure_floor(
             sizes.sequential_messages, sizes.repeats, pipelined=False
         )
         pipelined = await rabbit.throughput(sizes.pipelined_messages, sizes.repeats, pipelined=True)
+        classic = await rabbit.throughput(
+            sizes.pipelined_messages, sizes.repeats, pipelined=True, quorum=False
+        )
         hops = await rabbit.hop_latency(sizes.pingpongs)
         result.metrics += [
             Metric(FLOOR_SEQUENTIAL, "msgs/s", sequential, better="higher"),
             Metric(FLOOR_PIPELINED, "msgs/s", pipelined, better="higher"),
+            Metric(FLOOR_CLASSIC, "msgs/s", classic, better="higher"),
             Metric(FLOOR_HOP, "ms", hops),
         ]
         redis_metrics, redis_version = await redis_floor(redis_url, prefix, sizes)

@@ -242,12 +242,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _looks_numeric(cell: str) -> bool:
-    stripped = cell.replace(",", "").replace(".", "").replace("-", "").replace("–", "")
+    stripped = cell.replace(",", "").replace(".", "").replace("-", "").rstrip("x")
     return stripped.isdigit()
 
 
 def results_table(results: Sequence[WorkloadResult]) -> str:
-    headers = ["backend", "workload", "metric", "unit", "median", "min–max", "n"]
+    headers = ["backend", "workload", "metric", "unit", "median", "min-max", "n"]
     rows: list[list[str]] = []
     for result in results:
         if result.error is not None:
@@ -269,13 +269,13 @@ def _metric_row(result: WorkloadResult | None, metric: Metric) -> list[str]:
         metric.name,
         metric.unit,
         format_number(summary.median),
-        f"{format_number(summary.low)}–{format_number(summary.high)}",
+        f"{format_number(summary.low)}-{format_number(summary.high)}",
         str(summary.count),
     ]
 
 
 def floor_table(floor: FloorResult) -> str:
-    headers = ["floor", "unit", "median", "min–max", "n"]
+    headers = ["floor", "unit", "median", "min-max", "n"]
     rows = []
     for metric in floor.metrics:
         summary = metric.summary
@@ -286,7 +286,7 @@ def floor_table(floor: FloorResult) -> str:
                 metric.name,
                 metric.unit,
                 format_number(summary.median),
-                f"{format_number(summary.low)}–{format_number(summary.high)}",
+                f"{format_number(summary.low)}-{format_number(summary.high)}",
                 str(summary.count),
             ]
         )
@@ -329,9 +329,16 @@ def _mib(kib: int | None) -> str:
 
 
 def _machine_line(machine: dict[str, Any]) -> str:
-    keys = ("cpu_count", "python", "rabbitmq", "redis")
-    labels = {"cpu_count": "cpus", "python": "python", "rabbitmq": "RabbitMQ", "redis": "Redis"}
-    return ", ".join(f"{labels[k]} {machine[k]}" for k in keys if machine.get(k))
+    keys = ("cpu_count", "python", "rabbitmq", "redis", "commit")
+    labels = {
+        "cpu_count": "cpus",
+        "python": "python",
+        "rabbitmq": "RabbitMQ",
+        "redis": "Redis",
+        "commit": "commit",
+    }
+    line = ", ".join(f"{labels[k]} {machine[k]}" for k in keys if machine.get(k))
+    return line + (" (spane/ modified)" if machine.get("spane_dirty") else "")
 
 
 # ----------------------------------------------------------------------- JSON

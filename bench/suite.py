@@ -13,25 +13,28 @@ import gc
 import logging
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from spane import Engine
-from spane.config import Settings
-
 from bench import tasks
-from bench.deploy import Deployment, DeploymentError, Servers
+from bench.deploy import ROOT, Deployment, DeploymentError, Servers
 from bench.floor import QUICK_FLOOR, FloorSizes, measure_floor
 from bench.report import BenchRun, FloorResult, WorkloadResult, compute_ratios
 from bench.workloads import Sizes, Workload, build
+from spane import Engine
+from spane.config import Settings
 
 log = logging.getLogger("bench")
 
 BACKENDS = ("memory", "real")
 CONCURRENCY = 64
+BUSY_FRACTION = 0.2
+"""Share of the machine's cpu time used by others before the run that earns a warning."""
 RUN_TIMEOUT = {"w1": 120.0, "w2": 120.0, "w3": 180.0}
 """Seconds one run of each workload may take before it is an error."""
 
@@ -57,7 +60,48 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "executable": sys.executable,
+        "loadavg_start": list(os.getloadavg()),
+        **source_info(),
     }
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def source_info() -> dict[str, Any]:
+    """The commit measured, and whether ``spane/`` had uncommitted changes."""
+    changed = _git("status", "--porcelain", "--", "spane")
+    return {
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "spane_dirty": None if changed is None else bool(changed),
+    }
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all cpus since boot, from ``/proc/stat`` (Linux)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+async def cpu_busy(interval: float) -> float | None:
+    """The share of all cpus' time spent busy over the next ``interval`` seconds."""
+    first = _cpu_times()
+    await asyncio.sleep(interval)
+    second = _cpu_times()
+    if first is None or second is None or second[1] == first[1]:
+        return None
+    return (second[0] - first[0]) / (second[1] - first[1])
 
 
 def _say(message: str) -> None:
@@ -89,7 +133,7 @@ async def measure(
                     metric.values.append(sample.values[metric.name])
             runs.append({**sample.raw, "values": sample.values})
     except TimeoutError:
-        result.error = f"a run took longer than {timeout:.0f} s (timed out)"
+        result.error = f"a run took longer than {timeout:.3g} s (timed out)"
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -120,9 +164,12 @@ def memory_engine(*, node_events: bool = True) -> Engine:
 
 
 async def run_memory(options: Options) -> list[WorkloadResult]:
+    """Each workload on a fresh embedded engine (no state left over from the others)."""
     _say("memory backend: embedded Engine in this process")
-    async with memory_engine() as engine:
-        results = await run_workloads(engine, "memory", options)
+    results = []
+    for key in options.workloads:
+        async with memory_engine() as engine:
+            results.append(await measure(build(key, options.sizes), engine, "memory", options))
     if options.events_off and "w3" in options.workloads:
         async with memory_engine(node_events=False) as engine:
             quiet = await measure(build("w3", options.sizes), engine, "memory", options)
@@ -187,6 +234,7 @@ async def run_floor(options: Options, servers: Servers, run: BenchRun) -> FloorR
 
 async def run_all(options: Options) -> BenchRun:
     run = BenchRun(machine=machine_info(), options=_options_doc(options))
+    run.machine["cpu_busy_before"] = await cpu_busy(1.0)
     servers = Servers.from_env()
     started = time.perf_counter()
     if "memory" in options.backends:
@@ -195,6 +243,13 @@ async def run_all(options: Options) -> BenchRun:
         run.floor = await run_floor(options, servers, run)
         run.results += await run_real(options, run, servers)
     run.ratios = compute_ratios(run.results, run.floor)
+    run.machine["loadavg_end"] = list(os.getloadavg())
+    busy = run.machine.get("cpu_busy_before")
+    if busy is not None and busy > BUSY_FRACTION:
+        run.notes.append(
+            f"other processes kept the cpus {busy:.0%} busy in the second before the run "
+            "began: they competed with the benchmark, so these figures are pessimistic"
+        )
     run.notes.append(
         f"node events were on (W1 needs them) except where a title says otherwise; "
         f"worker concurrency {CONCURRENCY}; wall time {time.perf_counter() - started:.0f} s"

@@ -26,10 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spane import Engine, ExecutionResult
-from spane.bus.base import Subscription
-from spane.schemas.events import LifecycleEvent
-
 from bench.report import (
     W1_EVENT_MEDIAN,
     W1_EVENT_P99,
@@ -41,6 +37,9 @@ from bench.report import (
     percentile,
 )
 from bench.tasks import NOOP
+from spane import Engine, ExecutionResult
+from spane.bus.base import Subscription
+from spane.schemas.events import LifecycleEvent
 
 CHAIN_ID = "bench-w1-chain"
 FAN_ID = "bench-w2-fan"
@@ -184,6 +183,20 @@ class Workload(ABC):
         self._finished.update(unfinished)
 
 
+class _Arrivals:
+    """When each ``node.*.succeeded`` event of one execution arrived here."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.times: list[float] = []
+        self.complete = asyncio.Event()
+
+    def add(self, at: float) -> None:
+        self.times.append(at)
+        if len(self.times) >= self.expected:
+            self.complete.set()
+
+
 class Chain(Workload):
     """W1: per-step latency of a long sequential chain."""
 
@@ -193,7 +206,7 @@ class Chain(Workload):
     def __init__(self, steps: int) -> None:
         super().__init__()
         self.steps = steps
-        self._arrivals: dict[str, list[float]] = {}
+        self._arrivals: dict[str, _Arrivals] = {}
         self._subscription: Subscription | None = None
 
     @property
@@ -223,29 +236,28 @@ class Chain(Workload):
     async def _on_event(self, routing_key: str, event: LifecycleEvent) -> None:
         arrivals = self._arrivals.get(event.subject)
         if arrivals is not None:
-            arrivals.append(time.perf_counter())
+            arrivals.add(time.perf_counter())
 
     async def run_once(self, engine: Engine, timeout: float) -> Sample:
         execution_id = self._execution_id()
-        arrivals = self._arrivals[execution_id] = []
+        arrivals = self._arrivals[execution_id] = _Arrivals(self.steps)
         begin = time.perf_counter()
         try:
             result = await engine.run(CHAIN_ID, None, timeout=timeout, execution_id=execution_id)
             elapsed = time.perf_counter() - begin
             self._finished.add(execution_id)
             _check(result)
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError):  # events may trail the execution's end
                 async with asyncio.timeout(EVENT_GRACE):
-                    while len(arrivals) < self.steps:
-                        await asyncio.sleep(0.01)
+                    await arrivals.complete.wait()
         finally:
             self._arrivals.pop(execution_id, None)
-        deltas = [(b - a) * 1000 for a, b in itertools.pairwise(arrivals)]
+        deltas = [(b - a) * 1000 for a, b in itertools.pairwise(arrivals.times)]
         values = {W1_STEP: elapsed * 1000 / self.steps}
         if len(deltas) >= 2:
             values[W1_EVENT_MEDIAN] = statistics.median(deltas)
             values[W1_EVENT_P99] = percentile(deltas, 99)
-        raw = {"total_s": elapsed, "events": len(arrivals), "deltas_ms": deltas}
+        raw = {"total_s": elapsed, "events": len(arrivals.times), "deltas_ms": deltas}
         return Sample(values, raw)
 
 

@@ -55,6 +55,8 @@ from spane.schemas.state import (
 )
 
 SECRETS = frozenset({"secrets"})
+MAX_LOST_ATTEMPTS = 5
+"""A task that takes its worker down this many times fails (it is the task's fault)."""
 _WAITING_TYPES = frozenset({"delay", "wait_for_signal"})
 
 
@@ -369,6 +371,12 @@ class NodeStep(LoopSteps):
         error = ErrorInfo(
             type="WorkerLost", message=message.reason, node_id=node.id, attempt=state.attempt
         )
+        if state.lost + 1 >= MAX_LOST_ATTEMPTS:
+            text = f"{message.reason}; {MAX_LOST_ATTEMPTS} attempts lost their worker"
+            self.settle(
+                node.id, NodeStatus.FAILED, error=error.model_copy(update={"message": text})
+            )
+            return
         self.view.update_node(node.id, lost=state.lost + 1, error=error)
         self.emit_node(node.id, "retrying", error=error.model_dump(), delay=0)
         self.enqueue_or_dispatch(node.id)
@@ -422,8 +430,10 @@ class NodeStep(LoopSteps):
         if node.type != "sub_workflow":
             self.loop_child_finished(node, message)
             return
-        if message.child_execution_id not in state.children:
-            return
+        if message.child_execution_id != child_execution_id(
+            self.view.meta.id, node.id, state.attempt
+        ):
+            return  # a superseded attempt's child (timed out and retried)
         if node.timeout is not None:
             self.cancel_timer(TimerKind.CHILD_TIMEOUT, node.id, state.attempt)
         self.set_active(node.id, False)
@@ -505,6 +515,7 @@ class NodeStep(LoopSteps):
         held = meta.held
         self.view.update_meta(status=ExecutionStatus.RUNNING, held=())
         self.emit_execution("resumed", seq=meta.pauses)
+        self.resume_deferred()
         for timer in held:
             self.fire_timer(timer)
         for node_id in self.view.meta.active:

@@ -91,7 +91,8 @@ class LoopSteps(Step):
                     return
                 self.view.update_node(node.id, loop=loop.model_copy(update={"total": loop.next}))
                 continue
-            if loop.next >= node.spec.max_iterations:  # type: ignore[union-attr]
+            guarded = node.type != "for_each"  # for_each is bounded by its items
+            if guarded and loop.next >= node.spec.max_iterations:  # type: ignore[union-attr]
                 self._fail_loop(node, f"loop reached max_iterations ({loop.next})")
                 return
             self._start_iteration(node, loop)
@@ -101,7 +102,10 @@ class LoopSteps(Step):
             self._complete(node, loop)
 
     def _may_start(self, node: PlanNode, loop: LoopState) -> bool:
-        if self.view.meta.status != ExecutionStatus.RUNNING or self.view.meta.failing:
+        meta = self.view.meta
+        if meta.status != ExecutionStatus.RUNNING:
+            return False
+        if meta.failing and node.id not in meta.finally_nodes:
             return False
         if loop.total is not None and loop.next >= loop.total:
             return False

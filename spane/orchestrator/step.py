@@ -201,6 +201,12 @@ class Step(ABC):
                 self.view.update_node(edge.target, status=NodeStatus.READY)
                 self._work.append((edge.target, verdict is Verdict.FIRE))
 
+    def resume_deferred(self) -> None:
+        """Activations that came due while paused run now, in order."""
+        deferred = self.view.meta.deferred
+        self.view.update_meta(deferred=())
+        self._work.extend((node_id, True) for node_id in deferred)
+
     def activate_later(self, node_id: str) -> None:
         """Queue a node whose join resolved (roots at start)."""
         self.view.update_node(node_id, status=NodeStatus.READY)
@@ -214,7 +220,10 @@ class Step(ABC):
                 if self.terminal:
                     self._work.clear()
                     break
-                if fire:
+                if fire and self.view.meta.status == ExecutionStatus.PAUSED:
+                    deferred = self.view.meta.deferred
+                    self.view.update_meta(deferred=(*deferred, node_id))  # runs on resume
+                elif fire:
                     self.activate(node_id)
                 else:
                     self.settle(node_id, NodeStatus.SKIPPED)
@@ -256,7 +265,7 @@ class Step(ABC):
         if self.terminal or meta.status == ExecutionStatus.PENDING:
             return
         if meta.failing:
-            if not meta.active and not meta.queue:
+            if not meta.active and not meta.queue and not meta.deferred:
                 self.finish(ExecutionStatus.FAILED, error=meta.error)
             return
         if meta.unsettled > 0:
@@ -286,6 +295,7 @@ class Step(ABC):
             finished_at=self.now,
             active=(),
             queue=(),
+            deferred=(),
             running=0,
             signals={},
             held=(),
@@ -313,7 +323,7 @@ class Step(ABC):
     def terminate(self, status: ExecutionStatus, error: ErrorInfo) -> None:
         """Cancel or time out: stop everything, run no finally branches."""
         meta = self.view.meta
-        for node_id in (*meta.active, *meta.queue):
+        for node_id in (*meta.active, *meta.queue, *meta.deferred):
             self.stop_node(node_id)
             self.view.update_node(
                 node_id,

@@ -138,12 +138,6 @@ class Transitions:
     # ----------------------------------------------------------------- start
     async def start(self, message: StartExecution) -> Outcome:
         """Create and start an execution (idempotent by execution id and start key)."""
-        if message.idempotency_key:
-            bound = await self.state.claim_start_key(
-                message.workflow_id, message.idempotency_key, message.execution_id
-            )
-            if bound != message.execution_id:
-                return [], ok(bound, duplicate=True)
         _, applied = await self.state.load_with(message.execution_id, ["start"])
         if "start" in applied:
             return list(applied["start"].commands), ok(message.execution_id)
@@ -159,6 +153,12 @@ class Transitions:
         )
         if problem is not None:
             return _refuse_start(message, "InvalidInput", problem)
+        if message.idempotency_key:  # only a start that can happen binds its key
+            bound = await self.state.claim_start_key(
+                message.workflow_id, message.idempotency_key, message.execution_id
+            )
+            if bound != message.execution_id:
+                return [], ok(bound, duplicate=True)
         pending = False
         if plan.max_executions and message.parent is None and message.body is None:
             pending = not await self.state.acquire_slot(

@@ -162,6 +162,8 @@ class ExecutionMeta(_Record):
     """Nodes that are RUNNING or WAITING."""
     queue: tuple[str, ...] = ()
     """READY nodes waiting for capacity or for resume, in dispatch order."""
+    deferred: tuple[str, ...] = ()
+    """Nodes whose join fired while paused: activated on resume."""
     held: tuple[Timer, ...] = ()
     """Timers that fired while paused; applied on resume."""
     finally_nodes: tuple[str, ...] = ()

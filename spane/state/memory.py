@@ -50,6 +50,7 @@ class MemoryStateStore:
         self._clock = clock
         self._max_finished = max_finished
         self._finished: deque[str] = deque()
+        self._retired: set[str] = set()
         self._executions: dict[str, _Execution] = {}
         self._timers: dict[str, Timer] = {}
         self._heap: list[tuple[float, str]] = []
@@ -69,6 +70,8 @@ class MemoryStateStore:
         entry.applied[event_id] = list(commands)
         self._executions[meta.id] = entry
         view.revision = 1
+        if meta.status in TERMINAL_EXECUTION_STATUSES:
+            self._retire(meta.id)
         return True
 
     async def load(self, execution_id: str) -> ExecutionView | None:
@@ -109,15 +112,17 @@ class MemoryStateStore:
             entry.applied[event_id] = list(commands)
         while len(entry.applied) > MAX_APPLIED_PER_EXECUTION:
             entry.applied.popitem(last=False)
-        if view.meta.status in TERMINAL_EXECUTION_STATUSES and view.meta.id not in self._finished:
+        if view.meta.status in TERMINAL_EXECUTION_STATUSES and view.meta.id not in self._retired:
             self._retire(view.meta.id)
 
     def _retire(self, execution_id: str) -> None:
         """Retention: keep the most recent ``max_finished`` finished executions (the
         archive in the definition store keeps their record)."""
         self._finished.append(execution_id)
+        self._retired.add(execution_id)
         while len(self._finished) > self._max_finished:
             oldest = self._finished.popleft()
+            self._retired.discard(oldest)
             self._executions.pop(oldest, None)
             prefix = f"{oldest}:"
             for task_id in [t for t in self._claims if t.startswith(prefix)]:

@@ -101,6 +101,7 @@ class Worker:
         self._http: HttpPool | None = None
         self._subscriptions: list[Subscription] = []
         self._stopping = False
+        self._stop_requested = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -120,6 +121,7 @@ class Worker:
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Stop taking tasks, let running ones finish (up to ``grace``), then close."""
         self._stopping = True
+        self._stop_requested.set()
         for subscription in reversed(self._subscriptions):
             await subscription.stop()
         self._subscriptions.clear()
@@ -145,10 +147,9 @@ class Worker:
     async def _on_batch(self, deliveries: Sequence[Delivery[TaskMessage]]) -> None:
         for delivery in deliveries:
             task = delivery.message
-            await self._slots.acquire()
-            if self._stopping:
-                self._slots.release()
-                raise WorkerStoppingError(f"worker {self.worker_id} is stopping")
+            if task.task_id in self._running:
+                continue  # a duplicate delivery of an attempt running here
+            await self._take_slot()
             lease = max(task.timeout or 0.0, self.lease)
             claim = await self.state.claim_task(task.task_id, self.worker_id, lease)
             if claim.outcome is ClaimOutcome.CLAIMED:
@@ -159,6 +160,18 @@ class Worker:
             self._slots.release()
             if claim.outcome is ClaimOutcome.FINISHED and claim.result is not None:
                 self._queue_result(claim.result)
+
+    async def _take_slot(self) -> None:
+        """Wait for a free slot; a stop while waiting hands the batch back."""
+        slot = asyncio.ensure_future(self._slots.acquire())
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if self._stopping:
+            if slot.done() and not slot.cancelled():
+                self._slots.release()
+            slot.cancel()
+            raise WorkerStoppingError(f"worker {self.worker_id} is stopping")
 
     def _context(self, task: TaskMessage) -> TaskContext:
         deadline = self.clock() + task.timeout if task.timeout else None
