@@ -397,7 +397,7 @@ class NodeStep(LoopSteps):
             return
         state = self.view.node(node_id)
         node = self.plan.node(node_id)
-        if state.attempt != timer.attempt:
+        if state.attempt != timer.attempt or not self.current_timer(timer):
             return
         if timer.kind is TimerKind.RETRY and state.wait is WaitReason.RETRY:
             self.set_active(node_id, False)

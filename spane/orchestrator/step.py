@@ -141,9 +141,34 @@ class Step(ABC):
             attempt=attempt,
         )
         self.commands.append(ScheduleTimer(timer))
+        if node_id is not None and kind is not TimerKind.LIVENESS:
+            armed = self.view.node(node_id).timers
+            self.view.update_node(node_id, timers={**armed, str(kind): at})
 
     def cancel_timer(self, kind: TimerKind, node_id: str | None, attempt: int = 0) -> None:
         self.commands.append(CancelTimer(timer_id(kind, self.view.meta.id, node_id, attempt)))
+        self.disarm(kind, node_id)
+
+    def disarm(self, kind: TimerKind, node_id: str | None) -> None:
+        if node_id is not None and str(kind) in self.view.node(node_id).timers:
+            armed = dict(self.view.node(node_id).timers)
+            del armed[str(kind)]
+            self.view.update_node(node_id, timers=armed)
+
+    def current_timer(self, timer: Timer) -> bool:
+        """Whether a node timer that fired is the one armed now. A stale firing (a timer
+        replaced by a heartbeat, or one a replayed command rolled back) is ignored, and
+        the armed deadline is restored in the store in case the replay overwrote it."""
+        if timer.node_id is None or timer.kind is TimerKind.LIVENESS:
+            return True
+        armed = self.view.node(timer.node_id).timers.get(str(timer.kind))
+        if armed is None:
+            return False
+        if armed != timer.fire_at:
+            self.schedule(timer.kind, timer.node_id, timer.attempt, armed)
+            return False
+        self.disarm(timer.kind, timer.node_id)
+        return True
 
     # ------------------------------------------------------------- settling
     def settle(

@@ -125,6 +125,8 @@ class NodeState(_Record):
     edges: dict[str, bool] = Field(default_factory=dict)
     """Incoming edges that settled (``source.port`` -> whether it fired)."""
     wait: WaitReason | None = None
+    timers: dict[str, float] = Field(default_factory=dict)
+    """Armed timers of this node (kind -> fire time): a firing that does not match is stale."""
     lost: int = 0
     """Attempts lost with their worker (re-run without using the retry budget)."""
     started_at: float | None = None
