@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-HeartbeatSender = Callable[[Any], Awaitable[None]]
+HeartbeatSender = Callable[[Any], Coroutine[Any, Any, None]]
 
 
 @dataclass(slots=True)
@@ -31,8 +31,40 @@ class TaskContext:
         default_factory=lambda: logging.LoggerAdapter(logging.getLogger("spane.task"), {})
     )
     _heartbeat: HeartbeatSender | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
-    async def heartbeat(self, details: Any = None) -> None:
-        """Tell the orchestrator this attempt is alive (resets its per-attempt timeout)."""
-        if self._heartbeat is not None:
-            await self._heartbeat(details)
+    def heartbeat(self, details: Any = None) -> Awaitable[None]:
+        """Tell the orchestrator this attempt is alive (resets its per-attempt timeout).
+
+        ``await ctx.heartbeat()`` in an ``async def`` task; a plain ``def`` task (run in
+        a thread) just calls ``ctx.heartbeat()``, which returns once it is sent.
+        """
+        if self._heartbeat is None:
+            return _DONE
+        sent = self._heartbeat(details)
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            return sent
+        asyncio.run_coroutine_threadsafe(sent, loop).result(HEARTBEAT_SEND_TIMEOUT)
+        return _DONE
+
+
+HEARTBEAT_SEND_TIMEOUT = 30.0
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class _Done:
+    """An awaitable that is already complete."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_DONE = _Done()

@@ -200,6 +200,7 @@ class Worker:
             deadline=deadline,
             logger=logger,
             _heartbeat=heartbeat,
+            _loop=asyncio.get_running_loop(),
         )
 
     async def _on_cancel(self, task_id: str) -> None:
