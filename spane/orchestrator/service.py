@@ -46,6 +46,7 @@ from spane.schemas.messages import (
 )
 from spane.schemas.state import (
     ExecutionMeta,
+    ExecutionStatus,
     NodeStatus,
     Timer,
     TimerKind,
@@ -274,11 +275,17 @@ class OrchestratorService:
         plan = await self.plans.get(meta.workflow_id, meta.version)
         if not plan.max_executions:
             return
-        promoted = await self.state.release_slot(meta.workflow_id, meta.id, plan.max_executions)
-        if promoted:
-            await self.bus.publish_inbox(
-                [ActivateExecution(execution_id=execution_id) for execution_id in promoted]
-            )
+        await self.state.release_slot(meta.workflow_id, meta.id, plan.max_executions)
+        # Every holder still PENDING gets (again) its activation: one promoted by an
+        # earlier release whose activation was lost to a crash is recovered here.
+        # Activation is idempotent.
+        pending: list[InboxMessage] = []
+        for holder in await self.state.slot_holders(meta.workflow_id):
+            holder_meta = await self.state.get_meta(holder)
+            if holder_meta is not None and holder_meta.status == ExecutionStatus.PENDING:
+                pending.append(ActivateExecution(execution_id=holder))
+        if pending:
+            await self.bus.publish_inbox(pending)
 
     async def _archive(self, finished: ExecutionFinished) -> ExecutionMeta | None:
         meta = await self.state.get_meta(finished.execution_id)

@@ -206,6 +206,9 @@ class MemoryStateStore:
             promoted.append(next_id)
         return promoted
 
+    async def slot_holders(self, workflow_id: str) -> list[str]:
+        return sorted(self._slots.get(workflow_id, ()))
+
     async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
         now = self._clock()
         claim = self._claims.get(task_id)

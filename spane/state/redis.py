@@ -322,6 +322,11 @@ class RedisStateStore:
         return [_text(member) for member in promoted]
 
     @_keeps_cancellation
+    async def slot_holders(self, workflow_id: str) -> list[str]:
+        members = await self._redis.smembers(self.keys.slots(workflow_id))
+        return sorted(_text(member) for member in members)
+
+    @_keeps_cancellation
     async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
         now = self._clock()
         reply: list[bytes] = await self._claim_task(
