@@ -258,6 +258,7 @@ class OrchestratorService:
         if outbox.inbox:
             await self.bus.publish_inbox(outbox.inbox)
         if outbox.cancels:
+            await self.state.cancel_tasks(outbox.cancels)  # durable: not started -> never
             await self.bus.broadcast_cancel(outbox.cancels)
         if outbox.events:
             await self.bus.publish_events(outbox.events)

@@ -34,6 +34,7 @@ class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"  # run it
     RUNNING = "running"  # another worker holds a live claim
     FINISHED = "finished"  # already done: re-publish the stored result
+    CANCELLED = "cancelled"  # the attempt was cancelled before it started: drop it
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,10 @@ class StateStore(Protocol):
     async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim: ...
 
     async def finish_task(self, result: TaskResult) -> None: ...
+
+    async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
+        """Mark attempts cancelled, so a worker that has not started one never does."""
+        ...
 
     async def get_claim(self, task_id: str) -> ClaimInfo | None:
         """The claim on a task id (None if no worker claimed it yet)."""

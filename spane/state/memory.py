@@ -39,6 +39,7 @@ class _Claim:
     worker_id: str
     expires_at: float
     result: TaskResult | None = None
+    cancelled: bool = False
 
 
 class MemoryStateStore:
@@ -214,10 +215,16 @@ class MemoryStateStore:
         claim = self._claims.get(task_id)
         if claim is not None and claim.result is not None:
             return TaskClaim(ClaimOutcome.FINISHED, claim.result)
+        if claim is not None and claim.cancelled:
+            return TaskClaim(ClaimOutcome.CANCELLED)
         if claim is not None and claim.expires_at > now and claim.worker_id != worker_id:
             return TaskClaim(ClaimOutcome.RUNNING)
         self._claims[task_id] = _Claim(worker_id, now + lease)
         return TaskClaim(ClaimOutcome.CLAIMED)
+
+    async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
+        for task_id in task_ids:
+            self._claims.setdefault(task_id, _Claim("", 0.0)).cancelled = True
 
     async def get_claim(self, task_id: str) -> ClaimInfo | None:
         claim = self._claims.get(task_id)

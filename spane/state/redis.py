@@ -339,6 +339,15 @@ class RedisStateStore:
         return TaskClaim(outcome)
 
     @_keeps_cancellation
+    async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                key = self.keys.claim(task_id)
+                pipe.hset(key, "cancelled", "1")
+                pipe.pexpire(key, self._retention_ms)
+            await pipe.execute()
+
+    @_keeps_cancellation
     async def get_claim(self, task_id: str) -> ClaimInfo | None:
         worker, expires_at, result = await self._redis.hmget(
             self.keys.claim(task_id), ["worker", "expires_at", "result"]

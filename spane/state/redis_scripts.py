@@ -144,14 +144,17 @@ return removed
 """
 
 CLAIM_TASK = """
--- KEYS: the task's claim hash {worker, expires_at, result}
+-- KEYS: the task's claim hash {worker, expires_at, result, cancelled}
 -- ARGV: worker id, now, lease end (now + lease), key TTL in ms
--- Reply: {'finished', TaskResult JSON} when a result is stored; {'running', worker}
---        when another worker's claim is still live; else {'claimed'} after taking
---        (or renewing) the claim.
-local claim = redis.call('HMGET', KEYS[1], 'worker', 'expires_at', 'result')
+-- Reply: {'finished', TaskResult JSON} when a result is stored; {'cancelled'} when the
+--        attempt was cancelled; {'running', worker} when another worker's claim is
+--        still live; else {'claimed'} after taking (or renewing) the claim.
+local claim = redis.call('HMGET', KEYS[1], 'worker', 'expires_at', 'result', 'cancelled')
 if claim[3] then
   return {'finished', claim[3]}
+end
+if claim[4] then
+  return {'cancelled'}
 end
 if claim[1] and claim[1] ~= ARGV[1] and tonumber(claim[2]) > tonumber(ARGV[2]) then
   return {'running', claim[1]}
