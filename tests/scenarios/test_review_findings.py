@@ -208,7 +208,7 @@ async def test_lost_activation_after_slot_release_is_recovered(make_engine):
             raise ConnectionError("broker connection lost while publishing")
         await original(messages)
 
-    bus.publish_inbox = flaky_publish  # type: ignore[method-assign]
+    bus.publish_inbox = flaky_publish
     gate.set()
     assert (await engine.wait(first, 5)).status == ExecutionStatus.SUCCEEDED
     await eventually(lambda: failed, timeout=5, what="the activation publish to fail once")
