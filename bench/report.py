@@ -72,6 +72,9 @@ class WorkloadResult:
     error: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     """Per-repetition extras (W1's event-arrival deltas, W3's execution latencies)."""
+    cpu: dict[str, float] | None = None
+    """Shares of the machine's cpu capacity during the timed runs: ``busy``, ``ours``
+    (bench + deployment), ``servers``, ``others`` (everything else: contention)."""
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -89,6 +92,7 @@ class FloorResult:
     metrics: list[Metric] = field(default_factory=list)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    cpu: dict[str, float] | None = None
 
     def median(self, name: str) -> float | None:
         metric = next((m for m in self.metrics if m.name == name), None)
@@ -242,28 +246,33 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _looks_numeric(cell: str) -> bool:
-    stripped = cell.replace(",", "").replace(".", "").replace("-", "").rstrip("x")
+    stripped = cell.replace(",", "").replace(".", "").replace("-", "").rstrip("x%")
     return stripped.isdigit()
 
 
 def results_table(results: Sequence[WorkloadResult]) -> str:
-    headers = ["backend", "workload", "metric", "unit", "median", "min-max", "n"]
+    headers = ["backend", "workload", "metric", "unit", "median", "min-max", "n", "others' cpu"]
     rows: list[list[str]] = []
     for result in results:
         if result.error is not None:
-            rows.append([result.backend, result.title, "ERROR", "", "", "", ""])
-            rows.append(["", "", _shorten(result.error, 70), "", "", "", ""])
+            rows.append([result.backend, result.title, "ERROR", "", "", "", "", ""])
+            rows.append(["", "", _shorten(result.error, 70), "", "", "", "", ""])
             continue
         for index, metric in enumerate(result.metrics):
             rows.append(_metric_row(result if index == 0 else None, metric))
     return format_table(headers, rows)
 
 
+def _share(cpu: dict[str, float] | None, key: str = "others") -> str:
+    return "" if cpu is None or key not in cpu else f"{cpu[key]:.0%}"
+
+
 def _metric_row(result: WorkloadResult | None, metric: Metric) -> list[str]:
     summary = metric.summary
     first = [result.backend, result.title] if result is not None else ["", ""]
+    last = _share(result.cpu) if result is not None else ""
     if summary is None:
-        return [*first, metric.name, metric.unit, "-", "-", "0"]
+        return [*first, metric.name, metric.unit, "-", "-", "0", last]
     return [
         *first,
         metric.name,
@@ -271,6 +280,7 @@ def _metric_row(result: WorkloadResult | None, metric: Metric) -> list[str]:
         format_number(summary.median),
         f"{format_number(summary.low)}-{format_number(summary.high)}",
         str(summary.count),
+        last,
     ]
 
 
@@ -306,11 +316,17 @@ def _shorten(text: str, width: int) -> str:
 def render(run: BenchRun) -> str:
     """The whole human-readable report."""
     parts = [f"SPANE benchmark — {_machine_line(run.machine)}", "", results_table(run.results)]
+    parts.append(
+        "others' cpu: share of the machine's cpu capacity that processes other than this "
+        "benchmark, its deployment and the servers used during the timed runs"
+    )
     if run.floor is not None:
         parts += ["", floor_table(run.floor)]
         if run.floor.error:
             parts.append(f"floor error: {run.floor.error}")
         parts += [f"note: {note}" for note in run.floor.notes]
+        if run.floor.cpu is not None:
+            parts.append(f"note: others' cpu during the floor: {_share(run.floor.cpu)}")
     if run.ratios:
         parts += ["", ratios_table(run.ratios)]
         parts += [f"  {ratio.name}: {ratio.meaning}" for ratio in run.ratios]
@@ -318,8 +334,8 @@ def render(run: BenchRun) -> str:
     if rss:
         parts.append("")
         for process, values in rss.items():
-            start, end = values.get("start"), values.get("end")
-            parts.append(f"{process} RSS: start {_mib(start)}, end {_mib(end)}")
+            steps = ", ".join(f"{k.replace('_', ' ')} {_mib(v)}" for k, v in values.items())
+            parts.append(f"{process} RSS: {steps}")
     parts += [f"note: {note}" for note in run.notes]
     return "\n".join(parts)
 
@@ -359,6 +375,7 @@ def to_document(run: BenchRun) -> dict[str, Any]:
                 "title": r.title,
                 "warmups": r.warmups,
                 "error": r.error,
+                "cpu": r.cpu,
                 "metrics": [metric(m) for m in r.metrics],
                 "raw": r.raw,
             }
@@ -369,6 +386,7 @@ def to_document(run: BenchRun) -> dict[str, Any]:
         else {
             "error": run.floor.error,
             "notes": run.floor.notes,
+            "cpu": run.floor.cpu,
             "metrics": [metric(m) for m in run.floor.metrics],
         },
         "ratios": [asdict(ratio) for ratio in run.ratios],

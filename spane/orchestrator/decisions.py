@@ -204,8 +204,9 @@ class NodeStep(LoopSteps):
             self.fail_now(node, expression_failure(node, _failed_field(exc), exc))
             return
         self.view.update_node(node_id, status=NodeStatus.RUNNING, attempt=attempt, wait=None)
-        self.view.update_meta(running=self.view.meta.running + 1)
-        self.set_active(node_id, True)
+        meta = self.view.meta
+        active = meta.active if node_id in meta.active else (*meta.active, node_id)
+        self.view.update_meta(running=meta.running + 1, active=active)
         self.commands.append(DispatchTask(task))
         if node.timeout is not None:
             self.schedule(TimerKind.ATTEMPT_TIMEOUT, node_id, attempt, self.now + node.timeout)
@@ -217,8 +218,11 @@ class NodeStep(LoopSteps):
         if node.timeout is not None:
             self.cancel_timer(TimerKind.ATTEMPT_TIMEOUT, node.id, attempt)
         self.cancel_timer(TimerKind.LIVENESS, node.id, attempt)
-        self.view.update_meta(running=max(self.view.meta.running - 1, 0))
-        self.set_active(node.id, False)
+        meta = self.view.meta
+        self.view.update_meta(
+            running=max(meta.running - 1, 0),
+            active=tuple(n for n in meta.active if n != node.id),
+        )
 
     def _task_message(self, node: PlanNode, attempt: int, data: Any) -> TaskMessage:
         meta = self.view.meta

@@ -163,6 +163,9 @@ class Worker:
 
     async def _take_slot(self) -> None:
         """Wait for a free slot; a stop while waiting hands the batch back."""
+        if not self._slots.locked() and not self._stopping:
+            await self._slots.acquire()  # free now: no waiting machinery needed
+            return
         slot = asyncio.ensure_future(self._slots.acquire())
         stop = asyncio.ensure_future(self._stop_requested.wait())
         await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -14,6 +14,7 @@ import pytest
 
 from bench import tasks
 from bench.__main__ import options_from, parser
+from bench.machine import CpuMeter
 from bench.report import (
     FLOOR_HOP,
     FLOOR_PIPELINED,
@@ -166,6 +167,7 @@ def _run() -> BenchRun:
     w1 = WorkloadResult(
         "real", "w1", "W1 chain, 200 steps", [Metric(W1_EVENT_MEDIAN, "ms", [20.0, 22.0, 18.0])]
     )
+    w1.cpu = {"busy": 0.9, "ours": 0.4, "servers": 0.25, "others": 0.25}
     w3 = WorkloadResult(
         "real", "w3", "W3", [Metric(W3_NODES, "1/s", [100.0, 120.0], better="higher")]
     )
@@ -209,6 +211,8 @@ def test_render_shows_every_section_and_errors_as_rows() -> None:
     assert FLOOR_PIPELINED in text
     assert "9.09x" in text
     assert "orchestrator RSS: start 80.0 MiB, end 90.0 MiB" in text
+    assert "others' cpu" in text
+    assert "25%" in text
 
 
 def test_json_document_holds_raw_values_and_summaries(tmp_path: Path) -> None:
@@ -221,6 +225,18 @@ def test_json_document_holds_raw_values_and_summaries(tmp_path: Path) -> None:
     assert first["metrics"][0]["summary"]["median"] == 20.0
     assert document["results"][1]["error"].startswith("TimeoutError")
     assert document["floor"]["metrics"][0]["name"] == FLOOR_PIPELINED
+
+
+def test_cpu_meter_splits_the_machine_into_shares() -> None:
+    meter = CpuMeter()
+    before = meter.snapshot()
+    sum(i * i for i in range(200_000))  # some cpu of our own
+    shares = meter.shares(before)
+    if shares is None:
+        pytest.skip("no /proc on this platform")
+    for value in (shares.busy, shares.ours, shares.servers, shares.others):
+        assert 0.0 <= value <= 1.0
+    assert set(shares.as_dict()) == {"busy", "ours", "servers", "others"}
 
 
 # -------------------------------------------------------------------- options

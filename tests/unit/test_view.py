@@ -1,0 +1,25 @@
+"""The working copy of an execution: changes recorded, records copied correctly."""
+
+from __future__ import annotations
+
+from spane.orchestrator.view import ExecutionView, evolve
+from spane.schemas.state import ExecutionMeta, NodeState, NodeStatus
+
+
+def test_evolve_equals_model_copy() -> None:
+    meta = ExecutionMeta(id="e", workflow_id="w", version=1, created_at=0.0, vars={"a": 1})
+    changes = {"running": 3, "active": ("x", "y")}
+    evolved = evolve(meta, changes)
+    assert evolved == meta.model_copy(update=changes)
+    assert evolved.model_fields_set == meta.model_copy(update=changes).model_fields_set
+    assert evolved.model_dump_json() == meta.model_copy(update=changes).model_dump_json()
+    assert meta.running == 0  # the original is untouched
+
+
+def test_view_records_changed_nodes_and_reads_pending_by_default() -> None:
+    view = ExecutionView(ExecutionMeta(id="e", workflow_id="w", version=1, created_at=0.0), {})
+    assert view.node("a").status == NodeStatus.PENDING
+    assert not view.dirty
+    view.update_node("a", status=NodeStatus.RUNNING, attempt=1)
+    assert view.changed_nodes == {"a": NodeState(status=NodeStatus.RUNNING, attempt=1)}
+    assert view.dirty
