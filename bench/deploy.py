@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -39,6 +40,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 MONGODB_URL = "mongodb://127.0.0.1:27018/"
 STOP_GRACE = 15.0
 READY_TIMEOUT = 60.0
+CLEANUP_TIMEOUT = 30.0
 TASK_TYPES = ("function",)
 
 
@@ -210,11 +212,25 @@ class Deployment:
         return time.perf_counter() - begin
 
     # -------------------------------------------------------------- cleanup
-    async def cleanup(self) -> None:
-        """Delete the namespace's queues and exchanges, Redis keys and MongoDB database."""
-        await _delete_rabbit(self.servers.amqp_url, self.namespace)
-        await _delete_redis(self.servers.redis_url, self.namespace)
-        await _drop_mongo(self.servers.mongodb_url, self.database)
+    async def cleanup(self) -> list[str]:
+        """Delete the namespace's queues and exchanges, Redis keys and MongoDB database.
+
+        Best effort: returns what could not be removed instead of raising, so that a
+        server that went away does not hide the error that stopped the run.
+        """
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("RabbitMQ", lambda: _delete_rabbit(self.servers.amqp_url, self.namespace)),
+            ("Redis", lambda: _delete_redis(self.servers.redis_url, self.namespace)),
+            ("MongoDB", lambda: _drop_mongo(self.servers.mongodb_url, self.database)),
+        ]
+        problems = []
+        for server, step in steps:
+            try:
+                async with asyncio.timeout(CLEANUP_TIMEOUT):
+                    await step()
+            except Exception as exc:
+                problems.append(f"{server}: {type(exc).__name__}: {exc}")
+        return problems
 
 
 async def _delete_rabbit(url: str, namespace: str) -> None:

@@ -177,7 +177,10 @@ async def run_real(context: Context, run: BenchRun, servers: Servers) -> list[Wo
     finally:
         deployment.stop()
         info["exit_codes"] = {n: p.returncode for n, p in deployment.processes.items()}
-        await deployment.cleanup()
+        problems = await deployment.cleanup()
+        if problems:
+            info["cleanup_problems"] = problems
+            _say(f"  could not remove namespace {deployment.namespace} entirely: {problems}")
         if ok:
             deployment.remove_logs()
             info.pop("logs")
