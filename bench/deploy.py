@@ -14,6 +14,7 @@ import asyncio
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,10 +22,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from bench.workloads import READY_ID, ready_workflow
 from spane import Engine
@@ -42,6 +44,8 @@ STOP_GRACE = 15.0
 READY_TIMEOUT = 60.0
 CLEANUP_TIMEOUT = 30.0
 TASK_TYPES = ("function",)
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*")
+"""The last line of a traceback: ``module.SomeError: message``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,24 @@ class Deployment:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_summary(self) -> dict[str, dict[str, Any]]:
+        """Per process: how many WARNING / ERROR lines it logged, and its most frequent
+        exceptions (``Name: message`` lines of tracebacks), for the report."""
+        summary: dict[str, dict[str, Any]] = {}
+        for name in self.processes:
+            path = self.logs / f"{name}.log"
+            text = path.read_text(errors="replace") if path.exists() else ""
+            lines = text.splitlines()
+            exceptions = Counter(
+                line[:160] for line in lines if EXCEPTION_LINE.match(line) is not None
+            )
+            summary[name] = {
+                "warnings": sum(" WARNING " in line for line in lines),
+                "errors": sum(" ERROR " in line for line in lines),
+                "exceptions": dict(exceptions.most_common(3)),
+            }
+        return summary
 
     def stop(self) -> None:
         """SIGTERM everything, wait up to ``STOP_GRACE``, then SIGKILL what is left."""

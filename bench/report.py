@@ -330,6 +330,7 @@ def render(run: BenchRun) -> str:
     if run.ratios:
         parts += ["", ratios_table(run.ratios)]
         parts += [f"  {ratio.name}: {ratio.meaning}" for ratio in run.ratios]
+    parts += _log_lines(run.deployment.get("log_summary") or {})
     rss = run.deployment.get("rss_kib")
     if rss:
         parts.append("")
@@ -338,6 +339,21 @@ def render(run: BenchRun) -> str:
             parts.append(f"{process} RSS: {steps}")
     parts += [f"note: {note}" for note in run.notes]
     return "\n".join(parts)
+
+
+def _log_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """What the deployment's processes logged that deserves attention."""
+    lines = []
+    for process, entry in summary.items():
+        if not (entry.get("errors") or entry.get("warnings")):
+            continue
+        lines.append(
+            f"{process} log: {entry.get('errors', 0)} ERROR and "
+            f"{entry.get('warnings', 0)} WARNING line(s)"
+        )
+        for exception, count in (entry.get("exceptions") or {}).items():
+            lines.append(f"  {count} x {_shorten(exception, 110)}")
+    return ["", *lines] if lines else []
 
 
 def _mib(kib: int | None) -> str:

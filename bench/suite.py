@@ -177,6 +177,8 @@ async def run_real(context: Context, run: BenchRun, servers: Servers) -> list[Wo
     finally:
         deployment.stop()
         info["exit_codes"] = {n: p.returncode for n, p in deployment.processes.items()}
+        logs = info["log_summary"] = deployment.log_summary()
+        ok = ok and not any(entry["errors"] for entry in logs.values())
         problems = await deployment.cleanup()
         if problems:
             info["cleanup_problems"] = problems

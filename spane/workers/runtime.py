@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,7 +26,7 @@ from spane.bus.base import Bus, Delivery, Subscription
 from spane.errors import SpaneError, TaskError
 from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
 from spane.schemas.messages import TaskFailure, TaskHeartbeat, TaskMessage, TaskResult
-from spane.state.base import ClaimOutcome, StateStore
+from spane.state.base import ClaimOutcome, StateStore, TaskClaim
 from spane.workers.context import TaskContext
 from spane.workers.http_pool import HttpPool
 from spane.workers.registry import TaskRegistry, default_registry
@@ -34,6 +35,7 @@ from spane.workers.secrets import EnvSecretProvider, SecretProvider, resolve_sec
 log = logging.getLogger("spane.worker")
 
 DEFAULT_LEASE = 60.0
+RECENT_CANCELS = 10_000
 SHUTDOWN_GRACE = 30.0
 
 
@@ -101,6 +103,9 @@ class Worker:
         self._http: HttpPool | None = None
         self._subscriptions: list[Subscription] = []
         self._stopping = False
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        """Recently cancelled task ids: a cancel that arrives while the claim is in
+        flight still stops the task."""
         self._stop_requested = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
 
@@ -152,6 +157,8 @@ class Worker:
             await self._take_slot()
             lease = max(task.timeout or 0.0, self.lease)
             claim = await self.state.claim_task(task.task_id, self.worker_id, lease)
+            if claim.outcome is ClaimOutcome.CLAIMED and task.task_id in self._cancelled:
+                claim = TaskClaim(ClaimOutcome.CANCELLED)  # the cancel overtook the claim
             if claim.outcome is ClaimOutcome.CLAIMED:
                 context = self._context(task)
                 runner = asyncio.create_task(self._run(task, context), name=task.task_id)
@@ -207,6 +214,9 @@ class Worker:
         )
 
     async def _on_cancel(self, task_id: str) -> None:
+        self._cancelled[task_id] = None
+        while len(self._cancelled) > RECENT_CANCELS:
+            self._cancelled.popitem(last=False)
         entry = self._running.get(task_id)
         if entry is None:
             return

@@ -14,6 +14,7 @@ import pytest
 
 from bench import tasks
 from bench.__main__ import options_from, parser
+from bench.deploy import Deployment, Servers
 from bench.machine import CpuMeter
 from bench.report import (
     FLOOR_HOP,
@@ -183,7 +184,17 @@ def _run() -> BenchRun:
         options={"repeat": 3},
         results=[w1, broken, w3, w3_memory],
         floor=floor,
-        deployment={"rss_kib": {"orchestrator": {"start": 81920, "end": 92160}}},
+        deployment={
+            "rss_kib": {"orchestrator": {"start": 81920, "end": 92160}},
+            "log_summary": {
+                "orchestrator": {
+                    "errors": 2,
+                    "warnings": 0,
+                    "exceptions": {"redis.exceptions.MaxConnectionsError: Too many": 2},
+                },
+                "worker": {"errors": 0, "warnings": 0, "exceptions": {}},
+            },
+        },
     )
     run.ratios = compute_ratios(run.results, run.floor)
     return run
@@ -211,6 +222,9 @@ def test_render_shows_every_section_and_errors_as_rows() -> None:
     assert FLOOR_PIPELINED in text
     assert "9.09x" in text
     assert "orchestrator RSS: start 80.0 MiB, end 90.0 MiB" in text
+    assert "orchestrator log: 2 ERROR and 0 WARNING line(s)" in text
+    assert "2 x redis.exceptions.MaxConnectionsError: Too many" in text
+    assert "worker log" not in text
     assert "others' cpu" in text
     assert "25%" in text
 
@@ -237,6 +251,32 @@ def test_cpu_meter_splits_the_machine_into_shares() -> None:
     for value in (shares.busy, shares.ours, shares.servers, shares.others):
         assert 0.0 <= value <= 1.0
     assert set(shares.as_dict()) == {"busy", "ours", "servers", "others"}
+
+
+def test_log_summary_counts_errors_and_exceptions(tmp_path: Path) -> None:
+    deployment = Deployment(Servers("amqp://x", "redis://x", "mongodb://x"))
+    deployment.remove_logs()
+    deployment.logs = tmp_path
+    deployment.processes = {"orchestrator": None}  # type: ignore[dict-item]
+    (tmp_path / "orchestrator.log").write_text(
+        "2026-01-01 INFO spane.cli: running\n"
+        "2026-01-01 ERROR spane.bus.rabbit: consumer inbox: handler failed\n"
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n'
+        "redis.exceptions.MaxConnectionsError: Too many connections\n"
+        "2026-01-01 WARNING spane.orchestrator: slow\n"
+    )
+    try:
+        summary = deployment.log_summary()
+    finally:
+        deployment.processes = {}
+    assert summary == {
+        "orchestrator": {
+            "warnings": 1,
+            "errors": 1,
+            "exceptions": {"redis.exceptions.MaxConnectionsError: Too many connections": 1},
+        }
+    }
 
 
 # -------------------------------------------------------------------- options
