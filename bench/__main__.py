@@ -24,10 +24,13 @@ from bench.workloads import WORKLOADS, Sizes
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 QUICK_REPEAT = 2
 QUICK_WARMUP = 1
+QUICK_SIZES = Sizes()
+"""--quick keeps DESIGN §9's sizes: they already run in seconds; only repetitions drop."""
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    summary = (__doc__ or "").strip().splitlines()[:1]
+    p = argparse.ArgumentParser(prog="python -m bench", description=" ".join(summary))
     p.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
     p.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
     p.add_argument("--repeat", type=int, default=None, help="timed runs (default 5; quick 2)")
@@ -60,10 +63,6 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.quick:
         options = replace(options, sizes=QUICK_SIZES)
     return options
-
-
-QUICK_SIZES = Sizes()
-"""--quick keeps DESIGN §9's sizes: they already run in seconds; only repetitions drop."""
 
 
 async def _main(options: Options) -> BenchRun:
