@@ -181,6 +181,7 @@ class Engine:
             spec = spec_from_data(dict(workflow))
         plan = compile_plan(spec)
         record = await self.definitions.register(spec, plan.checksum, self.clock())
+        self.plans.forget_latest(record.workflow_id)
         if self.orchestrator is not None:
             self.orchestrator.invalidate_triggers()
         return record

@@ -79,6 +79,9 @@ class ExecutionFinished:
     status: ExecutionStatus
     output: Any
     error: ErrorInfo | None
+    version: int = 0
+    top_level: bool = True
+    """Not a child (sub-workflow or loop iteration): ``max_executions`` applies."""
 
 
 Command = (

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from spane.bus.base import Bus, Delivery, Subscription, TriggerEvent
 from spane.orchestrator.commands import (
@@ -45,7 +45,6 @@ from spane.schemas.messages import (
     TimerFired,
 )
 from spane.schemas.state import (
-    ExecutionMeta,
     ExecutionStatus,
     NodeStatus,
     Timer,
@@ -54,11 +53,15 @@ from spane.schemas.state import (
 from spane.state.base import DefinitionStore, StateStore
 
 log = logging.getLogger("spane.orchestrator")
+T = TypeVar("T")
 
 MAX_CONFLICT_RETRIES = 50
 TIMER_POLL_INTERVAL = 0.5
 TIMER_BATCH = 512
 TIMER_LEASE = 30.0
+ARCHIVE_DRAIN = 5.0
+GROUP_CONCURRENCY = 32
+"""Executions one orchestrator works on at once within a batch (below the Redis pool)."""
 TRIGGER_INDEX_TTL = 2.0
 IDEMPOTENCY_HEADER = "spane-idempotency-key"
 
@@ -132,6 +135,9 @@ class OrchestratorService:
         self._trigger_index_at = float("-inf")
         self._timer_task: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
+        self._group_slots = asyncio.Semaphore(GROUP_CONCURRENCY)
+        self._to_archive: asyncio.Queue[str] = asyncio.Queue()
+        self._archiver: asyncio.Task[None] | None = None
         self.transitions = Transitions(state, self.plans, self.options, clock, max_value_bytes)
 
     # ------------------------------------------------------------ lifecycle
@@ -141,6 +147,7 @@ class OrchestratorService:
             self.handle_triggers, prefetch=self.prefetch
         )
         self._timer_task = asyncio.create_task(self._timer_loop(), name="spane-timers")
+        self._archiver = asyncio.create_task(self._archive_loop(), name="spane-archive")
 
     async def stop(self) -> None:
         if self._trigger_subscription is not None:
@@ -154,6 +161,14 @@ class OrchestratorService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer_task
             self._timer_task = None
+        if self._archiver is not None:
+            with contextlib.suppress(TimeoutError):  # let the archive catch up, briefly
+                async with asyncio.timeout(ARCHIVE_DRAIN):
+                    await self._to_archive.join()
+            self._archiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._archiver
+            self._archiver = None
 
     # ------------------------------------------------------------- batches
     async def handle_batch(self, deliveries: Sequence[Delivery[InboxMessage]]) -> None:
@@ -165,11 +180,10 @@ class OrchestratorService:
             for i, d in enumerate(deliveries)
             if isinstance(d.message, StartExecution)
         ]
-        for (index, _), outcome in zip(
-            starts,
-            await asyncio.gather(*(self.transitions.start(m) for _, m in starts)),
-            strict=True,
-        ):
+        started = await asyncio.gather(
+            *(self._bounded(self.transitions.start(m)) for _, m in starts)
+        )
+        for (index, _), outcome in zip(starts, started, strict=True):
             outcomes[index] = outcome
         groups: dict[str, list[tuple[int, Delivery[ExecutionMessage]]]] = {}
         for index, delivery in enumerate(deliveries):
@@ -179,7 +193,7 @@ class OrchestratorService:
                 groups.setdefault(message.execution_id, []).append((index, typed))
         results = await asyncio.gather(
             *(
-                self.transitions.apply_group(execution_id, [d for _, d in items])
+                self._bounded(self.transitions.apply_group(execution_id, [d for _, d in items]))
                 for execution_id, items in groups.items()
             )
         )
@@ -193,6 +207,11 @@ class OrchestratorService:
         for index, delivery in enumerate(deliveries):
             if delivery.reply is not None:
                 await delivery.reply(outcomes[index][1])
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        """At most GROUP_CONCURRENCY executions in flight (the Redis pool is finite)."""
+        async with self._group_slots:
+            return await work
 
     async def handle_triggers(self, deliveries: Sequence[Delivery[TriggerEvent]]) -> None:
         """Start the executions trigger events ask for (DESIGN §2 "Trigger events")."""
@@ -263,40 +282,53 @@ class OrchestratorService:
         if outbox.events:
             await self.bus.publish_events(outbox.events)
         for finished in outbox.finished:
-            meta = await self._archive(finished)
-            if meta is not None:
-                await self._release_slot(meta)
+            await self._release_slot(finished)
+            self._to_archive.put_nowait(finished.execution_id)
             if self.on_finished is not None:
                 await self.on_finished(finished)
 
-    async def _release_slot(self, meta: ExecutionMeta) -> None:
+    async def _release_slot(self, finished: ExecutionFinished) -> None:
         """Hand a finished execution's ``max_executions`` slot to the next one queued."""
-        if meta.parent is not None or meta.body is not None:
+        if not finished.top_level:
             return
-        plan = await self.plans.get(meta.workflow_id, meta.version)
+        plan = await self.plans.get(finished.workflow_id, finished.version or None)
         if not plan.max_executions:
             return
-        await self.state.release_slot(meta.workflow_id, meta.id, plan.max_executions)
+        meta_id, workflow_id = finished.execution_id, finished.workflow_id
+        await self.state.release_slot(workflow_id, meta_id, plan.max_executions)
         # Every holder still PENDING gets (again) its activation: one promoted by an
         # earlier release whose activation was lost to a crash is recovered here.
         # Activation is idempotent.
         pending: list[InboxMessage] = []
-        for holder in await self.state.slot_holders(meta.workflow_id):
+        for holder in await self.state.slot_holders(workflow_id):
             holder_meta = await self.state.get_meta(holder)
             if holder_meta is not None and holder_meta.status == ExecutionStatus.PENDING:
                 pending.append(ActivateExecution(execution_id=holder))
         if pending:
             await self.bus.publish_inbox(pending)
 
-    async def _archive(self, finished: ExecutionFinished) -> ExecutionMeta | None:
-        meta = await self.state.get_meta(finished.execution_id)
+    async def _archive_loop(self) -> None:
+        """Copy finished executions to the archive, off the event path. Best effort: the
+        runtime state stays in the state store for the retention period."""
+        while True:
+            execution_id = await self._to_archive.get()
+            try:
+                await self._archive(execution_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("archiving execution %s failed", execution_id)
+            finally:
+                self._to_archive.task_done()
+
+    async def _archive(self, execution_id: str) -> None:
+        meta = await self.state.get_meta(execution_id)
         if meta is None:
-            return None
-        nodes = await self.state.get_nodes(finished.execution_id)
+            return
+        nodes = await self.state.get_nodes(execution_id)
         record: dict[str, Any] = meta.model_dump(mode="json")
         record["nodes"] = {k: v.model_dump(mode="json") for k, v in nodes.items()}
         await self.definitions.archive(record)
-        return meta
 
     # --------------------------------------------------------------- timers
     async def _check_liveness(self, timer: Timer) -> list[InboxMessage]:

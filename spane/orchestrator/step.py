@@ -331,7 +331,17 @@ class Step(ABC):
         if error is not None:
             extra["error"] = error.model_dump()
         self.emit_execution(str(status), **extra)
-        self.commands.append(ExecutionFinished(meta.id, meta.workflow_id, status, output, error))
+        self.commands.append(
+            ExecutionFinished(
+                meta.id,
+                meta.workflow_id,
+                status,
+                output,
+                error,
+                version=meta.version,
+                top_level=meta.parent is None and meta.body is None,
+            )
+        )
         if meta.parent is not None:
             message = ChildFinished(
                 execution_id=meta.parent.execution_id,
