@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -241,9 +241,9 @@ class Deployment:
         server that went away does not hide the error that stopped the run.
         """
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("RabbitMQ", lambda: _delete_rabbit(self.servers.amqp_url, self.namespace)),
-            ("Redis", lambda: _delete_redis(self.servers.redis_url, self.namespace)),
-            ("MongoDB", lambda: _drop_mongo(self.servers.mongodb_url, self.database)),
+            ("RabbitMQ", lambda: delete_rabbit_namespace(self.servers.amqp_url, self.namespace)),
+            ("Redis", lambda: delete_redis_namespace(self.servers.redis_url, self.namespace)),
+            ("MongoDB", lambda: drop_mongo_database(self.servers.mongodb_url, self.database)),
         ]
         problems = []
         for server, step in steps:
@@ -255,12 +255,15 @@ class Deployment:
         return problems
 
 
-async def _delete_rabbit(url: str, namespace: str) -> None:
+async def delete_rabbit_namespace(
+    url: str, namespace: str, task_types: Iterable[str] = TASK_TYPES
+) -> None:
+    """Delete every queue and exchange a namespace can have (tests use it too)."""
     import aio_pika
 
     top = Topology(namespace)
     queues = [top.orchestrator_queue, top.dead_letter_queue, top.triggers_queue]
-    queues += [top.task_queue(name) for name in TASK_TYPES]
+    queues += [top.task_queue(name) for name in task_types]
     exchanges = [
         top.tasks_exchange,
         top.orchestrator_exchange,
@@ -269,7 +272,7 @@ async def _delete_rabbit(url: str, namespace: str) -> None:
         top.cancellations_exchange,
         top.dlx,
     ]
-    connection = await aio_pika.connect(url, client_properties={"connection_name": "bench-cleanup"})
+    connection = await aio_pika.connect(url, client_properties={"connection_name": "cleanup"})
     async with connection:
         channel = await connection.channel()
         for queue in dict.fromkeys(queues):
@@ -278,7 +281,8 @@ async def _delete_rabbit(url: str, namespace: str) -> None:
             await channel.exchange_delete(exchange)
 
 
-async def _delete_redis(url: str, namespace: str) -> None:
+async def delete_redis_namespace(url: str, namespace: str) -> None:
+    """Unlink every key of a namespace."""
     from redis.asyncio import Redis
 
     client = Redis.from_url(url)
@@ -290,7 +294,7 @@ async def _delete_redis(url: str, namespace: str) -> None:
         await client.aclose()
 
 
-async def _drop_mongo(url: str, database: str) -> None:
+async def drop_mongo_database(url: str, database: str) -> None:
     from pymongo import AsyncMongoClient
 
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url)

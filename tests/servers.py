@@ -18,6 +18,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bench.deploy import (
+    delete_rabbit_namespace,
+    delete_redis_namespace,
+    drop_mongo_database,
+)
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 MONGODB_URL = "mongodb://127.0.0.1:27018/"  # infra/scripts/ensure-services.sh (SecantusDB)
@@ -107,50 +113,3 @@ class Namespace:
         await delete_rabbit_namespace(amqp_url, self.name, task_types)
         await delete_redis_namespace(redis_url, self.name)
         await drop_mongo_database(mongodb_url, self.database)
-
-
-async def delete_rabbit_namespace(url: str, namespace: str, task_types: Iterable[str]) -> None:
-    import aio_pika
-
-    from spane.bus.topology import Topology
-
-    topology = Topology(namespace)
-    queues = [topology.orchestrator_queue, topology.dead_letter_queue, topology.triggers_queue]
-    queues += [topology.task_queue(name) for name in task_types]
-    exchanges = [
-        topology.tasks_exchange,
-        topology.orchestrator_exchange,
-        topology.triggers_exchange,
-        topology.events_exchange,
-        topology.cancellations_exchange,
-        topology.dlx,
-    ]
-    connection = await aio_pika.connect(url, client_properties={"connection_name": "cleanup"})
-    async with connection:
-        channel = await connection.channel()
-        for queue in dict.fromkeys(queues):
-            await channel.queue_delete(queue)
-        for exchange in exchanges:
-            await channel.exchange_delete(exchange)
-
-
-async def delete_redis_namespace(url: str, namespace: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await client.unlink(*keys[start : start + 500])
-    finally:
-        await client.aclose()
-
-
-async def drop_mongo_database(url: str, database: str) -> None:
-    from pymongo import AsyncMongoClient
-
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url)
-    try:
-        await client.drop_database(database)
-    finally:
-        await client.close()

@@ -22,7 +22,6 @@ from spane.orchestrator.events import event_id
 from spane.orchestrator.limits import check_value
 from spane.orchestrator.plans import PlanCache
 from spane.orchestrator.step import CoreOptions
-from spane.orchestrator.view import ExecutionView
 from spane.schemas.messages import (
     ChildFinished,
     ExecutionMessage,
@@ -187,4 +186,4 @@ def _refuse_start(message: StartExecution, kind: str, reason: str) -> Outcome:
     return [NotifyParent(notice)], error(reason)
 
 
-__all__ = ["ExecutionView", "Outcome", "Transitions", "error", "ok"]
+__all__ = ["Outcome", "Transitions", "error", "ok"]
