@@ -2,8 +2,11 @@
 
     python -m bench [--backend memory|real|both] [--workload w1|w2|w3|all]
                     [--repeat N] [--warmup N] [--json PATH] [--quick]
+    python -m bench --soak MINUTES [--soak-interval SECONDS] [--warmup N] [--json PATH]
 
 Progress goes to stderr, the report to stdout. Exit status 1 when a workload failed.
+``--soak`` runs real W3 back to back instead and samples the processes' RSS
+(:mod:`bench.soak`).
 """
 
 from __future__ import annotations
@@ -11,21 +14,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
-from bench.report import BenchRun, render, write_json
+from bench.report import render, write_json
+from bench.soak import DEFAULT_INTERVAL, SoakOptions, render_soak, run_soak, write_soak_json
 from bench.suite import BACKENDS, Options, parse_choice, run_all
 from bench.workloads import WORKLOADS, Sizes
 
-DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_JSON = RESULTS / "latest.json"
+SOAK_JSON = RESULTS / "soak.json"
 QUICK_REPEAT = 2
 QUICK_WARMUP = 1
 QUICK_SIZES = Sizes()
 """--quick keeps DESIGN §9's sizes: they already run in seconds; only repetitions drop."""
+T = TypeVar("T")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number greater than 0")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,13 +54,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
     p.add_argument("--repeat", type=int, default=None, help="timed runs (default 5; quick 2)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up runs (default 1)")
-    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help=f"where to write results (default {DEFAULT_JSON.name}; soak {SOAK_JSON.name}, "
+        "in bench/results/)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer runs and smaller sizes")
     p.add_argument("--timeout-scale", type=float, default=1.0, help="multiply run timeouts")
     p.add_argument(
         "--no-events-off",
         action="store_true",
-        help="skip the extra memory W3 run with node events turned off",
+        help="skip the extra W3 runs with node events turned off (memory and real backends)",
+    )
+    p.add_argument(
+        "--soak",
+        type=_positive,
+        metavar="MINUTES",
+        help="instead: run real W3 back to back for MINUTES and sample the RSS of the "
+        "orchestrator and the worker (honours --warmup, --timeout-scale, --json)",
+    )
+    p.add_argument(
+        "--soak-interval",
+        type=_positive,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help=f"seconds between RSS samples during a soak (default {DEFAULT_INTERVAL:g})",
     )
     return p
 
@@ -65,33 +104,63 @@ def options_from(args: argparse.Namespace) -> Options:
     return options
 
 
-async def _main(options: Options) -> BenchRun:
+def soak_options_from(args: argparse.Namespace) -> SoakOptions:
+    return SoakOptions(
+        minutes=args.soak,
+        interval=args.soak_interval,
+        warmup=args.warmup if args.warmup is not None else QUICK_WARMUP,
+        timeout_scale=args.timeout_scale,
+    )
+
+
+async def _main(work: Awaitable[T]) -> T:
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if main is not None:  # SIGTERM cleans up like Ctrl-C does
         loop.add_signal_handler(signal.SIGTERM, main.cancel)
     try:
-        return await run_all(options)
+        return await work
     finally:
         with contextlib.suppress(Exception):
             loop.remove_signal_handler(signal.SIGTERM)
 
 
+def soak(args: argparse.Namespace) -> int:
+    try:
+        options = soak_options_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(_main(run_soak(options)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; processes stopped and namespace removed", file=sys.stderr)
+        return 130
+    path = args.json or SOAK_JSON
+    print(render_soak(result))
+    write_soak_json(result, path)
+    print(f"\nJSON: {path}")
+    return 1 if result.error else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.soak is not None:
+        return soak(args)
     try:
         options = options_from(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        run = asyncio.run(_main(options))
+        run = asyncio.run(_main(run_all(options)))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted; processes stopped and namespace removed", file=sys.stderr)
         return 130
+    path = args.json or DEFAULT_JSON
     print(render(run))
-    write_json(run, args.json)
-    print(f"\nJSON: {args.json}")
+    write_json(run, path)
+    print(f"\nJSON: {path}")
     failed = any(r.error for r in run.results) or (run.floor is not None and run.floor.error)
     return 1 if failed else 0
 

@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -83,13 +83,22 @@ def rss_kib(pid: int) -> int | None:
 class Deployment:
     """One orchestrator and one function-pool worker, plus their logs."""
 
-    def __init__(self, servers: Servers, *, concurrency: int = 64, prefetch: int = 128) -> None:
+    def __init__(
+        self,
+        servers: Servers,
+        *,
+        concurrency: int = 64,
+        prefetch: int = 128,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         token = uuid.uuid4().hex[:8]
         self.servers = servers
         self.namespace = f"bench-{token}"
         self.database = f"bench_{token}"
         self.concurrency = concurrency
         self.prefetch = prefetch
+        self.extra_env = dict(extra_env or {})
+        """Set last in both processes' environment, e.g. ``{"SPANE_NODE_EVENTS": "false"}``."""
         self.logs = Path(tempfile.mkdtemp(prefix=f"spane-{self.namespace}-"))
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._files: list[IO[bytes]] = []
@@ -100,6 +109,8 @@ class Deployment:
         return self.servers.mongodb_url.rstrip("/") + "/" + self.database
 
     def env(self) -> dict[str, str]:
+        """The processes' environment: ours without ``SPANE_*``, then the deployment's
+        settings, then ``extra_env`` (which wins)."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("SPANE_")}
         return {
             **base,
@@ -111,6 +122,7 @@ class Deployment:
             "SPANE_PREFETCH": str(self.prefetch),
             "SPANE_WORKER_CONCURRENCY": str(self.concurrency),
             "SPANE_LOG_LEVEL": "INFO",
+            **self.extra_env,
         }
 
     # ------------------------------------------------------------ processes

@@ -121,7 +121,8 @@ class BenchRun:
     floor: FloorResult | None = None
     ratios: list[Ratio] = field(default_factory=list)
     deployment: dict[str, Any] = field(default_factory=dict)
-    """Real backend: namespace, process ids, orchestrator/worker RSS at start and end."""
+    """Real backend: namespace, process ids, orchestrator/worker RSS at start and end;
+    the node-events-off deployment's own under :data:`EVENTS_OFF_DEPLOYMENT`."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -134,6 +135,12 @@ W3_EXECUTIONS = "executions/s"
 W3_NODES = "node executions/s"
 FLOOR_PIPELINED = "rabbitmq publish+consume, confirms pipelined"
 FLOOR_HOP = "rabbitmq hop latency (ping-pong / 2)"
+EVENTS_OFF_WORKLOAD = "w3-no-node-events"
+"""W3 again with node-level lifecycle events turned off (what they cost)."""
+EVENTS_OFF_TITLE = ", node events off"
+"""Appended to W3's title for that row."""
+EVENTS_OFF_DEPLOYMENT = "node_events_off"
+"""Key in :attr:`BenchRun.deployment` of the second real deployment (node events off)."""
 
 
 def _find(results: Sequence[WorkloadResult], backend: str, workload: str) -> WorkloadResult | None:
@@ -330,25 +337,34 @@ def render(run: BenchRun) -> str:
     if run.ratios:
         parts += ["", ratios_table(run.ratios)]
         parts += [f"  {ratio.name}: {ratio.meaning}" for ratio in run.ratios]
-    parts += _log_lines(run.deployment.get("log_summary") or {})
-    rss = run.deployment.get("rss_kib")
-    if rss:
-        parts.append("")
-        for process, values in rss.items():
-            steps = ", ".join(f"{k.replace('_', ' ')} {_mib(v)}" for k, v in values.items())
-            parts.append(f"{process} RSS: {steps}")
+    parts += deployment_lines(run.deployment)
+    quiet = run.deployment.get(EVENTS_OFF_DEPLOYMENT)
+    if quiet:
+        parts += deployment_lines(quiet, " (node events off)")
     parts += [f"note: {note}" for note in run.notes]
     return "\n".join(parts)
 
 
-def _log_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
+def deployment_lines(deployment: dict[str, Any], label: str = "") -> list[str]:
+    """A real deployment's log problems and RSS; ``label`` follows each process name."""
+    parts = log_lines(deployment.get("log_summary") or {}, label)
+    rss = deployment.get("rss_kib")
+    if rss:
+        parts.append("")
+        for process, values in rss.items():
+            steps = ", ".join(f"{k.replace('_', ' ')} {_mib(v)}" for k, v in values.items())
+            parts.append(f"{process}{label} RSS: {steps}")
+    return parts
+
+
+def log_lines(summary: dict[str, dict[str, Any]], label: str = "") -> list[str]:
     """What the deployment's processes logged that deserves attention."""
     lines = []
     for process, entry in summary.items():
         if not (entry.get("errors") or entry.get("warnings")):
             continue
         lines.append(
-            f"{process} log: {entry.get('errors', 0)} ERROR and "
+            f"{process}{label} log: {entry.get('errors', 0)} ERROR and "
             f"{entry.get('warnings', 0)} WARNING line(s)"
         )
         for exception, count in (entry.get("exceptions") or {}).items():

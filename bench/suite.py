@@ -3,8 +3,10 @@
 Every run is bounded by a timeout; a run that fails or times out turns its workload into
 an error row (what is still in flight is cancelled) and the suite moves on. The real
 backend's processes are stopped and its namespace deleted whatever happens, Ctrl-C
-included. While the timed repetitions run, a :class:`~bench.machine.CpuMeter` records
-how much cpu other processes took, so that a busy machine shows in the report.
+included. With ``events_off`` each backend measures W3 once more with node-level events
+turned off: on a fresh embedded engine, or on a second deployment (torn down the same
+way). While the timed repetitions run, a :class:`~bench.machine.CpuMeter` records how
+much cpu other processes took, so that a busy machine shows in the report.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from bench import tasks
 from bench.deploy import Deployment, DeploymentError, Servers
 from bench.floor import QUICK_FLOOR, FloorSizes, measure_floor
 from bench.machine import CpuMeter, cpu_busy, machine_info
-from bench.report import BenchRun, FloorResult, WorkloadResult, compute_ratios
+from bench.report import (
+    EVENTS_OFF_DEPLOYMENT,
+    EVENTS_OFF_TITLE,
+    EVENTS_OFF_WORKLOAD,
+    BenchRun,
+    FloorResult,
+    WorkloadResult,
+    compute_ratios,
+)
 from bench.workloads import Sample, Sizes, Workload, build
 from spane import Engine
 from spane.config import Settings
@@ -33,6 +43,8 @@ RUN_TIMEOUT = {"w1": 120.0, "w2": 120.0, "w3": 180.0}
 """Seconds one run of each workload may take before it is an error."""
 BUSY_FRACTION = 0.2
 """Share of the machine's cpu time used by others before the run that earns a warning."""
+NODE_EVENTS_OFF_ENV = (("SPANE_NODE_EVENTS", "false"),)
+"""The environment that turns node-level events off in a deployment's processes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +57,11 @@ class Options:
     timeout_scale: float = 1.0
     sizes: Sizes = field(default_factory=Sizes)
     events_off: bool = True
-    """Also measure memory W3 with node-level events turned off (their cost)."""
+    """Also measure W3 with node-level events turned off (their cost), on each backend."""
+
+    @property
+    def wants_events_off(self) -> bool:
+        return self.events_off and "w3" in self.workloads
 
 
 def _say(message: str) -> None:
@@ -54,6 +70,13 @@ def _say(message: str) -> None:
 
 def _brief(values: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.3g}" for name, value in values.items())
+
+
+def events_off(result: WorkloadResult) -> WorkloadResult:
+    """Label a result measured with node events off as its own row."""
+    result.workload = EVENTS_OFF_WORKLOAD
+    result.title += EVENTS_OFF_TITLE
+    return result
 
 
 # ------------------------------------------------------------- one workload
@@ -124,25 +147,27 @@ async def run_memory(context: Context) -> list[WorkloadResult]:
     for key in options.workloads:
         async with memory_engine() as engine:
             results.append(await measure(build(key, options.sizes), engine, "memory", context))
-    if options.events_off and "w3" in options.workloads:
+    if options.wants_events_off:
         async with memory_engine(node_events=False) as engine:
             quiet = await measure(build("w3", options.sizes), engine, "memory", context)
-        quiet.workload = "w3-no-node-events"
-        quiet.title += ", node events off"
-        results.append(quiet)
+        results.append(events_off(quiet))
     return results
 
 
 async def _real_workloads(
-    deployment: Deployment, engine: Engine, context: Context, info: dict[str, Any]
+    deployment: Deployment,
+    engine: Engine,
+    context: Context,
+    info: dict[str, Any],
+    keys: Sequence[str],
 ) -> list[WorkloadResult]:
-    """Every workload on the running deployment; RSS before and after each."""
+    """The workloads ``keys`` on the running deployment; RSS before and after each."""
     rss: dict[str, dict[str, int | None]] = {}
     info["rss_kib"] = rss
     for name, kib in deployment.rss().items():
         rss.setdefault(name, {})["start"] = kib
     results = []
-    for key in context.options.workloads:
+    for key in keys:
         results.append(await measure(build(key, context.options.sizes), engine, "real", context))
         deployment.check_alive()
         for name, kib in deployment.rss().items():
@@ -153,10 +178,28 @@ async def _real_workloads(
 
 
 async def run_real(context: Context, run: BenchRun, servers: Servers) -> list[WorkloadResult]:
+    """Every workload on one deployment; then W3 on a second one with node events off."""
     deployment = Deployment(servers, concurrency=CONCURRENCY)
     _say(f"real backend: namespace {deployment.namespace}, logs in {deployment.logs}")
-    info: dict[str, Any] = {"namespace": deployment.namespace, "logs": str(deployment.logs)}
-    run.deployment = info
+    run.deployment = _describe(deployment)
+    results = await _deployed(deployment, context, run.deployment, context.options.workloads)
+    if context.options.wants_events_off:
+        quiet = Deployment(servers, concurrency=CONCURRENCY, extra_env=dict(NODE_EVENTS_OFF_ENV))
+        _say(f"real backend, node events off: namespace {quiet.namespace}, logs in {quiet.logs}")
+        info = run.deployment[EVENTS_OFF_DEPLOYMENT] = _describe(quiet)
+        results += [events_off(result) for result in await _deployed(quiet, context, info, ("w3",))]
+    return results
+
+
+def _describe(deployment: Deployment) -> dict[str, Any]:
+    return {"namespace": deployment.namespace, "logs": str(deployment.logs)}
+
+
+async def _deployed(
+    deployment: Deployment, context: Context, info: dict[str, Any], keys: Sequence[str]
+) -> list[WorkloadResult]:
+    """Start ``deployment``, run ``keys`` on it, then stop its processes and remove its
+    namespace whatever happens (Ctrl-C included); its logs stay unless all went well."""
     results: list[WorkloadResult] = []
     ok = False
     try:
@@ -168,7 +211,7 @@ async def run_real(context: Context, run: BenchRun, servers: Servers) -> list[Wo
         try:
             await engine.open()
             info["ready_s"] = await deployment.wait_ready(engine)
-            results = await _real_workloads(deployment, engine, context, info)
+            results = await _real_workloads(deployment, engine, context, info, keys)
             ok = True
         finally:
             await engine.close()

@@ -34,6 +34,7 @@ from spane.config import Settings
 from spane.engine import Engine, ExecutionSnapshot
 from spane.errors import ExecutionNotFoundError
 from spane.orchestrator.service import OrchestratorService
+from spane.process import run_loop, tune_gc
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from spane.workers.runtime import Worker
@@ -93,7 +94,10 @@ async def _client(process: str) -> AsyncIterator[Engine]:
 
 def _run(coro: Callable[[], Awaitable[int]]) -> None:
     with _spane_errors():
-        code = asyncio.run(_main(coro))
+        settings = Settings()
+        if settings.gc_tuning:
+            tune_gc()
+        code = run_loop(_main(coro), settings.event_loop)
     raise typer.Exit(code)
 
 

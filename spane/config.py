@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spane.orchestrator.step import CoreOptions
+from spane.process import LoopChoice
 
 
 class Settings(BaseSettings):
@@ -24,6 +25,11 @@ class Settings(BaseSettings):
     retention: float = Field(default=7 * 86400, gt=0)
     """Seconds a finished execution's runtime state stays in Redis (it is archived)."""
     log_level: str = "INFO"
+    event_loop: LoopChoice = "auto"
+    """``auto`` (uvloop when installed), ``asyncio`` or ``uvloop`` for the spane processes."""
+    gc_tuning: bool = True
+    """Freeze the start-up heap and collect less often (``spane.process.tune_gc``); applied
+    by the spane processes and by an embedded :class:`~spane.Engine` when it opens."""
     worker_concurrency: int = Field(default=16, ge=1, le=10_000)
     """Tasks one worker process runs at once (also its thread pool size)."""
     prefetch: int = Field(default=128, ge=1, le=10_000)

@@ -35,6 +35,7 @@ from spane.orchestrator.limits import check_value
 from spane.orchestrator.plan import NodeKind, Plan
 from spane.orchestrator.plans import PlanCache
 from spane.orchestrator.service import OrchestratorService
+from spane.process import tune_gc
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.loader import load_workflow_file, spec_from_data
 from spane.schemas.messages import (
@@ -118,6 +119,8 @@ class Engine:
         await self.close()
 
     async def open(self) -> None:
+        if self.settings.gc_tuning:
+            tune_gc()
         await self.bus.connect()
         await self.state.connect()
         await self.definitions.connect()

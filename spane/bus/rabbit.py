@@ -37,7 +37,6 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
-    AbstractExchange,
     AbstractIncomingMessage,
     AbstractRobustChannel,
     AbstractRobustConnection,
@@ -45,6 +44,7 @@ from aio_pika.abc import (
     ExchangeType,
 )
 from aio_pika.exceptions import AMQPError, PublishError
+from aiormq import spec
 
 from spane.bus.base import (
     BatchHandler,
@@ -98,16 +98,29 @@ ORCHESTRATOR_ROUTING_KEY = ""
 SUBSCRIPTION_PREFETCH = 256
 RPC_PRIORITY = 1
 RETRY_PAUSE = 0.2
+PERSISTENT = 2
+"""AMQP delivery mode of a persistent message."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Outgoing:
-    """One message to publish on one exchange (of the channel it will go through)."""
+    """One message to publish on one exchange (by name) of the channel it goes through.
 
-    exchange: AbstractExchange
+    Built as AMQP properties directly: publishing goes to the aiormq channel under the
+    robust one, without an ``aio_pika.Message`` per message (the hot path).
+    """
+
+    exchange: str
     routing_key: str
-    message: aio_pika.Message
+    body: bytes
+    properties: spec.Basic.Properties
     mandatory: bool
+
+    @classmethod
+    def of(
+        cls, exchange: str, routing_key: str, message: aio_pika.Message, mandatory: bool
+    ) -> _Outgoing:
+        return cls(exchange, routing_key, message.body, message.properties, mandatory)
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -154,11 +167,9 @@ class RabbitBus:
         self.stop_grace = stop_grace
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractRobustChannel | None = None
-        self._exchanges: dict[str, AbstractExchange] = {}
         self._task_types: set[str] = set()
         self._declared: set[str] = set()
         self._rpc_channel: AbstractRobustChannel | None = None
-        self._rpc_exchange: AbstractExchange | None = None
         self._rpc_lock = asyncio.Lock()
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._consumers: list[BatchConsumer[Any]] = []
@@ -193,8 +204,6 @@ class RabbitBus:
         self._pending.clear()
         connection, self._connection = self._connection, None
         self._publisher = self._rpc_channel = None
-        self._rpc_exchange = None
-        self._exchanges.clear()
         self._task_types.clear()
         self._declared.clear()
         if connection is not None:
@@ -224,7 +233,7 @@ class RabbitBus:
             top.dlx: ExchangeType.FANOUT,
         }
         for name, kind in kinds.items():
-            self._exchanges[name] = await channel.declare_exchange(name, kind, durable=True)
+            await channel.declare_exchange(name, kind, durable=True)
         dead = await channel.declare_queue(
             top.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
         )
@@ -260,9 +269,8 @@ class RabbitBus:
         return self._connection
 
     # ----------------------------------------------------------- publishing
-    def _message(
+    def _properties(
         self,
-        body: bytes,
         *,
         kind: str,
         message_id: str,
@@ -270,14 +278,13 @@ class RabbitBus:
         content_type: str = JSON_CONTENT_TYPE,
         priority: int | None = None,
         reply_to: str | None = None,
-    ) -> aio_pika.Message:
-        return aio_pika.Message(
-            body,
+    ) -> spec.Basic.Properties:
+        return spec.Basic.Properties(
             content_type=content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=PERSISTENT,
             message_id=message_id,
             correlation_id=correlation_id,
-            type=kind,
+            message_type=kind,
             priority=priority,
             reply_to=reply_to,
             app_id="spane",
@@ -294,15 +301,15 @@ class RabbitBus:
         channel = self._channel()
         for task_type in sorted({task.type for task in tasks} - self._task_types):
             await self._declare_task_queue(channel, task_type)
-        exchange = self._exchanges[self.topology.tasks_exchange]
+        exchange = self.topology.tasks_exchange
         await self._publish_all(
             channel,
             [
                 _Outgoing(
                     exchange,
                     task.type,
-                    self._message(
-                        encode_task(task),
+                    encode_task(task),
+                    self._properties(
                         kind="task",
                         message_id=task.task_id,
                         correlation_id=task.execution_id,
@@ -321,41 +328,40 @@ class RabbitBus:
         priority: int | None = None,
         reply_to: str | None = None,
         correlation_id: str | None = None,
-    ) -> aio_pika.Message:
+    ) -> _Outgoing:
         if priority is None and isinstance(message, StartExecution):
             priority = message.priority
-        return self._message(
-            encode_inbox(message),
+        properties = self._properties(
             kind=message_kind(message),
             message_id=uuid.uuid4().hex,
             correlation_id=correlation_id or message.execution_id,
             priority=priority,
             reply_to=reply_to,
         )
+        return _Outgoing(
+            self.topology.orchestrator_exchange,
+            ORCHESTRATOR_ROUTING_KEY,
+            encode_inbox(message),
+            properties,
+            mandatory=True,
+        )
 
     async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
         if not messages:
             return
-        exchange = self._exchanges[self.topology.orchestrator_exchange]
-        await self._publish_all(
-            self._channel(),
-            [
-                _Outgoing(exchange, ORCHESTRATOR_ROUTING_KEY, self._inbox_message(m), True)
-                for m in messages
-            ],
-        )
+        await self._publish_all(self._channel(), [self._inbox_message(m) for m in messages])
 
     async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
         """CloudEvents in structured mode; an event nobody subscribed to is not an error."""
         if not events:
             return
-        exchange = self._exchanges[self.topology.events_exchange]
+        exchange = self.topology.events_exchange
         outgoing = [
             _Outgoing(
                 exchange,
                 routing_key,
-                self._message(
-                    encode_event(event),
+                encode_event(event),
+                self._properties(
                     kind=event.type,
                     message_id=event.id,
                     correlation_id=event.subject,
@@ -371,14 +377,13 @@ class RabbitBus:
         """One fanout message carrying every id; workers not running them ignore it."""
         if not task_ids:
             return
-        message = self._message(
-            encode_cancel(task_ids),
-            kind="cancel",
-            message_id=uuid.uuid4().hex,
-            correlation_id=None,
+        properties = self._properties(
+            kind="cancel", message_id=uuid.uuid4().hex, correlation_id=None
         )
-        exchange = self._exchanges[self.topology.cancellations_exchange]
-        await self._publish_all(self._channel(), [_Outgoing(exchange, "", message, False)])
+        outgoing = _Outgoing(
+            self.topology.cancellations_exchange, "", encode_cancel(task_ids), properties, False
+        )
+        await self._publish_all(self._channel(), [outgoing])
 
     async def _publish_all(
         self,
@@ -397,17 +402,9 @@ class RabbitBus:
         deadline = loop.time() + (self.publish_timeout if timeout is None else timeout)
         pending = list(outgoing)
         while True:
-            remaining = deadline - loop.time()
+            remaining = max(deadline - loop.time(), 0.001)
             results = await asyncio.gather(
-                *(
-                    item.exchange.publish(
-                        item.message,
-                        item.routing_key,
-                        mandatory=item.mandatory,
-                        timeout=max(remaining, 0.001),
-                    )
-                    for item in pending
-                ),
+                *(self._send(channel, item, remaining) for item in pending),
                 return_exceptions=True,
             )
             failed: list[_Outgoing] = []
@@ -422,6 +419,23 @@ class RabbitBus:
                 return
             pending = failed
             await self._wait_for_recovery(channel, deadline, len(failed), last_error)
+
+    @staticmethod
+    async def _send(channel: AbstractRobustChannel, item: _Outgoing, timeout: float) -> None:
+        """One publication on the channel under the robust one; its confirm awaited.
+
+        aiormq raises :class:`PublishError` for a returned (unroutable mandatory) message
+        and ``DeliveryError`` for a nack; a closed channel raises ``ChannelInvalidStateError``.
+        """
+        underlay = await channel.get_underlay_channel()
+        await underlay.basic_publish(
+            item.body,
+            exchange=item.exchange,
+            routing_key=item.routing_key,
+            properties=item.properties,
+            mandatory=item.mandatory,
+            timeout=timeout,
+        )
 
     async def _wait_for_recovery(
         self,
@@ -446,18 +460,15 @@ class RabbitBus:
             ) from exc
 
     # ------------------------------------------------------------------ RPC
-    async def _rpc(self) -> tuple[AbstractRobustChannel, AbstractExchange]:
+    async def _rpc(self) -> AbstractRobustChannel:
         """The RPC channel: consumes direct reply-to, publishes requests (lazily opened)."""
         async with self._rpc_lock:
-            if self._rpc_channel is None or self._rpc_exchange is None:
+            if self._rpc_channel is None:
                 channel = await self._conn().channel(publisher_confirms=True, on_return_raises=True)
                 replies = await channel.declare_queue(DIRECT_REPLY_TO)
                 await replies.consume(self._on_reply, no_ack=True)
-                exchange = await channel.get_exchange(
-                    self.topology.orchestrator_exchange, ensure=False
-                )
-                self._rpc_channel, self._rpc_exchange = channel, exchange
-            return self._rpc_channel, self._rpc_exchange
+                self._rpc_channel = channel
+            return self._rpc_channel
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id or "")
@@ -477,7 +488,7 @@ class RabbitBus:
         execution id is in the body), and the answer comes back on this channel.
         Raises :class:`TimeoutError` after ``timeout`` seconds.
         """
-        channel, exchange = await self._rpc()
+        channel = await self._rpc()
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
@@ -489,8 +500,7 @@ class RabbitBus:
                     reply_to=DIRECT_REPLY_TO,
                     correlation_id=correlation_id,
                 )
-                outgoing = _Outgoing(exchange, ORCHESTRATOR_ROUTING_KEY, request, True)
-                await self._publish_all(channel, [outgoing], timeout=timeout)
+                await self._publish_all(channel, [request], timeout=timeout)
                 return await future
         finally:
             self._pending.pop(correlation_id, None)
@@ -504,16 +514,15 @@ class RabbitBus:
         correlation_id = message.correlation_id
 
         async def reply(value: Reply) -> None:
-            answer = aio_pika.Message(
-                encode_reply(value),
+            answer = spec.Basic.Properties(
                 content_type=JSON_CONTENT_TYPE,
                 correlation_id=correlation_id,
-                type="reply",
+                message_type="reply",
                 app_id="spane",
                 headers={SCHEMA_HEADER: SCHEMA_VERSION},
             )
             channel = self._channel()
-            outgoing = _Outgoing(channel.default_exchange, reply_to, answer, False)
+            outgoing = _Outgoing("", reply_to, encode_reply(value), answer, False)
             try:
                 await self._publish_all(channel, [outgoing])
             except Exception as exc:  # the caller may be gone; the command is applied
@@ -531,8 +540,8 @@ class RabbitBus:
         copy = dead_letter_copy(message, reason, queue)
         try:
             channel = self._channel()
-            exchange = self._exchanges[self.topology.dlx]
-            await self._publish_all(channel, [_Outgoing(exchange, queue, copy, True)])
+            outgoing = _Outgoing.of(self.topology.dlx, queue, copy, True)
+            await self._publish_all(channel, [outgoing])
             await message.ack()
         except Exception as exc:
             log.warning("copy to the DLX failed (%s); rejecting to the queue's DLX", exc)
@@ -601,16 +610,18 @@ class RabbitBus:
             await self._declare_triggers(channel)
             self._declared.add(self.topology.triggers_queue)
         is_cloud_event = isinstance(body, dict) and "specversion" in body
-        message = self._message(
-            json.dumps(body, separators=(",", ":")).encode(),
+        properties = self._properties(
             kind="trigger",
             message_id=uuid.uuid4().hex,
             correlation_id=None,
             content_type=CLOUDEVENTS_CONTENT_TYPE if is_cloud_event else JSON_CONTENT_TYPE,
         )
-        message.headers.update(headers or {})
-        exchange = self._exchanges[self.topology.triggers_exchange]
-        await self._publish_all(channel, [_Outgoing(exchange, routing_key, message, True)])
+        properties.headers = {**(properties.headers or {}), **(headers or {})}
+        body_bytes = json.dumps(body, separators=(",", ":")).encode()
+        outgoing = _Outgoing(
+            self.topology.triggers_exchange, routing_key, body_bytes, properties, True
+        )
+        await self._publish_all(channel, [outgoing])
 
     async def consume_triggers(
         self, handler: BatchHandler[TriggerEvent], *, prefetch: int

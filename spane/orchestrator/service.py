@@ -60,6 +60,7 @@ TIMER_POLL_INTERVAL = 0.5
 TIMER_BATCH = 512
 TIMER_LEASE = 30.0
 ARCHIVE_DRAIN = 5.0
+ARCHIVE_BATCH = 64
 GROUP_CONCURRENCY = 32
 """Executions one orchestrator works on at once within a batch (below the Redis pool)."""
 TRIGGER_INDEX_TTL = 2.0
@@ -265,27 +266,39 @@ class OrchestratorService:
 
     # ------------------------------------------------------------ commands
     async def _execute(self, outbox: _Outbox) -> None:
+        """Carry out a batch's commands. The independent ones run concurrently (Redis
+        round trips overlap the broker's confirms); the batch is acked only after all
+        of them, so a crash in between replays them all (each is idempotent)."""
         cancelled = [timer_id for timer_id, timer in outbox.timers.items() if timer is None]
         scheduled = [timer for timer in outbox.timers.values() if timer is not None]
+        work: list[Awaitable[None]] = []
         if cancelled:
-            await self.state.cancel_timers(cancelled)
+            work.append(self.state.cancel_timers(cancelled))
         if scheduled:
-            await self.state.schedule_timers(scheduled)
-            self._timers_changed.set()
+            work.append(self.state.schedule_timers(scheduled))
         if outbox.tasks:
-            await self.bus.publish_tasks(outbox.tasks)
+            work.append(self.bus.publish_tasks(outbox.tasks))
         if outbox.inbox:
-            await self.bus.publish_inbox(outbox.inbox)
+            work.append(self.bus.publish_inbox(outbox.inbox))
         if outbox.cancels:
-            await self.state.cancel_tasks(outbox.cancels)  # durable: not started -> never
-            await self.bus.broadcast_cancel(outbox.cancels)
+            work.append(self._cancel_tasks(outbox.cancels))
         if outbox.events:
-            await self.bus.publish_events(outbox.events)
+            work.append(self.bus.publish_events(outbox.events))
+        if len(work) == 1:
+            await work[0]
+        elif work:
+            await _all_or_raise(work)
+        if scheduled:
+            self._timers_changed.set()
         for finished in outbox.finished:
             await self._release_slot(finished)
             self._to_archive.put_nowait(finished.execution_id)
             if self.on_finished is not None:
                 await self.on_finished(finished)
+
+    async def _cancel_tasks(self, task_ids: Sequence[str]) -> None:
+        await self.state.cancel_tasks(task_ids)  # durable first: not started -> never
+        await self.bus.broadcast_cancel(task_ids)
 
     async def _release_slot(self, finished: ExecutionFinished) -> None:
         """Hand a finished execution's ``max_executions`` slot to the next one queued."""
@@ -308,27 +321,31 @@ class OrchestratorService:
             await self.bus.publish_inbox(pending)
 
     async def _archive_loop(self) -> None:
-        """Copy finished executions to the archive, off the event path. Best effort: the
-        runtime state stays in the state store for the retention period."""
+        """Copy finished executions to the archive, off the event path, in batches (one
+        state read and one archive write for up to ARCHIVE_BATCH executions). Best
+        effort: the runtime state stays in the state store for the retention period."""
         while True:
-            execution_id = await self._to_archive.get()
+            batch = [await self._to_archive.get()]
+            while len(batch) < ARCHIVE_BATCH and not self._to_archive.empty():
+                batch.append(self._to_archive.get_nowait())
             try:
-                await self._archive(execution_id)
+                await self._archive(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("archiving execution %s failed", execution_id)
+                log.exception("archiving %d execution(s) failed", len(batch))
             finally:
-                self._to_archive.task_done()
+                for _ in batch:
+                    self._to_archive.task_done()
 
-    async def _archive(self, execution_id: str) -> None:
-        meta = await self.state.get_meta(execution_id)
-        if meta is None:
-            return
-        nodes = await self.state.get_nodes(execution_id)
-        record: dict[str, Any] = meta.model_dump(mode="json")
-        record["nodes"] = {k: v.model_dump(mode="json") for k, v in nodes.items()}
-        await self.definitions.archive(record)
+    async def _archive(self, execution_ids: Sequence[str]) -> None:
+        records: list[dict[str, Any]] = []
+        for meta, nodes in await self.state.get_executions(execution_ids):
+            record: dict[str, Any] = meta.model_dump(mode="json")
+            record["nodes"] = {k: v.model_dump(mode="json") for k, v in nodes.items()}
+            records.append(record)
+        if records:
+            await self.definitions.archive_many(records)
 
     # --------------------------------------------------------------- timers
     async def _check_liveness(self, timer: Timer) -> list[InboxMessage]:
@@ -393,3 +410,11 @@ class OrchestratorService:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):  # not wait_for: it can swallow a cancel on 3.11
                 await self._timers_changed.wait()
+
+
+async def _all_or_raise(work: Sequence[Awaitable[None]]) -> None:
+    """Await every one; then raise the first failure (none is left running)."""
+    results = await asyncio.gather(*work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

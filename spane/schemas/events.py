@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -25,7 +26,9 @@ class LifecycleEvent(BaseModel):
     data: dict[str, Any]
 
 
+@lru_cache(maxsize=256)
 def iso_time(timestamp: float) -> str:
+    """RFC 3339 in UTC. Cached: every event of one decision shares its timestamp."""
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat().replace("+00:00", "Z")
 
 

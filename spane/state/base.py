@@ -44,6 +44,16 @@ class TaskClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """One claim (or renewal) of a task id, for :meth:`StateStore.claim_tasks`."""
+
+    task_id: str
+    worker_id: str
+    lease: float
+    """Seconds the claim stays live unless renewed."""
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimInfo:
     """Who holds a task id, until when, and its result once finished."""
 
@@ -102,6 +112,12 @@ class StateStore(Protocol):
 
     async def get_nodes(self, execution_id: str) -> dict[str, NodeState]: ...
 
+    async def get_executions(
+        self, execution_ids: Sequence[str]
+    ) -> list[tuple[ExecutionMeta, dict[str, NodeState]]]:
+        """Meta and node states of each execution that exists, in order (one round trip)."""
+        ...
+
     async def list_executions(
         self, workflow_id: str | None = None, limit: int = 100
     ) -> list[ExecutionMeta]: ...
@@ -142,9 +158,23 @@ class StateStore(Protocol):
         """Executions holding a ``max_executions`` slot of the workflow."""
         ...
 
-    async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim: ...
+    async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
+        """Take (or renew) the claim on a task id for ``lease`` seconds; the outcome says
+        whether to run it (see :class:`ClaimOutcome`)."""
+        ...
 
-    async def finish_task(self, result: TaskResult) -> None: ...
+    async def claim_tasks(self, requests: Sequence[ClaimRequest]) -> list[TaskClaim]:
+        """``claim_task`` for each request, in order, in one round trip. Each claim is
+        atomic on its own; the batch is not (a crash may leave some taken)."""
+        ...
+
+    async def finish_task(self, result: TaskResult) -> None:
+        """Store an attempt's result: its claim reads ``FINISHED`` from now on."""
+        ...
+
+    async def finish_tasks(self, results: Sequence[TaskResult]) -> None:
+        """``finish_task`` for each result, in order, in one round trip."""
+        ...
 
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
         """Mark attempts cancelled, so a worker that has not started one never does."""
@@ -177,7 +207,13 @@ class DefinitionStore(Protocol):
         """The latest version of every workflow, sorted by workflow id."""
         ...
 
-    async def archive(self, execution: dict[str, Any]) -> None: ...
+    async def archive(self, execution: dict[str, Any]) -> None:
+        """Store (or replace) one finished execution's record under its ``id``."""
+        ...
+
+    async def archive_many(self, executions: Sequence[dict[str, Any]]) -> None:
+        """:meth:`archive` for several records at once (one write)."""
+        ...
 
     async def get_archived(self, execution_id: str) -> dict[str, Any] | None: ...
 

@@ -7,6 +7,7 @@ store keeps references and hands out views without copying whole executions.
 from __future__ import annotations
 
 import heapq
+import json
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,14 @@ from spane.orchestrator.view import ExecutionView
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionMeta, NodeState, Timer
 from spane.schemas.workflow import WorkflowSpec
-from spane.state.base import Applied, ClaimInfo, ClaimOutcome, TaskClaim, WorkflowRecord
+from spane.state.base import (
+    Applied,
+    ClaimInfo,
+    ClaimOutcome,
+    ClaimRequest,
+    TaskClaim,
+    WorkflowRecord,
+)
 
 MAX_APPLIED_PER_EXECUTION = 10_000
 MAX_FINISHED = 10_000
@@ -137,6 +145,12 @@ class MemoryStateStore:
         entry = self._executions.get(execution_id)
         return dict(entry.nodes) if entry else {}
 
+    async def get_executions(
+        self, execution_ids: Sequence[str]
+    ) -> list[tuple[ExecutionMeta, dict[str, NodeState]]]:
+        entries = (self._executions.get(execution_id) for execution_id in execution_ids)
+        return [(entry.meta, dict(entry.nodes)) for entry in entries if entry is not None]
+
     async def list_executions(
         self, workflow_id: str | None = None, limit: int = 100
     ) -> list[ExecutionMeta]:
@@ -222,6 +236,9 @@ class MemoryStateStore:
         self._claims[task_id] = _Claim(worker_id, now + lease)
         return TaskClaim(ClaimOutcome.CLAIMED)
 
+    async def claim_tasks(self, requests: Sequence[ClaimRequest]) -> list[TaskClaim]:
+        return [await self.claim_task(r.task_id, r.worker_id, r.lease) for r in requests]
+
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
         for task_id in task_ids:
             self._claims.setdefault(task_id, _Claim("", 0.0)).cancelled = True
@@ -236,6 +253,10 @@ class MemoryStateStore:
         claim = self._claims.setdefault(result.task_id, _Claim("", 0.0))
         claim.result = result
 
+    async def finish_tasks(self, results: Sequence[TaskResult]) -> None:
+        for result in results:
+            await self.finish_task(result)
+
     async def close(self) -> None:
         return None
 
@@ -245,7 +266,9 @@ class MemoryDefinitionStore:
 
     def __init__(self, max_dead_letters: int = 10_000, max_archived: int = 100_000) -> None:
         self._versions: dict[str, list[WorkflowRecord]] = {}
-        self._archive: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._archive: OrderedDict[str, bytes] = OrderedDict()
+        """Archived records as JSON: one object each instead of a tree of dicts (less
+        memory, and nothing for the garbage collector to walk)."""
         self._max_archived = max_archived
         self._dead_letters: deque[dict[str, Any]] = deque(maxlen=max_dead_letters)
 
@@ -282,12 +305,18 @@ class MemoryDefinitionStore:
         return [self._versions[key][-1] for key in sorted(self._versions)]
 
     async def archive(self, execution: dict[str, Any]) -> None:
-        self._archive[str(execution["id"])] = execution
+        await self.archive_many([execution])
+
+    async def archive_many(self, executions: Sequence[dict[str, Any]]) -> None:
+        for execution in executions:
+            record = json.dumps(execution, separators=(",", ":")).encode()
+            self._archive[str(execution["id"])] = record
         while len(self._archive) > self._max_archived:
             self._archive.popitem(last=False)
 
     async def get_archived(self, execution_id: str) -> dict[str, Any] | None:
-        return self._archive.get(execution_id)
+        record = self._archive.get(execution_id)
+        return json.loads(record) if record is not None else None
 
     async def record_dead_letter(self, entry: dict[str, Any]) -> None:
         self._dead_letters.append(dict(entry))

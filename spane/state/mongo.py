@@ -24,10 +24,11 @@ unique index arbitrate between concurrent registrations (the loser re-reads and 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Final
 
 try:
-    from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+    from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReplaceOne
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.errors import DuplicateKeyError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -198,12 +199,21 @@ class MongoDefinitionStore:
 
         ``execution`` must be JSON-serialisable (``model_dump(mode="json")`` output).
         """
+        await self.archive_many([execution])
+
+    async def archive_many(self, executions: Sequence[dict[str, Any]]) -> None:
+        """One unordered bulk write of upserts (the last record of an id wins)."""
+        if not executions:
+            return
         await self._ready()
-        execution_id = str(execution["id"])
-        document: Document = {"_id": execution_id}
-        document.update((key, execution.get(key)) for key in _ARCHIVE_FIELDS)
-        document["record"] = _dumps(execution)
-        await self._executions.replace_one({"_id": execution_id}, document, upsert=True)
+        latest = {str(execution["id"]): execution for execution in executions}
+        requests = [
+            ReplaceOne(
+                {"_id": execution_id}, _archive_document(execution_id, execution), upsert=True
+            )
+            for execution_id, execution in latest.items()
+        ]
+        await self._executions.bulk_write(requests, ordered=False)
 
     async def get_archived(self, execution_id: str) -> dict[str, Any] | None:
         await self._ready()
@@ -241,3 +251,11 @@ class MongoDefinitionStore:
     async def _ready(self) -> None:
         if not self._indexed:
             await self.connect()  # idempotent, so concurrent first calls are harmless
+
+
+def _archive_document(execution_id: str, execution: dict[str, Any]) -> Document:
+    """The stored form: the queryable fields, and the whole record as JSON text."""
+    document: Document = {"_id": execution_id}
+    document.update((key, execution.get(key)) for key in _ARCHIVE_FIELDS)
+    document["record"] = _dumps(execution)
+    return document

@@ -27,12 +27,14 @@ from spane.schemas.state import (
     Timer,
 )
 from spane.state import redis_scripts
-from spane.state.base import Applied, ClaimInfo, ClaimOutcome, TaskClaim
+from spane.state.base import Applied, ClaimInfo, ClaimOutcome, ClaimRequest, TaskClaim
 from spane.state.keys import META_FIELD, REVISION_FIELD, ExecutionKeys, RedisKeys
 from spane.state.serde import decode_commands, encode_commands
 
 try:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+    from redis.exceptions import NoScriptError
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
         'RedisStateStore needs the redis client: pip install "spane[distributed]"'
@@ -98,7 +100,7 @@ class RedisStateStore:
         self._list: _Script = register(redis_scripts.LIST_EXECUTIONS)
         self._claim_timers: _Script = register(redis_scripts.CLAIM_TIMERS)
         self._ack_timers: _Script = register(redis_scripts.ACK_TIMERS)
-        self._claim_task: _Script = register(redis_scripts.CLAIM_TASK)
+        self._claim_task: AsyncScript = register(redis_scripts.CLAIM_TASK)
         self._acquire_slot: _Script = register(redis_scripts.ACQUIRE_SLOT)
         self._release_slot: _Script = register(redis_scripts.RELEASE_SLOT)
 
@@ -223,6 +225,26 @@ class RedisStateStore:
         return None if raw is None else ExecutionMeta.model_validate_json(raw)
 
     @_keeps_cancellation
+    async def get_executions(
+        self, execution_ids: Sequence[str]
+    ) -> list[tuple[ExecutionMeta, dict[str, NodeState]]]:
+        if not execution_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for execution_id in execution_ids:
+                keys = self.keys.execution(execution_id)
+                pipe.hget(keys.meta, META_FIELD)
+                pipe.hgetall(keys.nodes)
+            replies = await pipe.execute()
+        found: list[tuple[ExecutionMeta, dict[str, NodeState]]] = []
+        for raw_meta, raw_nodes in zip(replies[::2], replies[1::2], strict=True):
+            if raw_meta is not None:
+                found.append(
+                    (ExecutionMeta.model_validate_json(raw_meta), _decode_nodes(raw_nodes))
+                )
+        return found
+
+    @_keeps_cancellation
     async def get_nodes(self, execution_id: str) -> dict[str, NodeState]:
         raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(
             self.keys.execution(execution_id).nodes
@@ -326,17 +348,26 @@ class RedisStateStore:
         members = await self._redis.smembers(self.keys.slots(workflow_id))
         return sorted(_text(member) for member in members)
 
-    @_keeps_cancellation
     async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
+        (claim,) = await self.claim_tasks([ClaimRequest(task_id, worker_id, lease)])
+        return claim
+
+    @_keeps_cancellation
+    async def claim_tasks(self, requests: Sequence[ClaimRequest]) -> list[TaskClaim]:
+        if not requests:
+            return []
         now = self._clock()
-        reply: list[bytes] = await self._claim_task(
-            keys=[self.keys.claim(task_id)],
-            args=[worker_id, repr(now), repr(now + lease), self._retention_ms],
+        replies = await self._run_each(
+            self._claim_task,
+            [
+                (
+                    [self.keys.claim(request.task_id)],
+                    [request.worker_id, repr(now), repr(now + request.lease), self._retention_ms],
+                )
+                for request in requests
+            ],
         )
-        outcome = ClaimOutcome(_text(reply[0]))
-        if outcome is ClaimOutcome.FINISHED:
-            return TaskClaim(outcome, TaskResult.model_validate_json(reply[1]))
-        return TaskClaim(outcome)
+        return [_task_claim(reply) for reply in replies]
 
     @_keeps_cancellation
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
@@ -360,18 +391,63 @@ class RedisStateStore:
             result=TaskResult.model_validate_json(result) if result is not None else None,
         )
 
-    @_keeps_cancellation
     async def finish_task(self, result: TaskResult) -> None:
-        key = self.keys.claim(result.task_id)
+        await self.finish_tasks([result])
+
+    @_keeps_cancellation
+    async def finish_tasks(self, results: Sequence[TaskResult]) -> None:
+        if not results:
+            return
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "result", result.model_dump_json())
-            pipe.pexpire(key, self._retention_ms)
+            for result in results:
+                key = self.keys.claim(result.task_id)
+                pipe.hset(key, "result", result.model_dump_json())
+                pipe.pexpire(key, self._retention_ms)
             await pipe.execute()
 
     # -------------------------------------------------------------- helpers
+    async def _run_each(
+        self, script: AsyncScript, calls: Sequence[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        """Run ``script`` once per ``(keys, args)`` in one pipeline; replies in order.
+
+        Not a transaction: each call is atomic on its own. The EVALSHAs go out without
+        the SCRIPT EXISTS check a pipeline makes first (one more round trip per batch);
+        a server that lost the script (restarted, flushed) refuses them with NOSCRIPT,
+        and those calls, which did nothing, run again once the script is loaded.
+        """
+        replies = await self._evalsha_each(script.sha, calls)
+        refused = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if refused:
+            script.sha = await self._redis.script_load(script.script)
+            again = await self._evalsha_each(script.sha, [calls[i] for i in refused])
+            for i, reply in zip(refused, again, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    async def _evalsha_each(
+        self, sha: str, calls: Sequence[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        """One pipeline of EVALSHAs; errors come back as exceptions in the list."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            return await pipe.execute(raise_on_error=False)
+
     def _expire_ms(self, meta: ExecutionMeta) -> int:
         """The TTL to put on a finished execution's keys; 0 while it is live."""
         return self._retention_ms if meta.status in TERMINAL_EXECUTION_STATUSES else 0
+
+
+def _task_claim(reply: list[bytes]) -> TaskClaim:
+    """A CLAIM_TASK reply as a :class:`TaskClaim`."""
+    outcome = ClaimOutcome(_text(reply[0]))
+    if outcome is ClaimOutcome.FINISHED:
+        return TaskClaim(outcome, TaskResult.model_validate_json(reply[1]))
+    return TaskClaim(outcome)
 
 
 def _node_pairs(nodes: dict[str, NodeState]) -> list[str]:

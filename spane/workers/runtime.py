@@ -2,9 +2,11 @@
 
 Per task: claim its id in the state store (a redelivered attempt that already finished
 re-publishes the stored result instead of running again), run the handler with a
-:class:`TaskContext`, store the result, publish it to the orchestrator. Results are
-published in micro-batches; the task message is acked once claimed, and the
-orchestrator's per-attempt timeout covers a worker that dies mid-task.
+:class:`TaskContext`, store the result, publish it to the orchestrator. Both ends are
+batched: the deliveries of a batch that get a slot are claimed in one round trip, and
+finished results are stored (one round trip) then published (one batch) together. The
+task message is acked once claimed, and the orchestrator's per-attempt timeout covers a
+worker that dies mid-task.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from spane.bus.base import Bus, Delivery, Subscription
 from spane.errors import SpaneError, TaskError
 from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
 from spane.schemas.messages import TaskFailure, TaskHeartbeat, TaskMessage, TaskResult
-from spane.state.base import ClaimOutcome, StateStore, TaskClaim
+from spane.state.base import ClaimOutcome, ClaimRequest, StateStore
 from spane.workers.context import TaskContext
 from spane.workers.http_pool import HttpPool
 from spane.workers.registry import TaskRegistry, default_registry
@@ -97,7 +99,8 @@ class Worker:
         self.clock = clock
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[str, tuple[asyncio.Task[None], TaskContext]] = {}
-        self._results: list[TaskResult] = []
+        self._results: list[tuple[TaskResult, bool]] = []
+        """Results to publish, each with whether it is stored already."""
         self._flush_task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._http: HttpPool | None = None
@@ -150,27 +153,58 @@ class Worker:
 
     # ------------------------------------------------------------ consuming
     async def _on_batch(self, deliveries: Sequence[Delivery[TaskMessage]]) -> None:
+        """Give each new delivery a slot, claim those in one round trip, start them.
+
+        When the pool is full, the deliveries admitted so far are claimed and started
+        before waiting for a slot, so a full pool never delays them; and since
+        :meth:`_take_slot` raises only on that slow path, nothing admitted is left
+        unclaimed when a stop hands the rest of the batch back.
+        """
+        admitted: dict[str, TaskMessage] = {}
         for delivery in deliveries:
             task = delivery.message
-            if task.task_id in self._running:
-                continue  # a duplicate delivery of an attempt running here
+            if task.task_id in self._running or task.task_id in admitted:
+                continue  # a duplicate delivery of an attempt running (or starting) here
+            if admitted and not self._slot_free():
+                await self._claim_and_start(list(admitted.values()))
+                admitted.clear()
             await self._take_slot()
-            lease = max(task.timeout or 0.0, self.lease)
-            claim = await self.state.claim_task(task.task_id, self.worker_id, lease)
-            if claim.outcome is ClaimOutcome.CLAIMED and task.task_id in self._cancelled:
-                claim = TaskClaim(ClaimOutcome.CANCELLED)  # the cancel overtook the claim
-            if claim.outcome is ClaimOutcome.CLAIMED:
+            admitted[task.task_id] = task
+        if admitted:
+            await self._claim_and_start(list(admitted.values()))
+
+    async def _claim_and_start(self, tasks: Sequence[TaskMessage]) -> None:
+        """Claim tasks that each hold a slot; run the claimed ones, free the others' slots."""
+        requests = [
+            ClaimRequest(task.task_id, self.worker_id, max(task.timeout or 0.0, self.lease))
+            for task in tasks
+        ]
+        try:
+            claims = await self.state.claim_tasks(requests)
+        except BaseException:
+            for _ in tasks:  # none started; the batch is redelivered
+                self._slots.release()
+            raise
+        for task, claim in zip(tasks, claims, strict=True):
+            outcome = claim.outcome
+            if outcome is ClaimOutcome.CLAIMED and task.task_id in self._cancelled:
+                outcome = ClaimOutcome.CANCELLED  # the cancel overtook the claim
+            if outcome is ClaimOutcome.CLAIMED:
                 context = self._context(task)
                 runner = asyncio.create_task(self._run(task, context), name=task.task_id)
                 self._running[task.task_id] = (runner, context)
                 continue
             self._slots.release()
-            if claim.outcome is ClaimOutcome.FINISHED and claim.result is not None:
-                self._queue_result(claim.result)
+            if outcome is ClaimOutcome.FINISHED and claim.result is not None:
+                self._queue_result(claim.result, stored=True)
+
+    def _slot_free(self) -> bool:
+        """Whether :meth:`_take_slot` would take a slot at once (and cannot raise)."""
+        return not self._slots.locked() and not self._stopping
 
     async def _take_slot(self) -> None:
         """Wait for a free slot; a stop while waiting hands the batch back."""
-        if not self._slots.locked() and not self._stopping:
+        if self._slot_free():
             await self._slots.acquire()  # free now: no waiting machinery needed
             return
         slot = asyncio.ensure_future(self._slots.acquire())
@@ -229,13 +263,12 @@ class Worker:
         claim that stops being renewed as a dead worker and runs the attempt again."""
         while True:
             await asyncio.sleep(self.lease / 3)
+            requests = [
+                ClaimRequest(task_id, self.worker_id, self.lease) for task_id in self._running
+            ]
             try:
-                await asyncio.gather(
-                    *(
-                        self.state.claim_task(task_id, self.worker_id, self.lease)
-                        for task_id in list(self._running)
-                    )
-                )
+                if requests:
+                    await self.state.claim_tasks(requests)
             except Exception:
                 log.exception("renewing task claims failed; retrying")
 
@@ -249,7 +282,6 @@ class Worker:
         finally:
             self._running.pop(task.task_id, None)
             self._slots.release()
-        await self.state.finish_task(result)
         self._queue_result(result)
 
     async def _result_of(self, task: TaskMessage, context: TaskContext) -> TaskResult:
@@ -314,8 +346,8 @@ class Worker:
         )
 
     # ------------------------------------------------------------ reporting
-    def _queue_result(self, result: TaskResult) -> None:
-        self._results.append(result)
+    def _queue_result(self, result: TaskResult, *, stored: bool = False) -> None:
+        self._results.append((result, stored))
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.create_task(self._flush_soon())
 
@@ -324,12 +356,16 @@ class Worker:
         await self._flush()
 
     async def _flush(self) -> None:
+        """Store the queued results, then publish them: a result is durable before the
+        orchestrator can act on it (a redelivered task then re-publishes it)."""
         while self._results:
             batch, self._results = self._results, []
             try:
-                await self.bus.publish_inbox(batch)
+                await self.state.finish_tasks([result for result, stored in batch if not stored])
+                batch = [(result, True) for result, _ in batch]
+                await self.bus.publish_inbox([result for result, _ in batch])
             except Exception:
-                log.exception("publishing %d result(s) failed; retrying", len(batch))
+                log.exception("storing or publishing %d result(s) failed; retrying", len(batch))
                 self._results = batch + self._results
                 await asyncio.sleep(0.5)
 

@@ -364,6 +364,19 @@ async def test_archive_upserts_and_reads_back(store: DefinitionStore) -> None:
     assert await store.get_archived("exec-3") is None
 
 
+async def test_archive_many_writes_every_record_and_the_last_of_an_id_wins(
+    store: DefinitionStore,
+) -> None:
+    await store.archive(archived("exec-1", status="running"))
+    await store.archive_many(
+        [archived("exec-1", "failed"), archived("exec-2"), archived("exec-1", "succeeded")]
+    )
+    await store.archive_many([])  # nothing to write is not an error
+
+    assert await store.get_archived("exec-1") == archived("exec-1", "succeeded")
+    assert await store.get_archived("exec-2") == archived("exec-2")
+
+
 # ----------------------------------------------------------------------------- mongo only
 
 

@@ -32,7 +32,7 @@ from spane.schemas.state import (
     TimerKind,
     WaitReason,
 )
-from spane.state.base import ClaimInfo, ClaimOutcome, StateStore, TaskClaim
+from spane.state.base import ClaimInfo, ClaimOutcome, ClaimRequest, StateStore, TaskClaim
 from spane.state.memory import MemoryStateStore
 from spane.state.redis import RedisStateStore
 from tests.unit.test_serde import sample_commands
@@ -203,6 +203,20 @@ async def test_create_twice_refuses_and_writes_nothing(store: StateStore):
     recorded = await store.applied("ex-1", "start")
     assert recorded is not None
     assert list(recorded.commands) == [CancelTimer("one")]
+
+
+async def test_get_executions_reads_several_in_order_and_skips_unknown_ones(store: StateStore):
+    first, second = new_view("ex-1"), new_view("ex-2", nodes=("z",))
+    assert await store.create(first, "start", [])
+    assert await store.create(second, "start", [])
+
+    found = await store.get_executions(["ex-2", "nope", "ex-1"])
+
+    assert found == [
+        (second.meta, second.changed_nodes),
+        (first.meta, first.changed_nodes),
+    ]
+    assert await store.get_executions([]) == []
 
 
 async def test_unknown_execution_reads_as_absent(store: StateStore):
@@ -497,6 +511,107 @@ async def test_get_claim_reports_holder_lease_and_result(store: StateStore, cloc
     assert await store.get_claim("ex-1:b:1") == ClaimInfo("", 0.0, unclaimed)
 
 
+async def test_claim_tasks_answers_each_request_in_order(store: StateStore, clock: FakeClock):
+    done = result("ex-1:done:1")
+    await store.finish_task(done)
+    await store.cancel_tasks(["ex-1:cancelled:1"])
+    await store.claim_task("ex-1:held:1", "w2", 10.0)
+    await store.claim_task("ex-1:stale:1", "w2", 1.0)
+    await store.claim_task("ex-1:mine:1", "w1", 1.0)
+    clock.advance(2.0)
+
+    claims = await store.claim_tasks(
+        [
+            ClaimRequest("ex-1:fresh:1", "w1", 10.0),
+            ClaimRequest("ex-1:done:1", "w1", 10.0),
+            ClaimRequest("ex-1:cancelled:1", "w1", 10.0),
+            ClaimRequest("ex-1:held:1", "w1", 10.0),
+            ClaimRequest("ex-1:stale:1", "w1", 30.0),
+            ClaimRequest("ex-1:mine:1", "w1", 5.0),
+            ClaimRequest("ex-1:fresh:1", "w2", 10.0),  # after the first request of the batch
+        ]
+    )
+    assert claims == [
+        TaskClaim(ClaimOutcome.CLAIMED),
+        TaskClaim(ClaimOutcome.FINISHED, done),
+        TaskClaim(ClaimOutcome.CANCELLED),
+        TaskClaim(ClaimOutcome.RUNNING),
+        TaskClaim(ClaimOutcome.CLAIMED),
+        TaskClaim(ClaimOutcome.CLAIMED),
+        TaskClaim(ClaimOutcome.RUNNING),
+    ]
+    # each request's own lease
+    assert await store.get_claim("ex-1:fresh:1") == ClaimInfo("w1", clock.now + 10.0)
+    assert await store.get_claim("ex-1:stale:1") == ClaimInfo("w1", clock.now + 30.0)
+    assert await store.get_claim("ex-1:mine:1") == ClaimInfo("w1", clock.now + 5.0)
+    assert await store.get_claim("ex-1:held:1") == ClaimInfo("w2", clock.now + 8.0)
+
+
+async def test_claim_tasks_renews_a_batch_of_claims(store: StateStore, clock: FakeClock):
+    ids = [f"ex-1:n{i}:1" for i in range(5)]
+    assert (
+        await store.claim_tasks([ClaimRequest(i, "w1", 10.0) for i in ids])
+        == [TaskClaim(ClaimOutcome.CLAIMED)] * 5
+    )
+    clock.advance(8.0)
+    await store.claim_tasks([ClaimRequest(i, "w1", 10.0) for i in ids])  # the renewal
+    clock.advance(8.0)
+    for claim in await store.claim_tasks([ClaimRequest(i, "w2", 10.0) for i in ids]):
+        assert claim.outcome is ClaimOutcome.RUNNING
+
+
+async def test_finish_tasks_stores_every_result(store: StateStore, clock: FakeClock):
+    first, second = result("ex-1:a:1"), result("ex-1:b:1", ok=False)
+    await store.claim_task(first.task_id, "w1", 10.0)
+    await store.finish_tasks([first, second])
+    assert await store.get_claim(first.task_id) == ClaimInfo("w1", clock.now + 10.0, first)
+    assert await store.get_claim(second.task_id) == ClaimInfo("", 0.0, second)
+    claims = await store.claim_tasks(
+        [ClaimRequest(first.task_id, "w2", 10.0), ClaimRequest(second.task_id, "w1", 10.0)]
+    )
+    assert claims == [
+        TaskClaim(ClaimOutcome.FINISHED, first),
+        TaskClaim(ClaimOutcome.FINISHED, second),
+    ]
+    await store.finish_tasks([first])  # storing a result again (a re-publish) changes nothing
+    assert await store.claim_task(first.task_id, "w1", 10.0) == TaskClaim(
+        ClaimOutcome.FINISHED, first
+    )
+
+
+async def test_empty_task_batches(store: StateStore):
+    assert await store.claim_tasks([]) == []
+    await store.finish_tasks([])
+    assert await store.get_claim("ex-1:a:1") is None
+
+
+async def test_concurrent_batch_claimers_never_share_a_task(store: StateStore, peer: StateStore):
+    ids = [f"ex-1:n{i}:1" for i in range(40)]
+    workers = [f"w{i}" for i in range(6)]
+    batches = await asyncio.gather(
+        *(
+            claimer.claim_tasks([ClaimRequest(i, worker, 10.0) for i in rng_order(ids, seed)])
+            for seed, (claimer, worker) in enumerate(zip([store, peer] * 3, workers, strict=True))
+        )
+    )
+    winners: dict[str, list[str]] = {task_id: [] for task_id in ids}
+    for seed, (worker, claims) in enumerate(zip(workers, batches, strict=True)):
+        for task_id, claim in zip(rng_order(ids, seed), claims, strict=True):
+            if claim.outcome is ClaimOutcome.CLAIMED:
+                winners[task_id].append(worker)
+    assert all(len(holders) == 1 for holders in winners.values()), winners
+    for task_id, (holder,) in winners.items():
+        info = await store.get_claim(task_id)
+        assert info is not None
+        assert info.worker_id == holder
+
+
+def rng_order(ids: list[str], seed: int) -> list[str]:
+    shuffled = list(ids)
+    random.Random(seed).shuffle(shuffled)
+    return shuffled
+
+
 # ------------------------------------------------------------- Redis specifics
 
 
@@ -594,6 +709,33 @@ async def test_redis_idempotency_keys_and_claims_expire(redis_store: RedisStateS
     assert 0 < await client.pttl(keys.claim("ex-1:a:1")) <= RETENTION * 1000
     await redis_store.finish_task(result("ex-1:b:1"))
     assert 0 < await client.pttl(keys.claim("ex-1:b:1")) <= RETENTION * 1000
+
+
+@pytest.mark.real
+async def test_redis_batches_of_claims_and_results_expire(redis_store: RedisStateStore):
+    client, keys = redis_store.client, redis_store.keys
+    await redis_store.claim_tasks([ClaimRequest("ex-1:a:1", "w1", 10.0)])
+    await redis_store.finish_tasks([result("ex-1:b:1")])
+    for task_id in ("ex-1:a:1", "ex-1:b:1"):
+        assert 0 < await client.pttl(keys.claim(task_id)) <= RETENTION * 1000
+
+
+@pytest.mark.real
+async def test_redis_claim_tasks_loads_its_script_when_the_server_lost_it(
+    redis_store: RedisStateStore,
+):
+    """A batch goes out without the pipeline's SCRIPT EXISTS check; NOSCRIPT replies (a
+    restarted or flushed server) load the script and run those calls again, once."""
+    await redis_store.finish_task(result("ex-1:done:1"))
+    await redis_store.client.script_flush()  # other clients reload their scripts likewise
+    claims = await redis_store.claim_tasks(
+        [ClaimRequest("ex-1:a:1", "w1", 10.0), ClaimRequest("ex-1:done:1", "w1", 10.0)]
+    )
+    assert claims == [
+        TaskClaim(ClaimOutcome.CLAIMED),
+        TaskClaim(ClaimOutcome.FINISHED, result("ex-1:done:1")),
+    ]
+    assert (await redis_store.claim_task("ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
 
 
 @pytest.mark.real

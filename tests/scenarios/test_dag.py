@@ -424,3 +424,29 @@ async def test_wide_fan_out_settles_every_branch_exactly_once(make_engine):
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == sum(range(width))
     assert counts == {**dict.fromkeys(branches, 1), "sum": 1}
+
+
+async def test_finished_executions_are_archived_with_their_nodes(make_engine):
+    reg = TaskRegistry()
+
+    @reg.task("double")
+    async def double(data):
+        return {"value": data["value"] * 2}
+
+    engine = await make_engine(reg)
+    wf = unique_id("archived")
+    await engine.register({"id": wf, "nodes": [fn("a", "double"), fn("b", "double", "a")]})
+
+    results = await asyncio.gather(*(engine.run(wf, {"value": n}, timeout=10) for n in range(5)))
+
+    async def all_archived() -> list[Any] | None:
+        found = [await engine.definitions.get_archived(r.execution_id) for r in results]
+        return None if None in found else found
+
+    records = await eventually(all_archived, what="every execution archived")
+    for n, (result, record) in enumerate(zip(results, records, strict=True)):
+        assert record["id"] == result.execution_id
+        assert record["status"] == "succeeded"
+        assert record["output"] == {"value": n * 4}
+        assert record["nodes"]["b"]["status"] == "succeeded"
+        assert record["nodes"]["a"]["output"] == {"value": n * 2}

@@ -17,6 +17,8 @@ from bench.__main__ import options_from, parser
 from bench.deploy import Deployment, Servers
 from bench.machine import CpuMeter
 from bench.report import (
+    EVENTS_OFF_DEPLOYMENT,
+    EVENTS_OFF_WORKLOAD,
     FLOOR_HOP,
     FLOOR_PIPELINED,
     W1_EVENT_MEDIAN,
@@ -34,7 +36,7 @@ from bench.report import (
     to_document,
     write_json,
 )
-from bench.suite import memory_engine, parse_choice
+from bench.suite import NODE_EVENTS_OFF_ENV, Options, events_off, memory_engine, parse_choice
 from bench.workloads import (
     DIAMOND_EDGES,
     Chain,
@@ -47,6 +49,7 @@ from bench.workloads import (
     fan_workflow,
     ready_workflow,
 )
+from spane.config import Settings
 from spane.orchestrator.compiler import compile_plan
 from spane.orchestrator.plan import Plan
 from spane.schemas.loader import spec_from_data
@@ -176,13 +179,16 @@ def _run() -> BenchRun:
         "memory", "w3", "W3", [Metric(W3_NODES, "1/s", [1000.0], better="higher")]
     )
     broken = WorkloadResult("real", "w2", "W2", error="TimeoutError: stuck\nfor good")
+    quiet = events_off(
+        WorkloadResult("real", "w3", "W3", [Metric(W3_NODES, "1/s", [300.0], better="higher")])
+    )
     floor = FloorResult(
         [Metric(FLOOR_PIPELINED, "msgs/s", [1000.0]), Metric(FLOOR_HOP, "ms", [2.0, 2.0])]
     )
     run = BenchRun(
         machine={"cpu_count": 2, "python": "3.11.7"},
         options={"repeat": 3},
-        results=[w1, broken, w3, w3_memory],
+        results=[w1, broken, w3, w3_memory, quiet],
         floor=floor,
         deployment={
             "rss_kib": {"orchestrator": {"start": 81920, "end": 92160}},
@@ -193,6 +199,10 @@ def _run() -> BenchRun:
                     "exceptions": {"redis.exceptions.MaxConnectionsError: Too many": 2},
                 },
                 "worker": {"errors": 0, "warnings": 0, "exceptions": {}},
+            },
+            EVENTS_OFF_DEPLOYMENT: {
+                "rss_kib": {"orchestrator": {"start": 40960, "end": 51200}},
+                "log_summary": {"worker": {"errors": 0, "warnings": 1, "exceptions": {}}},
             },
         },
     )
@@ -206,6 +216,17 @@ def test_ratios_compare_spane_with_the_floor() -> None:
     assert ratios["W1 step latency / hop latency"].value == pytest.approx(10.0)
     assert ratios["W3 engine share (memory / real node time)"].value == pytest.approx(0.11)
     assert all(ratio.meaning for ratio in ratios.values())
+
+
+def test_ratios_use_w3_with_node_events_on() -> None:
+    """The events-off row (300/s) is reported but never a ratio's numerator."""
+    run = _run()
+    assert [r.title for r in run.results if r.workload == EVENTS_OFF_WORKLOAD] == [
+        "W3, node events off"
+    ]
+    without = compute_ratios([r for r in run.results if r.workload != EVENTS_OFF_WORKLOAD], None)
+    assert compute_ratios(run.results, None) == without
+    assert all("300" not in ratio.numerator for ratio in run.ratios)
 
 
 def test_ratios_need_both_sides() -> None:
@@ -225,6 +246,9 @@ def test_render_shows_every_section_and_errors_as_rows() -> None:
     assert "orchestrator log: 2 ERROR and 0 WARNING line(s)" in text
     assert "2 x redis.exceptions.MaxConnectionsError: Too many" in text
     assert "worker log" not in text
+    assert "W3, node events off" in text
+    assert "orchestrator (node events off) RSS: start 40.0 MiB, end 50.0 MiB" in text
+    assert "worker (node events off) log: 0 ERROR and 1 WARNING line(s)" in text
     assert "others' cpu" in text
     assert "25%" in text
 
@@ -279,6 +303,43 @@ def test_log_summary_counts_errors_and_exceptions(tmp_path: Path) -> None:
     }
 
 
+def test_extra_env_goes_last_into_the_processes_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SPANE_NODE_EVENTS", "false")  # ours never leaks into a deployment
+    servers = Servers("amqp://x", "redis://x", "mongodb://x")
+    plain = Deployment(servers)
+    quiet = Deployment(servers, extra_env={**dict(NODE_EVENTS_OFF_ENV), "SPANE_LOG_LEVEL": "X"})
+    for deployment in (plain, quiet):
+        deployment.remove_logs()
+    assert "SPANE_NODE_EVENTS" not in plain.env()
+    env = quiet.env()
+    assert env["SPANE_NODE_EVENTS"] == "false"
+    assert env["SPANE_LOG_LEVEL"] == "X"
+    base = plain.env()
+    changed = {key for key in base.keys() | env.keys() if base.get(key) != env.get(key)}
+    per_deployment = {"SPANE_NAMESPACE", "SPANE_MONGODB_URL"}
+    assert changed == per_deployment | {"SPANE_NODE_EVENTS", "SPANE_LOG_LEVEL"}
+
+
+def test_the_events_off_environment_turns_node_events_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    servers = Servers("amqp://x", "redis://x", "mongodb://x")
+    deployment = Deployment(servers, extra_env=dict(NODE_EVENTS_OFF_ENV))
+    deployment.remove_logs()
+    for key, value in deployment.env().items():
+        if key.startswith("SPANE_"):
+            monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.node_events is False
+    assert settings.core_options().node_events is False
+
+
+def test_events_off_labels_its_row_like_the_memory_one() -> None:
+    result = events_off(WorkloadResult("real", "w3", "W3 200 x 10-node diamond"))
+    assert (result.backend, result.workload) == ("real", EVENTS_OFF_WORKLOAD)
+    assert result.title == "W3 200 x 10-node diamond, node events off"
+
+
 # -------------------------------------------------------------------- options
 def test_quick_means_one_warm_up_and_two_repetitions() -> None:
     options = options_from(parser().parse_args(["--quick", "--backend", "memory"]))
@@ -287,6 +348,27 @@ def test_quick_means_one_warm_up_and_two_repetitions() -> None:
     assert (defaults.repeat, defaults.warmup) == (5, 1)
     assert defaults.backends == ("memory", "real")
     assert defaults.workloads == ("w1", "w2", "w3")
+
+
+@pytest.mark.parametrize(
+    ("events_off", "workloads", "expected"),
+    [
+        (True, ("w1", "w2", "w3"), True),
+        (True, ("w3",), True),
+        (True, ("w1", "w2"), False),
+        (False, ("w3",), False),
+    ],
+)
+def test_events_off_runs_need_the_option_and_w3(
+    events_off: bool, workloads: tuple[str, ...], expected: bool
+) -> None:
+    assert Options(workloads=workloads, events_off=events_off).wants_events_off is expected
+
+
+def test_no_events_off_flag_skips_the_extra_runs() -> None:
+    assert options_from(parser().parse_args([])).events_off is True
+    assert options_from(parser().parse_args(["--no-events-off"])).events_off is False
+    assert "(memory and real backends)" in " ".join(parser().format_help().split())
 
 
 def test_parse_choice() -> None:
