@@ -301,25 +301,27 @@ class RabbitBus:
         channel = self._channel()
         for task_type in sorted({task.type for task in tasks} - self._task_types):
             await self._declare_task_queue(channel, task_type)
-        exchange = self.topology.tasks_exchange
-        await self._publish_all(
-            channel,
-            [
-                _Outgoing(
-                    exchange,
-                    task.type,
-                    encode_task(task),
-                    self._properties(
-                        kind="task",
-                        message_id=task.task_id,
-                        correlation_id=task.execution_id,
-                        priority=task.priority,
-                    ),
-                    mandatory=True,
-                )
-                for task in tasks
-            ],
+        await self._publish_all(channel, [self._task_message(task) for task in tasks])
+
+    async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
+        if messages:
+            await self._publish_all(self._channel(), [self._inbox_message(m) for m in messages])
+
+    async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
+        """CloudEvents in structured mode; an event nobody subscribed to is not an error."""
+        if events:
+            outgoing = [self._event_message(key, event) for key, event in events]
+            await self._publish_all(self._channel(), outgoing)
+
+    def _task_message(self, task: TaskMessage) -> _Outgoing:
+        properties = self._properties(
+            kind="task",
+            message_id=task.task_id,
+            correlation_id=task.execution_id,
+            priority=task.priority,
         )
+        exchange = self.topology.tasks_exchange
+        return _Outgoing(exchange, task.type, encode_task(task), properties, mandatory=True)
 
     def _inbox_message(
         self,
@@ -346,32 +348,15 @@ class RabbitBus:
             mandatory=True,
         )
 
-    async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
-        if not messages:
-            return
-        await self._publish_all(self._channel(), [self._inbox_message(m) for m in messages])
-
-    async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
-        """CloudEvents in structured mode; an event nobody subscribed to is not an error."""
-        if not events:
-            return
+    def _event_message(self, routing_key: str, event: LifecycleEvent) -> _Outgoing:
+        properties = self._properties(
+            kind=event.type,
+            message_id=event.id,
+            correlation_id=event.subject,
+            content_type=CLOUDEVENTS_CONTENT_TYPE,
+        )
         exchange = self.topology.events_exchange
-        outgoing = [
-            _Outgoing(
-                exchange,
-                routing_key,
-                encode_event(event),
-                self._properties(
-                    kind=event.type,
-                    message_id=event.id,
-                    correlation_id=event.subject,
-                    content_type=CLOUDEVENTS_CONTENT_TYPE,
-                ),
-                mandatory=False,
-            )
-            for routing_key, event in events
-        ]
-        await self._publish_all(self._channel(), outgoing)
+        return _Outgoing(exchange, routing_key, encode_event(event), properties, mandatory=False)
 
     async def broadcast_cancel(self, task_ids: Sequence[str]) -> None:
         """One fanout message carrying every id; workers not running them ignore it."""
@@ -402,11 +387,7 @@ class RabbitBus:
         deadline = loop.time() + (self.publish_timeout if timeout is None else timeout)
         pending = list(outgoing)
         while True:
-            remaining = max(deadline - loop.time(), 0.001)
-            results = await asyncio.gather(
-                *(self._send(channel, item, remaining) for item in pending),
-                return_exceptions=True,
-            )
+            results = await self._send_all(channel, pending, deadline - loop.time())
             failed: list[_Outgoing] = []
             last_error: BaseException | None = None
             for item, result in zip(pending, results, strict=True):
@@ -421,21 +402,39 @@ class RabbitBus:
             await self._wait_for_recovery(channel, deadline, len(failed), last_error)
 
     @staticmethod
-    async def _send(channel: AbstractRobustChannel, item: _Outgoing, timeout: float) -> None:
-        """One publication on the channel under the robust one; its confirm awaited.
+    async def _send_all(
+        channel: AbstractRobustChannel, outgoing: Sequence[_Outgoing], timeout: float
+    ) -> list[object]:
+        """Publish on the channel under the robust one, confirms awaited together; each
+        message's failure in its place. One deadline for all (not a timer per message).
 
         aiormq raises :class:`PublishError` for a returned (unroutable mandatory) message
         and ``DeliveryError`` for a nack; a closed channel raises ``ChannelInvalidStateError``.
         """
-        underlay = await channel.get_underlay_channel()
-        await underlay.basic_publish(
-            item.body,
-            exchange=item.exchange,
-            routing_key=item.routing_key,
-            properties=item.properties,
-            mandatory=item.mandatory,
-            timeout=timeout,
-        )
+        try:
+            underlay = await channel.get_underlay_channel()
+        except (AMQPError, RuntimeError) as exc:  # ChannelInvalidStateError: reopening
+            return [exc for _ in outgoing]
+        try:
+            async with asyncio.timeout(max(timeout, 0.001)):
+                results = await asyncio.gather(
+                    *(
+                        underlay.basic_publish(
+                            item.body,
+                            exchange=item.exchange,
+                            routing_key=item.routing_key,
+                            properties=item.properties,
+                            mandatory=item.mandatory,
+                        )
+                        for item in outgoing
+                    ),
+                    return_exceptions=True,
+                )
+                return list(results)
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"{len(outgoing)} message(s) not confirmed by RabbitMQ in time"
+            ) from exc
 
     async def _wait_for_recovery(
         self,

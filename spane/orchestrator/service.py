@@ -267,17 +267,15 @@ class OrchestratorService:
 
     # ------------------------------------------------------------ commands
     async def _execute(self, outbox: _Outbox) -> None:
-        """Carry out a batch's commands, one kind after the other (measured: running them
-        concurrently did not lower the real backend's latency and cost the embedded
-        engine a task per kind)."""
+        """Carry out a batch's commands: timers in one write, then each kind of message
+        in one publication (confirms awaited together). Measured on W1: publishing tasks
+        and events as one publication lengthened a step (about 5.5-7 ms against 4.4-5.4)."""
         cancelled = [timer_id for timer_id, timer in outbox.timers.items() if timer is None]
         scheduled = [timer for timer in outbox.timers.values() if timer is not None]
-        if cancelled:
-            await self.state.cancel_timers(cancelled)
-        if scheduled:
-            await self.state.schedule_timers(scheduled)
-            if min(timer.fire_at for timer in scheduled) < self._timer_wake_at:
-                self._timers_changed.set()  # due before the loop would look again
+        if cancelled or scheduled:
+            await self.state.update_timers(scheduled, cancelled)
+            if scheduled and min(timer.fire_at for timer in scheduled) < self._timer_wake_at:
+                self._timers_changed.set()  # due before the timer loop would look again
         if outbox.tasks:
             await self.bus.publish_tasks(outbox.tasks)
         if outbox.inbox:

@@ -126,6 +126,11 @@ class StateStore(Protocol):
 
     async def cancel_timers(self, timer_ids: Sequence[str]) -> None: ...
 
+    async def update_timers(self, schedule: Sequence[Timer], cancel: Sequence[str]) -> None:
+        """Cancel the ``cancel`` ids and schedule ``schedule`` in one write (a timer id
+        in both ends up scheduled)."""
+        ...
+
     async def claim_due_timers(self, now: float, limit: int, lease: float) -> list[Timer]:
         """Atomically take timers due at ``now``; each is returned to one caller only.
 

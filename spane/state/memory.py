@@ -163,13 +163,17 @@ class MemoryStateStore:
         return metas[:limit]
 
     async def schedule_timers(self, timers: Sequence[Timer]) -> None:
-        for timer in timers:
-            self._timers[timer.id] = timer
-            heapq.heappush(self._heap, (timer.fire_at, timer.id))
+        await self.update_timers(timers, ())
 
     async def cancel_timers(self, timer_ids: Sequence[str]) -> None:
-        for timer_id in timer_ids:
+        await self.update_timers((), timer_ids)
+
+    async def update_timers(self, schedule: Sequence[Timer], cancel: Sequence[str]) -> None:
+        for timer_id in cancel:
             self._timers.pop(timer_id, None)
+        for timer in schedule:
+            self._timers[timer.id] = timer
+            heapq.heappush(self._heap, (timer.fire_at, timer.id))
 
     async def claim_due_timers(self, now: float, limit: int, lease: float = 30.0) -> list[Timer]:
         due: list[Timer] = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from spane.errors import StateConflictError
@@ -171,7 +171,8 @@ class RedisStateStore:
         self, execution_id: str, event_ids: Sequence[str]
     ) -> tuple[ExecutionView | None, dict[str, Applied]]:
         keys = self.keys.execution(execution_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        # No MULTI: a read torn by a concurrent commit fails the revision check at commit.
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
             pipe.hgetall(keys.nodes)
             if event_ids:
@@ -187,7 +188,7 @@ class RedisStateStore:
             if raw is not None
         }
         meta = ExecutionMeta.model_validate_json(raw_meta)
-        return ExecutionView(meta, _decode_nodes(raw_nodes), int(raw_revision)), applied
+        return ExecutionView(meta, LazyNodes(raw_nodes), int(raw_revision)), applied
 
     async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
         await self.commit_many(view, {event_id: commands})
@@ -271,24 +272,27 @@ class RedisStateStore:
     # --------------------------------------------------------------- timers
     @_keeps_cancellation
     async def schedule_timers(self, timers: Sequence[Timer]) -> None:
-        if not timers:
-            return
-        latest = {timer.id: timer for timer in timers}  # the last one of an id wins
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(self.keys.timers, {tid: t.fire_at for tid, t in latest.items()})
-            pipe.hset(
-                self.keys.timer_data,
-                mapping={tid: t.model_dump_json() for tid, t in latest.items()},
-            )
-            await pipe.execute()
+        await self.update_timers(timers, ())
 
     @_keeps_cancellation
     async def cancel_timers(self, timer_ids: Sequence[str]) -> None:
-        if not timer_ids:
+        await self.update_timers((), timer_ids)
+
+    @_keeps_cancellation
+    async def update_timers(self, schedule: Sequence[Timer], cancel: Sequence[str]) -> None:
+        if not schedule and not cancel:
             return
+        latest = {timer.id: timer for timer in schedule}  # the last one of an id wins
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.keys.timers, *timer_ids)
-            pipe.hdel(self.keys.timer_data, *timer_ids)
+            if cancel:
+                pipe.zrem(self.keys.timers, *cancel)
+                pipe.hdel(self.keys.timer_data, *cancel)
+            if latest:
+                pipe.zadd(self.keys.timers, {tid: t.fire_at for tid, t in latest.items()})
+                pipe.hset(
+                    self.keys.timer_data,
+                    mapping={tid: t.model_dump_json() for tid, t in latest.items()},
+                )
             await pipe.execute()
 
     @_keeps_cancellation
@@ -455,6 +459,36 @@ def _node_pairs(nodes: dict[str, NodeState]) -> list[str]:
     for node_id, state in nodes.items():
         pairs += (node_id, state.model_dump_json())
     return pairs
+
+
+class LazyNodes(Mapping[str, NodeState]):
+    """Node states as read (JSON per node), each decoded the first time it is looked at.
+
+    A transition looks at the nodes its event touches, not at every node of the
+    execution: decoding all of them made a step's cost grow with the workflow's size.
+    """
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: Mapping[bytes | str, bytes | str]) -> None:
+        self._raw = {_text(node_id): data for node_id, data in raw.items()}
+        self._decoded: dict[str, NodeState] = {}
+
+    def __getitem__(self, node_id: str) -> NodeState:
+        state = self._decoded.get(node_id)
+        if state is None:
+            state = NodeState.model_validate_json(self._raw[node_id])
+            self._decoded[node_id] = state
+        return state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._raw
 
 
 def _decode_nodes(raw: dict[bytes | str, bytes | str]) -> dict[str, NodeState]:

@@ -389,6 +389,18 @@ async def test_cancel_removes_timers(store: StateStore):
     assert await store.claim_due_timers(100.0, 10, 30.0) == [t2]
 
 
+async def test_update_timers_cancels_and_schedules_in_one_call(store: StateStore):
+    t1, t2, t3 = timer("t1", 10.0), timer("t2", 20.0), timer("t3", 30.0)
+    await store.schedule_timers([t1, t2])
+    t2_moved = timer("t2", 40.0)
+
+    await store.update_timers([t3, t2_moved], ["t1", "t2", "missing"])  # t2 in both: scheduled
+    await store.update_timers([], [])
+
+    assert await store.next_timer_at() == 30.0
+    assert await store.claim_due_timers(100.0, 10, 30.0) == [t3, t2_moved]
+
+
 async def test_acked_timers_are_gone(store: StateStore):
     await store.schedule_timers([timer("t1", 10.0)])
     claimed = await store.claim_due_timers(10.0, 10, 30.0)
