@@ -51,7 +51,7 @@ from spane.cli_progress import (
     Silent,
     format_error,
 )
-from spane.config import Settings
+from spane.config import Settings, load_settings
 from spane.engine import Engine, ExecutionResult
 from spane.errors import (
     CommandRejectedError,
@@ -66,6 +66,7 @@ from spane.errors import (
 from spane.orchestrator.compiler import compile_plan
 from spane.orchestrator.describe import describe_plan, to_mermaid
 from spane.orchestrator.plan import Plan
+from spane.process import run_loop
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.loader import load_workflow_file
 from spane.schemas.state import ErrorInfo
@@ -559,7 +560,10 @@ def run(
         import_modules(imports or [])
         specs = _load_for_run(files)
         try:
-            outcome = asyncio.run(run_files(specs, data, RunOptions(timeout, quiet)))
+            settings = load_settings()
+            outcome = run_loop(
+                run_files(specs, data, RunOptions(timeout, quiet), settings), settings.event_loop
+            )
         except KeyboardInterrupt:
             _exit(EXIT_INTERRUPTED, "interrupted")
     raise typer.Exit(report(outcome, timeout))

@@ -30,7 +30,7 @@ from spane.cli import (
     import_modules,
     parse_input,
 )
-from spane.config import Settings
+from spane.config import Settings, load_settings
 from spane.engine import Engine, ExecutionSnapshot
 from spane.errors import ExecutionNotFoundError
 from spane.orchestrator.service import OrchestratorService
@@ -65,7 +65,7 @@ async def _until_stopped() -> None:
 
 @contextlib.asynccontextmanager
 async def _backends(process: str) -> AsyncIterator[tuple[Settings, Backends]]:
-    settings = Settings()
+    settings = load_settings()
     backends = await open_backends(settings, allow_embedded=False, process=process)
     try:
         yield settings, backends
@@ -94,7 +94,7 @@ async def _client(process: str) -> AsyncIterator[Engine]:
 
 def _run(coro: Callable[[], Awaitable[int]]) -> None:
     with _spane_errors():
-        settings = Settings()
+        settings = load_settings()
         if settings.gc_tuning:
             tune_gc()
         code = run_loop(_main(coro), settings.event_loop)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from spane.errors import ConfigurationError
 from spane.orchestrator.step import CoreOptions
 from spane.process import LoopChoice
 
@@ -28,8 +29,8 @@ class Settings(BaseSettings):
     event_loop: LoopChoice = "auto"
     """``auto`` (uvloop when installed), ``asyncio`` or ``uvloop`` for the spane processes."""
     gc_tuning: bool = True
-    """Freeze the start-up heap and collect less often (``spane.process.tune_gc``); applied
-    by the spane processes and by an embedded :class:`~spane.Engine` when it opens."""
+    """Run the garbage collector less often (``spane.process.tune_gc``, process-wide);
+    applied by the spane processes and by an embedded :class:`~spane.Engine` when it opens."""
     worker_concurrency: int = Field(default=16, ge=1, le=10_000)
     """Tasks one worker process runs at once (also its thread pool size)."""
     prefetch: int = Field(default=128, ge=1, le=10_000)
@@ -56,3 +57,16 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no server is configured: everything runs in this process."""
         return not (self.amqp_url or self.redis_url or self.mongodb_url)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value is a :class:`ConfigurationError` that
+    names the variable (not a validation traceback)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SPANE_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"invalid setting {problems}") from None

@@ -72,6 +72,11 @@ class Bus(Protocol):
         """Publish lifecycle events on the events topic."""
         ...
 
+    def node_events_wanted(self) -> bool:
+        """False only when this bus knows nobody can receive a node-level event now (the
+        embedded bus knows its subscribers; a broker's bindings are not known here)."""
+        ...
+
     async def broadcast_cancel(self, task_ids: Sequence[str]) -> None:
         """Tell every worker to cancel these running attempts."""
         ...

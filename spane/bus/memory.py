@@ -32,6 +32,8 @@ log = logging.getLogger("spane.bus.memory")
 T = TypeVar("T")
 REDELIVERY_DELAY = 0.05
 DELIVERY_LIMIT = 20
+_NODE_PATTERN_HEADS = frozenset({"node", "*", "#"})
+"""First words of a topic pattern that can match a node-level routing key."""
 
 
 class _Queue(Generic[T]):
@@ -178,6 +180,12 @@ class MemoryBus:
         self._inbox.put(Delivery(message, uuid.uuid4().hex, reply=reply), priority=1)
         async with asyncio.timeout(timeout):
             return await answer
+
+    def node_events_wanted(self) -> bool:
+        """Is any subscription's pattern able to match ``node.<workflow>.<node>.<status>``?"""
+        return any(
+            pattern.split(".", 1)[0] in _NODE_PATTERN_HEADS for pattern, _ in self._event_handlers
+        )
 
     async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
         for routing_key, event in events:

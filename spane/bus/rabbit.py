@@ -45,6 +45,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError, PublishError
 from aiormq import spec
+from aiormq.exceptions import ChannelInvalidStateError
 
 from spane.bus.base import (
     BatchHandler,
@@ -124,9 +125,16 @@ class _Outgoing:
 
 
 def _is_transient(error: BaseException) -> bool:
-    """Worth retrying once the connection is back (not an unroutable message)."""
+    """Worth retrying once the connection is back (not an unroutable message).
+
+    A publication cancelled under us (aiormq cancels pending confirms when it closes a
+    stuck connection) is transient too, unless this task itself is being cancelled.
+    """
     if isinstance(error, PublishError):
         return False
+    if isinstance(error, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is not None and not task.cancelling()
     return isinstance(error, ConnectionError | TimeoutError | RuntimeError | AMQPError)
 
 
@@ -358,6 +366,9 @@ class RabbitBus:
         exchange = self.topology.events_exchange
         return _Outgoing(exchange, routing_key, encode_event(event), properties, mandatory=False)
 
+    def node_events_wanted(self) -> bool:
+        return True  # queues bound to the events exchange are not known to this process
+
     async def broadcast_cancel(self, task_ids: Sequence[str]) -> None:
         """One fanout message carrying every id; workers not running them ignore it."""
         if not task_ids:
@@ -411,12 +422,12 @@ class RabbitBus:
         aiormq raises :class:`PublishError` for a returned (unroutable mandatory) message
         and ``DeliveryError`` for a nack; a closed channel raises ``ChannelInvalidStateError``.
         """
-        try:
-            underlay = await channel.get_underlay_channel()
-        except (AMQPError, RuntimeError) as exc:  # ChannelInvalidStateError: reopening
-            return [exc for _ in outgoing]
+        if channel.is_closed:  # reopening after an outage: the caller's bounded retry waits
+            closed = ChannelInvalidStateError(f"{channel} is closed")
+            return [closed for _ in outgoing]
         try:
             async with asyncio.timeout(max(timeout, 0.001)):
+                underlay = await channel.get_underlay_channel()  # waits for the connection
                 results = await asyncio.gather(
                     *(
                         underlay.basic_publish(

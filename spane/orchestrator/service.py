@@ -142,7 +142,14 @@ class OrchestratorService:
         self._group_slots = asyncio.Semaphore(GROUP_CONCURRENCY)
         self._to_archive: asyncio.Queue[str] = asyncio.Queue()
         self._archiver: asyncio.Task[None] | None = None
-        self.transitions = Transitions(state, self.plans, self.options, clock, max_value_bytes)
+        self.transitions = Transitions(
+            state,
+            self.plans,
+            self.options,
+            clock,
+            max_value_bytes,
+            node_events_wanted=bus.node_events_wanted,
+        )
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -320,14 +327,31 @@ class OrchestratorService:
             while len(batch) < ARCHIVE_BATCH and not self._to_archive.empty():
                 batch.append(self._to_archive.get_nowait())
             try:
-                await self._archive(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("archiving %d execution(s) failed", len(batch))
+                await self._archive_batch(batch)
             finally:
                 for _ in batch:
                     self._to_archive.task_done()
+
+    async def _archive_batch(self, execution_ids: Sequence[str]) -> None:
+        """Archive together; if that fails, one by one, so one bad record (or a write the
+        archive refuses) does not cost the others their archive."""
+        try:
+            await self._archive(execution_ids)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if len(execution_ids) == 1:
+                log.exception("archiving execution %s failed", execution_ids[0])
+                return
+            log.warning("archiving %d executions together failed; one by one", len(execution_ids))
+        for execution_id in execution_ids:
+            try:
+                await self._archive([execution_id])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("archiving execution %s failed", execution_id)
 
     async def _archive(self, execution_ids: Sequence[str]) -> None:
         records: list[dict[str, Any]] = []

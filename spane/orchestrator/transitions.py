@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spane.bus.base import Delivery, Reply
@@ -65,12 +65,24 @@ class Transitions:
         options: CoreOptions,
         clock: Callable[[], float],
         max_value_bytes: int,
+        node_events_wanted: Callable[[], bool] | None = None,
     ) -> None:
         self.state = state
         self.plans = plans
         self.options = options
         self.clock = clock
         self.max_value_bytes = max_value_bytes
+        self.node_events_wanted = node_events_wanted
+        """Whether anyone can receive node-level events right now (None: assume so). The
+        embedded bus knows its subscribers; node events nobody can receive are not built."""
+        self._quiet = replace(options, node_events=False)
+
+    def current_options(self) -> CoreOptions:
+        """The options for a decision made now: node events off while nobody listens."""
+        wanted = self.node_events_wanted
+        if self.options.node_events and wanted is not None and not wanted():
+            return self._quiet
+        return self.options
 
     # ------------------------------------------------------------ existing
     async def apply_group(
@@ -113,6 +125,7 @@ class Transitions:
         records: dict[str, list[Command]] = {}
         plan = await self.plans.get(view.meta.workflow_id, view.meta.version, view.meta.body)
         now = self.clock()
+        options = self.current_options()
         for index, delivery in enumerate(pending.deliveries):
             if index in outcomes:
                 continue
@@ -121,7 +134,7 @@ class Transitions:
                 recorded = applied[eid].commands if eid in applied else []
                 outcomes[index] = (list(recorded), ok(execution_id))
                 continue
-            decision = decide(plan, view, delivery.message, now, self.options)
+            decision = decide(plan, view, delivery.message, now, options)
             if decision.rejection is not None:
                 outcomes[index] = ([], error(decision.rejection.reason))
                 continue
@@ -163,7 +176,8 @@ class Transitions:
             pending = not await self.state.acquire_slot(
                 plan.workflow_id, message.execution_id, plan.max_executions
             )
-        view, decision = begin(plan, message, self.clock(), self.options, pending=pending)
+        options = self.current_options()
+        view, decision = begin(plan, message, self.clock(), options, pending=pending)
         if not await self.state.create(view, "start", decision.commands):
             _, applied = await self.state.load_with(message.execution_id, ["start"])
             recorded = applied["start"].commands if "start" in applied else []

@@ -171,8 +171,7 @@ class RedisStateStore:
         self, execution_id: str, event_ids: Sequence[str]
     ) -> tuple[ExecutionView | None, dict[str, Applied]]:
         keys = self.keys.execution(execution_id)
-        # No MULTI: a read torn by a concurrent commit fails the revision check at commit.
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
             pipe.hgetall(keys.nodes)
             if event_ids:

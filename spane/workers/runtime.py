@@ -139,6 +139,8 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._flush_task is not None:  # a batch it took may still be on its way
+            await asyncio.gather(self._flush_task, return_exceptions=True)
         await self._flush()
         if self._renewer is not None:
             self._renewer.cancel()

@@ -641,3 +641,38 @@ async def test_consumers_and_publishers_survive_a_connection_loss(
         await bus.close()
         await proxy.close()
         await delete_namespace(amqp_url, amqp_namespace)
+
+
+@pytest.mark.real
+@pytest.mark.slow
+async def test_a_publication_during_an_outage_gives_up_after_the_publish_timeout(
+    amqp_url: str, amqp_namespace: str
+) -> None:
+    """Review finding: waiting for the connection must count against publish_timeout."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(amqp_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    port = await proxy.start()
+    proxied = f"amqp://{parts.username}:{parts.password}@127.0.0.1:{port}{parts.path or '/'}"
+    bus = RabbitBus(
+        proxied + "?reconnect_interval=0.2",
+        namespace=amqp_namespace,
+        connection_name="outage-timeout-test",
+        publish_timeout=1.5,
+    )
+    try:
+        await bus.connect()
+        proxy.refuse = True
+        proxy.cut()
+        await asyncio.sleep(0.5)  # the robust connection notices and starts reconnecting
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(bus.publish_inbox(every_inbox_kind()[:1]), 10)
+        waited = asyncio.get_running_loop().time() - started
+        assert waited < 5.0, f"gave up after {waited:.1f} s, publish_timeout is 1.5 s"
+    finally:
+        proxy.refuse = False
+        await bus.close()
+        await proxy.close()
+        await delete_namespace(amqp_url, amqp_namespace)

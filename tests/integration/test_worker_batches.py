@@ -264,3 +264,34 @@ async def test_a_stop_while_waiting_for_a_slot_hands_back_the_rest_and_keeps_the
     assert [task_id for batch in store.claimed for task_id in batch] == ["ex-1:t0:1"]
     assert bus.pending()["tasks.function"] >= 1  # t1 waits for another worker
     assert await store.get_claim("ex-1:t1:1") is None
+
+
+async def test_stop_returns_only_once_finished_results_are_stored_and_published(
+    bus: MemoryBus,
+    store: Recording,
+    gated: tuple[TaskRegistry, asyncio.Event, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A result already taken by the background flush (storing it is slow here) is
+    still stored and published by the time ``stop`` returns (review finding)."""
+    registry, gate, _ = gated
+    slow_store = store.finish_tasks
+
+    async def finish_slowly(results: Sequence[TaskResult]) -> None:
+        await asyncio.sleep(0.2)
+        await slow_store(results)
+
+    monkeypatch.setattr(store, "finish_tasks", finish_slowly)
+    worker = Worker(bus, store, pool="function", registry=registry, concurrency=2)
+    await worker.start()
+    await bus.publish_tasks([task("t0")])
+    await eventually(lambda: worker.running == 1)
+    gate.set()
+    await eventually(lambda: worker.running == 0)  # the flush has the result now
+
+    await worker.stop(grace=WAIT)
+
+    claim = await store.get_claim("ex-1:t0:1")
+    assert claim is not None
+    assert claim.result == done("t0").model_copy(update={"output": {"ran": "t0"}})
+    assert bus.pending()["inbox"] == 1
