@@ -200,14 +200,11 @@ class OrchestratorService:
             if not isinstance(message, StartExecution):
                 typed = cast(Delivery[ExecutionMessage], delivery)
                 groups.setdefault(message.execution_id, []).append((index, typed))
-        results = await _concurrently(
-            [
-                self._bounded(self.transitions.apply_group(execution_id, [d for _, d in items]))
-                for execution_id, items in groups.items()
-            ]
+        applied = await self.transitions.apply_groups(
+            {execution_id: [d for _, d in items] for execution_id, items in groups.items()}
         )
-        for items, group_outcomes in zip(groups.values(), results, strict=True):
-            for (index, _), outcome in zip(items, group_outcomes, strict=True):
+        for execution_id, items in groups.items():
+            for (index, _), outcome in zip(items, applied[execution_id], strict=True):
                 outcomes[index] = outcome
         outbox = _Outbox()
         for index in range(len(deliveries)):

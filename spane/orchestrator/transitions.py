@@ -10,7 +10,7 @@ race (``StateConflictError``) re-does the whole group from a fresh load.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from spane.orchestrator.events import event_id
 from spane.orchestrator.limits import check_value
 from spane.orchestrator.plans import PlanCache
 from spane.orchestrator.step import CoreOptions
+from spane.orchestrator.view import ExecutionView
 from spane.schemas.messages import (
     ChildFinished,
     ExecutionMessage,
@@ -29,7 +30,7 @@ from spane.schemas.messages import (
     StartExecution,
 )
 from spane.schemas.state import ErrorInfo, ExecutionStatus
-from spane.state.base import StateStore
+from spane.state.base import Applied, StateStore
 
 log = logging.getLogger("spane.orchestrator")
 
@@ -85,21 +86,54 @@ class Transitions:
         return self.options
 
     # ------------------------------------------------------------ existing
+    async def apply_groups(
+        self, groups: Mapping[str, Sequence[Delivery[ExecutionMessage]]]
+    ) -> dict[str, list[Outcome]]:
+        """Apply the messages of several executions (each group in order): one load and
+        one commit round trip for all of them. An execution whose commit conflicted
+        (another replica wrote it) is applied again on its own, as :meth:`apply_group`."""
+        prepared = {execution_id: self._prepare(group) for execution_id, group in groups.items()}
+        loaded = await self.state.load_many({eid: ids for eid, (_, ids) in prepared.items()})
+        done: dict[str, list[Outcome]] = {}
+        commits: list[tuple[str, ExecutionView, dict[str, list[Command]], list[Outcome]]] = []
+        for execution_id, (pending, ids) in prepared.items():
+            view, applied = loaded[execution_id]
+            outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
+            if records is None or view is None:
+                done[execution_id] = outcomes
+            else:
+                commits.append((execution_id, view, records, outcomes))
+        if commits:
+            committed = await self.state.commit_each([(view, recs) for _, view, recs, _ in commits])
+            for (execution_id, _, _, outcomes), ok_ in zip(commits, committed, strict=True):
+                if ok_:
+                    done[execution_id] = outcomes
+        for execution_id, group in groups.items():
+            if execution_id not in done:
+                done[execution_id] = await self.apply_group(execution_id, group)
+        return done
+
     async def apply_group(
         self, execution_id: str, deliveries: Sequence[Delivery[ExecutionMessage]]
     ) -> list[Outcome]:
         """Apply messages of one execution, in order; one outcome per delivery."""
+        pending, ids = self._prepare(deliveries)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            outcomes = await self._attempt(execution_id, pending, ids)
+            if outcomes is not None:
+                return outcomes
+        raise StateConflictError(f"execution {execution_id}: too many concurrent writers")
+
+    def _prepare(
+        self, deliveries: Sequence[Delivery[ExecutionMessage]]
+    ) -> tuple[_Pending, list[str]]:
+        """Screen the messages (bad ones answered now) and derive their event ids."""
         screened = _Pending(deliveries)
         for index, delivery in enumerate(deliveries):
             problem = self._screen(delivery.message)
             if problem is not None:
                 screened.outcomes[index] = ([], error(problem))
-        ids = [event_id(d.message, d.message_id) for d in deliveries]
-        for _ in range(MAX_CONFLICT_RETRIES):
-            outcomes = await self._attempt(execution_id, screened, ids)
-            if outcomes is not None:
-                return outcomes
-        raise StateConflictError(f"execution {execution_id}: too many concurrent writers")
+        return screened, [event_id(d.message, d.message_id) for d in deliveries]
 
     def _screen(self, message: ExecutionMessage) -> str | None:
         if isinstance(message, SignalCommand):
@@ -113,6 +147,24 @@ class Transitions:
     ) -> list[Outcome] | None:
         """One load-decide-commit round; None when another writer got there first."""
         view, applied = await self.state.load_with(execution_id, ids)
+        outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
+        if records is not None and view is not None:
+            try:
+                await self.state.commit_many(view, records)
+            except StateConflictError:
+                return None
+        return outcomes
+
+    async def _decide(
+        self,
+        execution_id: str,
+        pending: _Pending,
+        ids: list[str],
+        view: ExecutionView | None,
+        applied: Mapping[str, Applied],
+    ) -> tuple[list[Outcome], dict[str, list[Command]] | None]:
+        """Decide every pending message on ``view``: the outcomes, and the records to
+        commit (None when nothing changed, so nothing is written)."""
         outcomes = dict(pending.outcomes)
         if view is None:
             missing: Outcome = ([], error(f"execution {execution_id!r} not found"))
@@ -121,7 +173,7 @@ class Transitions:
                 len(pending.deliveries),
                 execution_id,
             )
-            return [outcomes.get(i, missing) for i in range(len(pending.deliveries))]
+            return [outcomes.get(i, missing) for i in range(len(pending.deliveries))], None
         records: dict[str, list[Command]] = {}
         plan = await self.plans.get(view.meta.workflow_id, view.meta.version, view.meta.body)
         now = self.clock()
@@ -140,12 +192,8 @@ class Transitions:
                 continue
             records[eid] = decision.commands
             outcomes[index] = (decision.commands, ok(execution_id))
-        if view.dirty or any(records.values()):
-            try:
-                await self.state.commit_many(view, records)
-            except StateConflictError:
-                return None
-        return [outcomes[i] for i in range(len(pending.deliveries))]
+        ordered = [outcomes[i] for i in range(len(pending.deliveries))]
+        return ordered, records if view.dirty or any(records.values()) else None
 
     # ----------------------------------------------------------------- start
     async def start(self, message: StartExecution) -> Outcome:

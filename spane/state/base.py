@@ -94,10 +94,23 @@ class StateStore(Protocol):
         """``load`` and ``applied`` for several events, in one round trip."""
         ...
 
+    async def load_many(
+        self, requests: Mapping[str, Sequence[str]]
+    ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
+        """``load_with`` for several executions (execution id -> event ids), one round trip."""
+        ...
+
     async def commit_many(
         self, view: ExecutionView, records: Mapping[str, Sequence[Command]]
     ) -> None:
         """``commit`` of several events applied to one view, atomically (micro-batch)."""
+        ...
+
+    async def commit_each(
+        self, commits: Sequence[tuple[ExecutionView, Mapping[str, Sequence[Command]]]]
+    ) -> list[bool]:
+        """``commit_many`` for several executions in one round trip, each atomic on its
+        own; False in place of a commit that conflicted (it wrote nothing)."""
         ...
 
     async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:

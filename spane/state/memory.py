@@ -104,8 +104,29 @@ class MemoryStateStore:
         applied = {e: Applied(entry.applied[e]) for e in event_ids if e in entry.applied}
         return ExecutionView(entry.meta, entry.nodes, entry.revision), applied
 
+    async def load_many(
+        self, requests: Mapping[str, Sequence[str]]
+    ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
+        return {
+            execution_id: await self.load_with(execution_id, event_ids)
+            for execution_id, event_ids in requests.items()
+        }
+
     async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
         await self.commit_many(view, {event_id: commands})
+
+    async def commit_each(
+        self, commits: Sequence[tuple[ExecutionView, Mapping[str, Sequence[Command]]]]
+    ) -> list[bool]:
+        committed: list[bool] = []
+        for view, records in commits:
+            try:
+                await self.commit_many(view, records)
+            except StateConflictError:
+                committed.append(False)
+            else:
+                committed.append(True)
+        return committed
 
     async def commit_many(
         self, view: ExecutionView, records: Mapping[str, Sequence[Command]]

@@ -96,7 +96,7 @@ class RedisStateStore:
         self._redis: Redis = Redis.from_url(url)
         register = self._redis.register_script
         self._create: _Script = register(redis_scripts.CREATE)
-        self._commit: _Script = register(redis_scripts.COMMIT)
+        self._commit: AsyncScript = register(redis_scripts.COMMIT)
         self._list: _Script = register(redis_scripts.LIST_EXECUTIONS)
         self._claim_timers: _Script = register(redis_scripts.CLAIM_TIMERS)
         self._ack_timers: _Script = register(redis_scripts.ACK_TIMERS)
@@ -166,56 +166,81 @@ class RedisStateStore:
         )
         return None if raw is None else Applied(decode_commands(raw))
 
-    @_keeps_cancellation
     async def load_with(
         self, execution_id: str, event_ids: Sequence[str]
     ) -> tuple[ExecutionView | None, dict[str, Applied]]:
-        keys = self.keys.execution(execution_id)
+        return (await self.load_many({execution_id: event_ids}))[execution_id]
+
+    @_keeps_cancellation
+    async def load_many(
+        self, requests: Mapping[str, Sequence[str]]
+    ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
-            pipe.hgetall(keys.nodes)
-            if event_ids:
-                pipe.hmget(keys.applied, list(event_ids))
-            replies = await pipe.execute()
-        (raw_meta, raw_revision), raw_nodes = replies[0], replies[1]
-        if raw_meta is None:
-            return None, {}
-        recorded = replies[2] if event_ids else []
-        applied = {
-            event_id: Applied(decode_commands(raw))
-            for event_id, raw in zip(event_ids, recorded, strict=True)
-            if raw is not None
-        }
-        meta = ExecutionMeta.model_validate_json(raw_meta)
-        return ExecutionView(meta, LazyNodes(raw_nodes), int(raw_revision)), applied
+            for execution_id, event_ids in requests.items():
+                keys = self.keys.execution(execution_id)
+                pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
+                pipe.hgetall(keys.nodes)
+                if event_ids:
+                    pipe.hmget(keys.applied, list(event_ids))
+            replies = iter(await pipe.execute())
+        loaded: dict[str, tuple[ExecutionView | None, dict[str, Applied]]] = {}
+        for execution_id, event_ids in requests.items():
+            (raw_meta, raw_revision), raw_nodes = next(replies), next(replies)
+            recorded = next(replies) if event_ids else []
+            if raw_meta is None:
+                loaded[execution_id] = (None, {})
+                continue
+            applied = {
+                event_id: Applied(decode_commands(raw))
+                for event_id, raw in zip(event_ids, recorded, strict=True)
+                if raw is not None
+            }
+            meta = ExecutionMeta.model_validate_json(raw_meta)
+            view = ExecutionView(meta, LazyNodes(raw_nodes), int(raw_revision))
+            loaded[execution_id] = (view, applied)
+        return loaded
 
     async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
         await self.commit_many(view, {event_id: commands})
 
-    @_keeps_cancellation
     async def commit_many(
         self, view: ExecutionView, records: Mapping[str, Sequence[Command]]
     ) -> None:
+        if not (await self.commit_each([(view, records)]))[0]:
+            raise StateConflictError(f"execution {view.meta.id} changed since it was loaded")
+
+    @_keeps_cancellation
+    async def commit_each(
+        self, commits: Sequence[tuple[ExecutionView, Mapping[str, Sequence[Command]]]]
+    ) -> list[bool]:
+        calls = [self._commit_call(view, records) for view, records in commits]
+        revisions = await self._run_each(self._commit, calls)
+        committed: list[bool] = []
+        for (view, _), revision in zip(commits, revisions, strict=True):
+            if int(revision) >= 0:
+                view.revision = int(revision)
+            committed.append(int(revision) >= 0)
+        return committed
+
+    def _commit_call(
+        self, view: ExecutionView, records: Mapping[str, Sequence[Command]]
+    ) -> tuple[list[str], list[Any]]:
+        """Keys and arguments of the COMMIT script for one view and its records."""
         meta = view.meta
         keys: ExecutionKeys = self.keys.execution(meta.id)
         events: list[str | bytes] = []
         for event_id, commands in records.items():
             events += (event_id, encode_commands(commands))
-        revision = await self._commit(
-            keys=list(keys.all()),
-            args=[
-                view.revision,
-                meta.model_dump_json(),
-                self._max_applied,
-                self._expire_ms(meta),
-                len(records),
-                *events,
-                *_node_pairs(view.changed_nodes),
-            ],
-        )
-        if int(revision) < 0:
-            raise StateConflictError(f"execution {meta.id} changed since it was loaded")
-        view.revision = int(revision)
+        args: list[Any] = [
+            view.revision,
+            meta.model_dump_json(),
+            self._max_applied,
+            self._expire_ms(meta),
+            len(records),
+            *events,
+            *_node_pairs(view.changed_nodes),
+        ]
+        return list(keys.all()), args
 
     @_keeps_cancellation
     async def get_meta(self, execution_id: str) -> ExecutionMeta | None:

@@ -293,6 +293,45 @@ async def test_stale_commit_conflicts_and_changes_nothing(store: StateStore):
     assert await store.applied("ex-1", "e-lose") is None
 
 
+async def test_load_many_and_commit_each_cover_several_executions(store: StateStore):
+    for name in ("ex-1", "ex-2", "ex-3"):
+        await store.create(new_view(name), "start", [CancelTimer(name)])
+    loaded_views = await store.load_many({"ex-1": ["start", "e9"], "ex-2": [], "nope": ["x"]})
+
+    assert set(loaded_views) == {"ex-1", "ex-2", "nope"}
+    assert loaded_views["nope"] == (None, {})
+    one, one_applied = loaded_views["ex-1"]
+    two, two_applied = loaded_views["ex-2"]
+    assert one is not None
+    assert two is not None
+    assert list(one_applied) == ["start"]
+    assert list(one_applied["start"].commands) == [CancelTimer("ex-1")]
+    assert two_applied == {}
+    assert one.node("a") == new_view("ex-1").changed_nodes["a"]
+
+    three = await loaded(store, "ex-3")
+    winner = await loaded(store, "ex-3")
+    await store.commit(winner, "won", [])  # ex-3 moves on: the stale view below conflicts
+    one.update_node("a", status=NodeStatus.SUCCEEDED)
+    two.update_node("b", status=NodeStatus.FAILED)
+    three.update_node("a", status=NodeStatus.CANCELLED)
+
+    committed = await store.commit_each(
+        [(one, {"e1": [CancelTimer("1")]}), (three, {"e3": []}), (two, {"e2": []})]
+    )
+
+    assert committed == [True, False, True]
+    assert (one.revision, two.revision, three.revision) == (2, 2, 1)
+    assert (await store.get_nodes("ex-1"))["a"].status == NodeStatus.SUCCEEDED
+    assert (await store.get_nodes("ex-2"))["b"].status == NodeStatus.FAILED
+    assert (await store.get_nodes("ex-3"))["a"].status == NodeStatus.RUNNING
+    assert await store.applied("ex-3", "e3") is None
+    recorded = await store.applied("ex-1", "e1")
+    assert recorded is not None
+    assert list(recorded.commands) == [CancelTimer("1")]
+    assert await store.commit_each([]) == []
+
+
 async def test_commit_of_unknown_execution_conflicts(store: StateStore):
     view = new_view("ghost")
     view.revision = 1
