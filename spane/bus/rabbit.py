@@ -15,10 +15,10 @@ of looping forever. A task queue is declared both by the pool consuming it and b
 first publication to that type, so tasks wait for a pool that starts later.
 
 Publishing goes through one channel with publisher confirms; the confirms of a batch
-are awaited together (``asyncio.gather``), tasks and inbox messages are ``mandatory``
-(an unroutable message raises :class:`aio_pika.exceptions.PublishError`). While the
-connection is down, a publication waits for the robust connection to come back and is
-retried, for at most ``publish_timeout`` seconds. Consumers are
+are awaited together, tasks and inbox messages are ``mandatory`` (an unroutable message
+raises :class:`aio_pika.exceptions.PublishError`). While the connection is down, a
+publication waits for the robust connection to come back and is retried, for at most
+``publish_timeout`` seconds (:mod:`spane.bus.rabbit_publish`). Consumers are
 :class:`~spane.bus.rabbit_consumer.BatchConsumer` objects, one channel each.
 """
 
@@ -32,7 +32,6 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -43,9 +42,7 @@ from aio_pika.abc import (
     AbstractRobustQueue,
     ExchangeType,
 )
-from aio_pika.exceptions import AMQPError, PublishError
 from aiormq import spec
-from aiormq.exceptions import ChannelInvalidStateError
 
 from spane.bus.base import (
     BatchHandler,
@@ -85,6 +82,7 @@ from spane.bus.rabbit_consumer import (
     decode_trigger,
     event_batches,
 )
+from spane.bus.rabbit_publish import PERSISTENT, Outgoing, publish_all
 from spane.bus.topology import Topology
 from spane.errors import InvalidMessageError
 from spane.schemas.events import LifecycleEvent
@@ -98,44 +96,6 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 ORCHESTRATOR_ROUTING_KEY = ""
 SUBSCRIPTION_PREFETCH = 256
 RPC_PRIORITY = 1
-RETRY_PAUSE = 0.2
-PERSISTENT = 2
-"""AMQP delivery mode of a persistent message."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    """One message to publish on one exchange (by name) of the channel it goes through.
-
-    Built as AMQP properties directly: publishing goes to the aiormq channel under the
-    robust one, without an ``aio_pika.Message`` per message (the hot path).
-    """
-
-    exchange: str
-    routing_key: str
-    body: bytes
-    properties: spec.Basic.Properties
-    mandatory: bool
-
-    @classmethod
-    def of(
-        cls, exchange: str, routing_key: str, message: aio_pika.Message, mandatory: bool
-    ) -> _Outgoing:
-        return cls(exchange, routing_key, message.body, message.properties, mandatory)
-
-
-def _is_transient(error: BaseException) -> bool:
-    """Worth retrying once the connection is back (not an unroutable message).
-
-    A publication cancelled under us (aiormq cancels pending confirms when it closes a
-    stuck connection) is transient too, unless this task itself is being cancelled.
-    """
-    if isinstance(error, PublishError):
-        return False
-    if isinstance(error, asyncio.CancelledError):
-        task = asyncio.current_task()
-        return task is not None and not task.cancelling()
-    return isinstance(error, ConnectionError | TimeoutError | RuntimeError | AMQPError)
 
 
 def default_connection_name() -> str:
@@ -321,7 +281,7 @@ class RabbitBus:
             outgoing = [self._event_message(key, event) for key, event in events]
             await self._publish_all(self._channel(), outgoing)
 
-    def _task_message(self, task: TaskMessage) -> _Outgoing:
+    def _task_message(self, task: TaskMessage) -> Outgoing:
         properties = self._properties(
             kind="task",
             message_id=task.task_id,
@@ -329,7 +289,7 @@ class RabbitBus:
             priority=task.priority,
         )
         exchange = self.topology.tasks_exchange
-        return _Outgoing(exchange, task.type, encode_task(task), properties, mandatory=True)
+        return Outgoing(exchange, task.type, encode_task(task), properties, mandatory=True)
 
     def _inbox_message(
         self,
@@ -338,7 +298,7 @@ class RabbitBus:
         priority: int | None = None,
         reply_to: str | None = None,
         correlation_id: str | None = None,
-    ) -> _Outgoing:
+    ) -> Outgoing:
         if priority is None and isinstance(message, StartExecution):
             priority = message.priority
         properties = self._properties(
@@ -348,7 +308,7 @@ class RabbitBus:
             priority=priority,
             reply_to=reply_to,
         )
-        return _Outgoing(
+        return Outgoing(
             self.topology.orchestrator_exchange,
             ORCHESTRATOR_ROUTING_KEY,
             encode_inbox(message),
@@ -356,7 +316,7 @@ class RabbitBus:
             mandatory=True,
         )
 
-    def _event_message(self, routing_key: str, event: LifecycleEvent) -> _Outgoing:
+    def _event_message(self, routing_key: str, event: LifecycleEvent) -> Outgoing:
         properties = self._properties(
             kind=event.type,
             message_id=event.id,
@@ -364,7 +324,7 @@ class RabbitBus:
             content_type=CLOUDEVENTS_CONTENT_TYPE,
         )
         exchange = self.topology.events_exchange
-        return _Outgoing(exchange, routing_key, encode_event(event), properties, mandatory=False)
+        return Outgoing(exchange, routing_key, encode_event(event), properties, mandatory=False)
 
     def node_events_wanted(self) -> bool:
         return True  # queues bound to the events exchange are not known to this process
@@ -376,7 +336,7 @@ class RabbitBus:
         properties = self._properties(
             kind="cancel", message_id=uuid.uuid4().hex, correlation_id=None
         )
-        outgoing = _Outgoing(
+        outgoing = Outgoing(
             self.topology.cancellations_exchange, "", encode_cancel(task_ids), properties, False
         )
         await self._publish_all(self._channel(), [outgoing])
@@ -384,90 +344,12 @@ class RabbitBus:
     async def _publish_all(
         self,
         channel: AbstractRobustChannel,
-        outgoing: Sequence[_Outgoing],
+        outgoing: Sequence[Outgoing],
         timeout: float | None = None,
     ) -> None:
-        """Publish everything, confirms awaited together; retry what an outage broke.
-
-        Raises the first permanent error (an unroutable message), or :class:`TimeoutError`
-        when some messages are still unconfirmed after ``timeout`` (``publish_timeout``).
-        A retried message may reach the broker twice (its first confirm was lost);
-        consumers deduplicate by message id.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.publish_timeout if timeout is None else timeout)
-        pending = list(outgoing)
-        while True:
-            results = await self._send_all(channel, pending, deadline - loop.time())
-            failed: list[_Outgoing] = []
-            last_error: BaseException | None = None
-            for item, result in zip(pending, results, strict=True):
-                if isinstance(result, BaseException):
-                    if not _is_transient(result):
-                        raise result
-                    failed.append(item)
-                    last_error = result
-            if not failed:
-                return
-            pending = failed
-            await self._wait_for_recovery(channel, deadline, len(failed), last_error)
-
-    @staticmethod
-    async def _send_all(
-        channel: AbstractRobustChannel, outgoing: Sequence[_Outgoing], timeout: float
-    ) -> list[object]:
-        """Publish on the channel under the robust one, confirms awaited together; each
-        message's failure in its place. One deadline for all (not a timer per message).
-
-        aiormq raises :class:`PublishError` for a returned (unroutable mandatory) message
-        and ``DeliveryError`` for a nack; a closed channel raises ``ChannelInvalidStateError``.
-        """
-        if channel.is_closed:  # reopening after an outage: the caller's bounded retry waits
-            closed = ChannelInvalidStateError(f"{channel} is closed")
-            return [closed for _ in outgoing]
-        try:
-            async with asyncio.timeout(max(timeout, 0.001)):
-                underlay = await channel.get_underlay_channel()  # waits for the connection
-                results = await asyncio.gather(
-                    *(
-                        underlay.basic_publish(
-                            item.body,
-                            exchange=item.exchange,
-                            routing_key=item.routing_key,
-                            properties=item.properties,
-                            mandatory=item.mandatory,
-                        )
-                        for item in outgoing
-                    ),
-                    return_exceptions=True,
-                )
-                return list(results)
-        except TimeoutError as exc:
-            raise TimeoutError(
-                f"{len(outgoing)} message(s) not confirmed by RabbitMQ in time"
-            ) from exc
-
-    async def _wait_for_recovery(
-        self,
-        channel: AbstractRobustChannel,
-        deadline: float,
-        count: int,
-        error: BaseException | None,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        if loop.time() >= deadline:
-            raise TimeoutError(
-                f"{count} message(s) not confirmed by RabbitMQ in time (last error: {error!r})"
-            ) from error
-        log.warning("publishing %d message(s) failed (%r); retrying", count, error)
-        await asyncio.sleep(min(RETRY_PAUSE, max(deadline - loop.time(), 0.0)))
-        try:
-            async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
-                await channel.ready()
-        except TimeoutError as exc:
-            raise TimeoutError(
-                f"{count} message(s) not published: RabbitMQ unavailable ({error!r})"
-            ) from exc
+        """:func:`~spane.bus.rabbit_publish.publish_all` within ``timeout``
+        (``publish_timeout`` by default)."""
+        await publish_all(channel, outgoing, self.publish_timeout if timeout is None else timeout)
 
     # ------------------------------------------------------------------ RPC
     async def _rpc(self) -> AbstractRobustChannel:
@@ -532,7 +414,7 @@ class RabbitBus:
                 headers={SCHEMA_HEADER: SCHEMA_VERSION},
             )
             channel = self._channel()
-            outgoing = _Outgoing("", reply_to, encode_reply(value), answer, False)
+            outgoing = Outgoing("", reply_to, encode_reply(value), answer, False)
             try:
                 await self._publish_all(channel, [outgoing])
             except Exception as exc:  # the caller may be gone; the command is applied
@@ -550,7 +432,7 @@ class RabbitBus:
         copy = dead_letter_copy(message, reason, queue)
         try:
             channel = self._channel()
-            outgoing = _Outgoing.of(self.topology.dlx, queue, copy, True)
+            outgoing = Outgoing.of(self.topology.dlx, queue, copy, True)
             await self._publish_all(channel, [outgoing])
             await message.ack()
         except Exception as exc:
@@ -628,7 +510,7 @@ class RabbitBus:
         )
         properties.headers = {**(properties.headers or {}), **(headers or {})}
         body_bytes = json.dumps(body, separators=(",", ":")).encode()
-        outgoing = _Outgoing(
+        outgoing = Outgoing(
             self.topology.triggers_exchange, routing_key, body_bytes, properties, True
         )
         await self._publish_all(channel, [outgoing])

@@ -1,0 +1,146 @@
+"""Publishing on RabbitMQ with confirms: the hot path of :class:`~spane.bus.rabbit.RabbitBus`.
+
+A publication goes to the aiormq channel under aio-pika's robust channel (no
+``aio_pika.Message`` per message), every message of a batch is published at once and
+their confirms awaited together under one deadline. What an outage broke is retried
+once the robust connection is back, until the deadline; an unroutable ``mandatory``
+message (returned by the broker) is a permanent error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractRobustChannel
+from aio_pika.exceptions import AMQPError, PublishError
+from aiormq import spec
+from aiormq.exceptions import ChannelInvalidStateError
+
+log = logging.getLogger("spane.bus.rabbit")
+
+RETRY_PAUSE = 0.2
+PERSISTENT = 2
+"""AMQP delivery mode of a persistent message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to publish on one exchange (by name) of the channel it goes through.
+
+    Built as AMQP properties directly: publishing goes to the aiormq channel under the
+    robust one, without an ``aio_pika.Message`` per message (the hot path).
+    """
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: spec.Basic.Properties
+    mandatory: bool
+
+    @classmethod
+    def of(
+        cls, exchange: str, routing_key: str, message: aio_pika.Message, mandatory: bool
+    ) -> Outgoing:
+        return cls(exchange, routing_key, message.body, message.properties, mandatory)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth retrying once the connection is back (not an unroutable message).
+
+    A publication cancelled under us (aiormq cancels pending confirms when it closes a
+    stuck connection) is transient too, unless this task itself is being cancelled.
+    """
+    if isinstance(error, PublishError):
+        return False
+    if isinstance(error, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is not None and not task.cancelling()
+    return isinstance(error, ConnectionError | TimeoutError | RuntimeError | AMQPError)
+
+
+async def publish_all(
+    channel: AbstractRobustChannel, outgoing: Sequence[Outgoing], timeout: float
+) -> None:
+    """Publish everything, confirms awaited together; retry what an outage broke.
+
+    Raises the first permanent error (an unroutable message), or :class:`TimeoutError`
+    when some messages are still unconfirmed after ``timeout`` seconds. A retried
+    message may reach the broker twice (its first confirm was lost); consumers
+    deduplicate by message id.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = list(outgoing)
+    while True:
+        results = await _send_all(channel, pending, deadline - loop.time())
+        failed: list[Outgoing] = []
+        last_error: BaseException | None = None
+        for item, result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                if not is_transient(result):
+                    raise result
+                failed.append(item)
+                last_error = result
+        if not failed:
+            return
+        pending = failed
+        await _wait_for_recovery(channel, deadline, len(failed), last_error)
+
+
+async def _send_all(
+    channel: AbstractRobustChannel, outgoing: Sequence[Outgoing], timeout: float
+) -> list[object]:
+    """Publish on the channel under the robust one, confirms awaited together; each
+    message's failure in its place. One deadline for all (not a timer per message).
+
+    aiormq raises :class:`PublishError` for a returned (unroutable mandatory) message
+    and ``DeliveryError`` for a nack; a closed channel raises ``ChannelInvalidStateError``.
+    """
+    if channel.is_closed:  # reopening after an outage: the caller's bounded retry waits
+        closed = ChannelInvalidStateError(f"{channel} is closed")
+        return [closed for _ in outgoing]
+    try:
+        async with asyncio.timeout(max(timeout, 0.001)):
+            underlay = await channel.get_underlay_channel()  # waits for the connection
+            results = await asyncio.gather(
+                *(
+                    underlay.basic_publish(
+                        item.body,
+                        exchange=item.exchange,
+                        routing_key=item.routing_key,
+                        properties=item.properties,
+                        mandatory=item.mandatory,
+                    )
+                    for item in outgoing
+                ),
+                return_exceptions=True,
+            )
+            return list(results)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{len(outgoing)} message(s) not confirmed by RabbitMQ in time") from exc
+
+
+async def _wait_for_recovery(
+    channel: AbstractRobustChannel,
+    deadline: float,
+    count: int,
+    error: BaseException | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    if loop.time() >= deadline:
+        raise TimeoutError(
+            f"{count} message(s) not confirmed by RabbitMQ in time (last error: {error!r})"
+        ) from error
+    log.warning("publishing %d message(s) failed (%r); retrying", count, error)
+    await asyncio.sleep(min(RETRY_PAUSE, max(deadline - loop.time(), 0.0)))
+    try:
+        async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
+            await channel.ready()
+    except TimeoutError as exc:
+        raise TimeoutError(
+            f"{count} message(s) not published: RabbitMQ unavailable ({error!r})"
+        ) from exc
