@@ -61,8 +61,9 @@ TIMER_BATCH = 512
 TIMER_LEASE = 30.0
 ARCHIVE_DRAIN = 5.0
 ARCHIVE_BATCH = 64
-GROUP_CONCURRENCY = 32
-"""Executions one orchestrator works on at once within a batch (below the Redis pool)."""
+START_CONCURRENCY = 32
+"""Starts one orchestrator works on at once within a batch (below the Redis pool); the
+other messages of a batch share one load and one commit round trip."""
 TRIGGER_INDEX_TTL = 2.0
 IDEMPOTENCY_HEADER = "spane-idempotency-key"
 
@@ -139,7 +140,7 @@ class OrchestratorService:
         self._timer_wake_at = float("inf")
         """When the timer loop wakes up by itself (inf while it is awake): a timer due
         earlier wakes it; later ones wait (one Redis round trip less per batch)."""
-        self._group_slots = asyncio.Semaphore(GROUP_CONCURRENCY)
+        self._start_slots = asyncio.Semaphore(START_CONCURRENCY)
         self._to_archive: asyncio.Queue[str] = asyncio.Queue()
         self._archiver: asyncio.Task[None] | None = None
         self.transitions = Transitions(
@@ -183,8 +184,9 @@ class OrchestratorService:
 
     # ------------------------------------------------------------- batches
     async def handle_batch(self, deliveries: Sequence[Delivery[InboxMessage]]) -> None:
-        """One micro-batch: starts first, then every execution's messages as a group
-        (groups concurrently), then all resulting commands, then the RPC answers."""
+        """One micro-batch: starts first (concurrently), then every execution's messages
+        as a group (one load and one commit round trip for all groups), then all
+        resulting commands, then the RPC answers."""
         outcomes: dict[int, Outcome] = {}
         starts = [
             (i, d.message)
@@ -215,8 +217,8 @@ class OrchestratorService:
                 await delivery.reply(outcomes[index][1])
 
     async def _bounded(self, work: Awaitable[T]) -> T:
-        """At most GROUP_CONCURRENCY executions in flight (the Redis pool is finite)."""
-        async with self._group_slots:
+        """At most START_CONCURRENCY starts in flight (the Redis pool is finite)."""
+        async with self._start_slots:
             return await work
 
     async def handle_triggers(self, deliveries: Sequence[Delivery[TriggerEvent]]) -> None:
