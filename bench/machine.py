@@ -3,7 +3,9 @@
 A shared machine skews every figure: :class:`CpuMeter` splits the cpu time spent during
 a measurement into this benchmark's processes (the bench itself and the deployment it
 started), the servers (RabbitMQ, Redis, the MongoDB-wire server) and everything else,
-so that the report can say when other processes competed with the run.
+so that the report can say when other processes competed with the run;
+:func:`cpu_seconds` splits the same snapshots per process role (orchestrator, worker,
+each server, the client).
 """
 
 from __future__ import annotations
@@ -13,14 +15,22 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER_NAMES = ("beam.smp", "redis-server", "mongod", "secantusd")
-"""Command names (or prefixes) of the server processes."""
+SERVERS = {
+    "beam.smp": "rabbitmq",
+    "redis-server": "redis",
+    "mongod": "mongodb",
+    "secantusd": "mongodb",
+}
+"""Command names (or prefixes) of the server processes, and the role each plays."""
+CLIENT = "client"
+"""The role of this process (the benchmark, the deployment's client)."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -109,11 +119,16 @@ class CpuMeter:
     """Who used the cpus between :meth:`snapshot` and :meth:`shares`."""
 
     def __init__(self) -> None:
-        self.ours: set[int] = {os.getpid()}
+        self.roles: dict[int, str] = {os.getpid(): CLIENT}
+        """This benchmark's processes: pid -> role (``client``, ``orchestrator``, ...)."""
 
-    def add(self, pids: Iterable[int]) -> None:
-        """Processes that count as this benchmark's (the deployment's)."""
-        self.ours.update(pids)
+    @property
+    def ours(self) -> set[int]:
+        return set(self.roles)
+
+    def add(self, pids: Mapping[str, int]) -> None:
+        """Processes that count as this benchmark's (the deployment's), by role."""
+        self.roles.update((pid, role) for role, pid in pids.items())
 
     def snapshot(self) -> CpuSnapshot:
         processes = {}
@@ -123,8 +138,9 @@ class CpuMeter:
                 processes[pid] = info
         return CpuSnapshot(_machine_jiffies(), processes)
 
-    def shares(self, before: CpuSnapshot) -> CpuShares | None:
-        after = self.snapshot()
+    def shares(self, before: CpuSnapshot, after: CpuSnapshot | None = None) -> CpuShares | None:
+        after = after or self.snapshot()
+        ours_pids = self.ours
         if before.machine is None or after.machine is None:
             return None
         total = after.machine[1] - before.machine[1]
@@ -134,13 +150,31 @@ class CpuMeter:
         ours = servers = 0
         for pid, (name, jiffies) in after.processes.items():
             spent = jiffies - before.processes.get(pid, (name, 0))[1]
-            if pid in self.ours:
+            if pid in ours_pids:
                 ours += spent
-            elif name.startswith(SERVER_NAMES):
+            elif server_role(name) is not None:
                 servers += spent
         # /proc/stat counts jiffies of all cpus; per-process jiffies are comparable.
         others = max(busy - ours - servers, 0)
         return CpuShares(*(min(part / total, 1.0) for part in (busy, ours, servers, others)))
+
+
+def server_role(name: str) -> str | None:
+    """The role of a server process from its command name, or ``None``."""
+    return next((role for prefix, role in SERVERS.items() if name.startswith(prefix)), None)
+
+
+def cpu_seconds(
+    before: CpuSnapshot, after: CpuSnapshot, roles: Mapping[int, str]
+) -> dict[str, float]:
+    """Cpu seconds (user + system) spent between two snapshots per role: the pids in
+    ``roles``, and the servers recognised by their command names."""
+    spent: dict[str, float] = defaultdict(float)
+    for pid, (name, jiffies) in after.processes.items():
+        role = roles.get(pid) or server_role(name)
+        if role is not None:
+            spent[role] += (jiffies - before.processes.get(pid, (name, 0))[1]) / CLOCK_TICKS
+    return dict(spent)
 
 
 async def cpu_busy(interval: float) -> float | None:

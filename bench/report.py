@@ -75,6 +75,10 @@ class WorkloadResult:
     cpu: dict[str, float] | None = None
     """Shares of the machine's cpu capacity during the timed runs: ``busy``, ``ours``
     (bench + deployment), ``servers``, ``others`` (everything else: contention)."""
+    cpu_per_node: dict[str, float] | None = None
+    """Real backend: microseconds of cpu per node execution during the timed runs, per
+    process role (:data:`CPU_ROLES`) and ``total``, and ``cap``: the node executions/s
+    that :data:`CAP_CORES` cores could sustain at that cost (see :func:`cpu_per_node`)."""
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -214,6 +218,41 @@ def _engine_share(results: Sequence[WorkloadResult]) -> list[Ratio]:
     ]
 
 
+# ------------------------------------------------------------- cpu per node
+CPU_ROLES = ("orchestrator", "worker", "rabbitmq", "redis", "mongodb", "client")
+"""The processes whose cpu time the real backend's report splits per node execution."""
+CAP_CORES = 2
+"""The cores of the "cap" column: node executions/s if the cpu were the only limit."""
+
+
+def cpu_per_node(
+    seconds: dict[str, float], nodes: int, cores: int = CAP_CORES
+) -> dict[str, float] | None:
+    """Microseconds of cpu per node execution for each of :data:`CPU_ROLES` (0 when a
+    role spent none), their ``total``, and ``cap`` = ``cores`` * 1e6 / total."""
+    if nodes <= 0:
+        return None
+    per_node = {role: seconds.get(role, 0.0) * 1e6 / nodes for role in CPU_ROLES}
+    total = sum(per_node.values())
+    if total <= 0:
+        return None
+    return {**per_node, "total": total, "cap": cores * 1e6 / total}
+
+
+def cpu_per_node_table(results: Sequence[WorkloadResult]) -> str | None:
+    """One row per workload that has :attr:`WorkloadResult.cpu_per_node`, or ``None``."""
+    columns = (*CPU_ROLES, "total", "cap")
+    rows = [
+        [r.title, *(f"{r.cpu_per_node[column]:,.0f}" for column in columns)]
+        for r in results
+        if r.cpu_per_node is not None
+    ]
+    if not rows:
+        return None
+    headers = ["cpu per node execution (µs)", *CPU_ROLES, "total", f"cap on {CAP_CORES} cores"]
+    return format_table(headers, rows)
+
+
 # --------------------------------------------------------------------- tables
 def format_number(value: float) -> str:
     """About three significant digits, no exponent for everyday magnitudes."""
@@ -327,6 +366,13 @@ def render(run: BenchRun) -> str:
         "others' cpu: share of the machine's cpu capacity that processes other than this "
         "benchmark, its deployment and the servers used during the timed runs"
     )
+    per_node = cpu_per_node_table(run.results)
+    if per_node is not None:
+        parts += ["", per_node]
+        parts.append(
+            f"cap on {CAP_CORES} cores: node executions/s if all these processes shared "
+            f"{CAP_CORES} cores and cpu were the only limit ({CAP_CORES} x 1e6 / total µs)"
+        )
     if run.floor is not None:
         parts += ["", floor_table(run.floor)]
         if run.floor.error:
@@ -408,6 +454,7 @@ def to_document(run: BenchRun) -> dict[str, Any]:
                 "warmups": r.warmups,
                 "error": r.error,
                 "cpu": r.cpu,
+                "cpu_per_node_us": r.cpu_per_node,
                 "metrics": [metric(m) for m in r.metrics],
                 "raw": r.raw,
             }

@@ -347,7 +347,7 @@ async def _loop(workload: Workload, engine: Engine, sampler: _Sampler, result: S
     timeout = RUN_TIMEOUT["w3"] * options.timeout_scale
     timer = asyncio.create_task(sampler.every(options.interval))
     meter = CpuMeter()
-    meter.add(sampler.deployment.pids().values())
+    meter.add(sampler.deployment.pids())
     try:
         await workload.prepare(engine)
         for index in range(options.warmup):

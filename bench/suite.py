@@ -6,7 +6,8 @@ backend's processes are stopped and its namespace deleted whatever happens, Ctrl
 included. With ``events_off`` each backend measures W3 once more with node-level events
 turned off: on a fresh embedded engine, or on a second deployment (torn down the same
 way). While the timed repetitions run, a :class:`~bench.machine.CpuMeter` records how
-much cpu other processes took, so that a busy machine shows in the report.
+much cpu other processes took, so that a busy machine shows in the report, and on the
+real backend how much each of its processes (and the servers) took per node execution.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from bench import tasks
 from bench.deploy import Deployment, DeploymentError, Servers
 from bench.floor import QUICK_FLOOR, FloorSizes, measure_floor
-from bench.machine import CpuMeter, cpu_busy, machine_info
+from bench.machine import CpuMeter, cpu_busy, cpu_seconds, machine_info
 from bench.report import (
     EVENTS_OFF_DEPLOYMENT,
     EVENTS_OFF_TITLE,
@@ -32,6 +33,7 @@ from bench.report import (
     FloorResult,
     WorkloadResult,
     compute_ratios,
+    cpu_per_node,
 )
 from bench.workloads import Sample, Sizes, Workload, build
 from spane import Engine
@@ -116,9 +118,13 @@ async def measure(
                 if metric.name in sample.values:
                     metric.values.append(sample.values[metric.name])
             runs.append({**sample.raw, "values": sample.values})
-        shares = context.meter.shares(before)
+        after = context.meter.snapshot()
+        shares = context.meter.shares(before, after)
         if shares is not None:
             result.cpu = shares.as_dict()
+        if backend == "real":
+            seconds = cpu_seconds(before, after, context.meter.roles)
+            result.cpu_per_node = cpu_per_node(seconds, workload.nodes * options.repeat)
     except TimeoutError:
         result.error = f"a run took longer than {timeout:.3g} s (timed out)"
     except Exception as exc:
@@ -205,7 +211,7 @@ async def _deployed(
     try:
         deployment.start()
         info["pids"] = deployment.pids()
-        context.meter.add(deployment.pids().values())
+        context.meter.add(deployment.pids())
         _say(f"  processes: {deployment.pids()}")
         engine = deployment.client()
         try:

@@ -147,6 +147,11 @@ class Workload(ABC):
     @abstractmethod
     def title(self) -> str: ...
 
+    @property
+    @abstractmethod
+    def nodes(self) -> int:
+        """Node executions in one run."""
+
     @abstractmethod
     def workflow(self) -> dict[str, Any]: ...
 
@@ -213,6 +218,10 @@ class Chain(Workload):
     def title(self) -> str:
         return f"W1 chain, {self.steps} steps"
 
+    @property
+    def nodes(self) -> int:
+        return self.steps
+
     def workflow(self) -> dict[str, Any]:
         return chain_workflow(self.steps)
 
@@ -275,6 +284,10 @@ class FanOutIn(Workload):
     def title(self) -> str:
         return f"W2 fan-out/in 1->{self.width}->1"
 
+    @property
+    def nodes(self) -> int:
+        return self.width + 2
+
     def workflow(self) -> dict[str, Any]:
         return fan_workflow(self.width)
 
@@ -288,8 +301,7 @@ class FanOutIn(Workload):
         elapsed = time.perf_counter() - begin
         self._finished.add(execution_id)
         _check(result)
-        nodes = self.width + 2
-        return Sample({W2_TOTAL: elapsed, W3_NODES: nodes / elapsed}, {"total_s": elapsed})
+        return Sample({W2_TOTAL: elapsed, W3_NODES: self.nodes / elapsed}, {"total_s": elapsed})
 
 
 class Diamonds(Workload):
@@ -305,6 +317,10 @@ class Diamonds(Workload):
     @property
     def title(self) -> str:
         return f"W3 {self.executions} x 10-node diamond"
+
+    @property
+    def nodes(self) -> int:
+        return self.executions * len(DIAMOND_EDGES)
 
     def workflow(self) -> dict[str, Any]:
         return diamond_workflow()
@@ -333,7 +349,7 @@ class Diamonds(Workload):
         latencies_ms = [latency * 1000 for latency in latencies]
         values = {
             W3_EXECUTIONS: self.executions / elapsed,
-            W3_NODES: self.executions * len(DIAMOND_EDGES) / elapsed,
+            W3_NODES: self.nodes / elapsed,
             "execution latency p50": statistics.median(latencies_ms),
         }
         raw = {
