@@ -145,6 +145,8 @@ class MemoryBus:
         self._tasks: dict[str, _Queue[TaskMessage]] = {}
         self._event_handlers: list[tuple[str, EventHandler]] = []
         self._cancel_handlers: list[CancelHandler] = []
+        self._token = uuid.uuid4().hex[:12]
+        self._counter = itertools.count(1)
         self.dead_letters: list[tuple[Any, str]] = []
         """(message, reason) of messages whose handler kept failing."""
 
@@ -158,6 +160,11 @@ class MemoryBus:
     async def close(self) -> None:
         return None
 
+    def _message_id(self) -> str:
+        """Unique per message of this bus: a random token and a counter (no system call
+        per message, as ``uuid4`` makes)."""
+        return f"{self._token}-{next(self._counter)}"
+
     def _task_queue(self, task_type: str) -> _Queue[TaskMessage]:
         return self._tasks.setdefault(task_type, _Queue())
 
@@ -167,7 +174,7 @@ class MemoryBus:
 
     async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
         for message in messages:
-            self._inbox.put(Delivery(message, uuid.uuid4().hex))
+            self._inbox.put(Delivery(message, self._message_id()))
 
     async def request(self, message: InboxMessage, timeout: float = 30.0) -> Reply:
         loop = asyncio.get_running_loop()
@@ -177,7 +184,7 @@ class MemoryBus:
             if not answer.done():
                 answer.set_result(value)
 
-        self._inbox.put(Delivery(message, uuid.uuid4().hex, reply=reply), priority=1)
+        self._inbox.put(Delivery(message, self._message_id(), reply=reply), priority=1)
         async with asyncio.timeout(timeout):
             return await answer
 
@@ -205,7 +212,9 @@ class MemoryBus:
         self, routing_key: str, body: Any, *, headers: dict[str, Any] | None = None
     ) -> None:
         self._triggers.put(
-            Delivery(TriggerEvent(routing_key, body), uuid.uuid4().hex, headers=dict(headers or {}))
+            Delivery(
+                TriggerEvent(routing_key, body), self._message_id(), headers=dict(headers or {})
+            )
         )
 
     async def consume_triggers(
