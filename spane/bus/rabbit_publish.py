@@ -48,17 +48,19 @@ class Outgoing:
         return cls(exchange, routing_key, message.body, message.properties, mandatory)
 
 
-def is_transient(error: BaseException) -> bool:
+def is_transient(error: BaseException, cancel_requests: int = 0) -> bool:
     """Worth retrying once the connection is back (not an unroutable message).
 
     A publication cancelled under us (aiormq cancels pending confirms when it closes a
-    stuck connection) is transient too, unless this task itself is being cancelled.
+    stuck connection) is transient too, unless this task itself was asked to cancel
+    since the publication began (``cancel_requests``: its count of pending cancel
+    requests then; an earlier, swallowed one does not count).
     """
     if isinstance(error, PublishError):
         return False
     if isinstance(error, asyncio.CancelledError):
         task = asyncio.current_task()
-        return task is not None and not task.cancelling()
+        return task is not None and task.cancelling() <= cancel_requests
     return isinstance(error, ConnectionError | TimeoutError | RuntimeError | AMQPError)
 
 
@@ -74,6 +76,8 @@ async def publish_all(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    task = asyncio.current_task()
+    cancel_requests = task.cancelling() if task is not None else 0
     pending = list(outgoing)
     while True:
         results = await _send_all(channel, pending, deadline - loop.time())
@@ -81,7 +85,7 @@ async def publish_all(
         last_error: BaseException | None = None
         for item, result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
-                if not is_transient(result):
+                if not is_transient(result, cancel_requests):
                     raise result
                 failed.append(item)
                 last_error = result
@@ -105,7 +109,10 @@ async def _send_all(
         return [closed for _ in outgoing]
     try:
         async with asyncio.timeout(max(timeout, 0.001)):
-            underlay = await channel.get_underlay_channel()  # waits for the connection
+            try:
+                underlay = await channel.get_underlay_channel()  # waits for the connection
+            except (AMQPError, RuntimeError) as exc:  # reopened without its channel yet
+                return [exc for _ in outgoing]
             results = await asyncio.gather(
                 *(
                     underlay.basic_publish(

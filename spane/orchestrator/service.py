@@ -149,7 +149,7 @@ class OrchestratorService:
             self.options,
             clock,
             max_value_bytes,
-            node_events_wanted=bus.node_events_wanted,
+            node_events_wanted=getattr(bus, "node_events_wanted", None),  # older Bus classes
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -333,7 +333,9 @@ class OrchestratorService:
 
     async def _archive_batch(self, execution_ids: Sequence[str]) -> None:
         """Archive together; if that fails, one by one, so one bad record (or a write the
-        archive refuses) does not cost the others their archive."""
+        archive refuses) does not cost the others their archive. Two failures in a row
+        one by one mean the archive itself is unavailable: the rest of the batch is
+        skipped rather than waiting out a timeout per execution."""
         try:
             await self._archive(execution_ids)
             return
@@ -344,13 +346,20 @@ class OrchestratorService:
                 log.exception("archiving execution %s failed", execution_ids[0])
                 return
             log.warning("archiving %d executions together failed; one by one", len(execution_ids))
-        for execution_id in execution_ids:
+        failures_in_a_row = 0
+        for done, execution_id in enumerate(execution_ids):
             try:
                 await self._archive([execution_id])
+                failures_in_a_row = 0
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("archiving execution %s failed", execution_id)
+                failures_in_a_row += 1
+                if failures_in_a_row == 2:
+                    left = len(execution_ids) - done - 1
+                    log.error("the archive looks unavailable; %d execution(s) not archived", left)
+                    return
 
     async def _archive(self, execution_ids: Sequence[str]) -> None:
         records: list[dict[str, Any]] = []

@@ -139,9 +139,17 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._flush_task is not None:  # a batch it took may still be on its way
-            await asyncio.gather(self._flush_task, return_exceptions=True)
-        await self._flush()
+        try:
+            async with asyncio.timeout(grace):  # the flush retries while a server is down
+                if self._flush_task is not None:  # a batch it took may still be on its way
+                    await asyncio.gather(asyncio.shield(self._flush_task), return_exceptions=True)
+                await self._flush()
+        except TimeoutError:
+            log.warning(
+                "stopping without publishing every result (%.3g s); the orchestrator's "
+                "liveness check delivers stored ones and runs the others again",
+                grace,
+            )
         if self._renewer is not None:
             self._renewer.cancel()
             await asyncio.gather(self._renewer, return_exceptions=True)

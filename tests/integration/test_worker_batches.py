@@ -295,3 +295,29 @@ async def test_stop_returns_only_once_finished_results_are_stored_and_published(
     assert claim is not None
     assert claim.result == done("t0").model_copy(update={"output": {"ran": "t0"}})
     assert bus.pending()["inbox"] == 1
+
+
+async def test_stop_gives_up_on_a_flush_that_cannot_finish_after_the_grace(
+    bus: MemoryBus,
+    store: Recording,
+    gated: tuple[TaskRegistry, asyncio.Event, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A state store that never answers does not hang the worker's stop forever."""
+    registry, gate, _ = gated
+    never = asyncio.Event()
+
+    async def hang(results: Sequence[TaskResult]) -> None:
+        await never.wait()
+
+    monkeypatch.setattr(store, "finish_tasks", hang)
+    worker = Worker(bus, store, pool="function", registry=registry, concurrency=2)
+    await worker.start()
+    await bus.publish_tasks([task("t0")])
+    await eventually(lambda: worker.running == 1)
+    gate.set()
+    await eventually(lambda: worker.running == 0)
+
+    async with asyncio.timeout(5):
+        await worker.stop(grace=0.2)
+    assert bus.pending()["inbox"] == 0  # nothing published that was not stored

@@ -69,3 +69,24 @@ async def test_a_refused_batch_is_retried_one_by_one(caplog: pytest.LogCaptureFi
     assert await archive.get_archived("c") is not None
     assert await archive.get_archived("bad") is None
     assert "archiving execution bad failed" in caplog.text
+
+
+class Down(Picky):
+    async def archive_many(self, executions: Sequence[dict[str, Any]]) -> None:
+        self.writes.append([str(e["id"]) for e in executions])
+        raise ConnectionError("the archive is down")
+
+
+async def test_an_unavailable_archive_is_not_retried_once_per_execution(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state, archive = MemoryStateStore(), Down()
+    service = OrchestratorService(MemoryBus(), state, archive)
+    names = [f"e{i}" for i in range(10)]
+    for name in names:
+        await finished(state, name)
+
+    await service._archive_batch(names)
+
+    assert archive.writes == [names, ["e0"], ["e1"]]  # then it stops trying
+    assert "8 execution(s) not archived" in caplog.text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 import pytest
 from aio_pika.exceptions import AMQPConnectionError, DeliveryError, PublishError
@@ -11,7 +13,7 @@ from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import ChannelInvalidStateError
 from pamqp.header import ContentHeader
 
-from spane.bus.rabbit_publish import is_transient
+from spane.bus.rabbit_publish import Outgoing, is_transient, publish_all
 
 
 @pytest.mark.parametrize(
@@ -53,3 +55,47 @@ async def test_a_publication_cancelled_under_us_is_transient_but_our_own_cancel_
     with pytest.raises(asyncio.CancelledError):
         await task
     assert seen == [False]
+
+
+async def test_an_earlier_swallowed_cancel_does_not_make_a_broken_publication_permanent() -> None:
+    async def classify() -> bool:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # requested and then swallowed, as a suppress() around a wait does
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)
+        baseline = task.cancelling()
+        return is_transient(asyncio.CancelledError(), baseline)
+
+    assert await asyncio.ensure_future(classify())
+
+
+class _ReopeningChannel:
+    """A robust channel whose underlying channel is missing on the first look (its
+    reopening failed once), then there."""
+
+    is_closed = False
+
+    def __init__(self) -> None:
+        self.looks = 0
+
+    async def get_underlay_channel(self) -> Any:
+        self.looks += 1
+        if self.looks == 1:
+            raise ChannelInvalidStateError("Channel was not opened")
+        return self
+
+    async def basic_publish(self, body: bytes, **_: Any) -> None:
+        return None
+
+    async def ready(self) -> None:
+        return None
+
+
+async def test_a_channel_not_reopened_yet_is_retried_within_the_deadline() -> None:
+    channel = _ReopeningChannel()
+    outgoing = Outgoing("x", "k", b"{}", spec.Basic.Properties(), mandatory=True)
+
+    await publish_all(channel, [outgoing], timeout=5.0)  # type: ignore[arg-type]
+
+    assert channel.looks == 2
