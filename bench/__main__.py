@@ -17,10 +17,10 @@ import contextlib
 import math
 import signal
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bench.report import render, write_json
 from bench.soak import DEFAULT_INTERVAL, SoakOptions, render_soak, run_soak, write_soak_json
@@ -125,21 +125,36 @@ async def _main(work: Awaitable[T]) -> T:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
+def _run_and_report(
+    work: Coroutine[Any, Any, T],
+    render_result: Callable[[T], str],
+    write_result: Callable[[T, Path], None],
+    path: Path,
+) -> T | None:
+    """Run ``work`` (Ctrl-C / SIGTERM clean up), print its report, write its JSON;
+    None when it was interrupted."""
+    try:
+        result = asyncio.run(_main(work))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; processes stopped and namespace removed", file=sys.stderr)
+        return None
+    print(render_result(result))
+    write_result(result, path)
+    print(f"\nJSON: {path}")
+    return result
+
+
 def soak(args: argparse.Namespace) -> int:
     try:
         options = soak_options_from(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        result = asyncio.run(_main(run_soak(options)))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; processes stopped and namespace removed", file=sys.stderr)
+    result = _run_and_report(
+        run_soak(options), render_soak, write_soak_json, args.json or SOAK_JSON
+    )
+    if result is None:
         return 130
-    path = args.json or SOAK_JSON
-    print(render_soak(result))
-    write_soak_json(result, path)
-    print(f"\nJSON: {path}")
     return 1 if result.error else 0
 
 
@@ -152,15 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        run = asyncio.run(_main(run_all(options)))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; processes stopped and namespace removed", file=sys.stderr)
+    run = _run_and_report(run_all(options), render, write_json, args.json or DEFAULT_JSON)
+    if run is None:
         return 130
-    path = args.json or DEFAULT_JSON
-    print(render(run))
-    write_json(run, path)
-    print(f"\nJSON: {path}")
     failed = any(r.error for r in run.results) or (run.floor is not None and run.floor.error)
     return 1 if failed else 0
 

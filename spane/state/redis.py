@@ -147,17 +147,9 @@ class RedisStateStore:
         view.revision = 1
         return True
 
-    @_keeps_cancellation
     async def load(self, execution_id: str) -> ExecutionView | None:
-        keys = self.keys.execution(execution_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
-            pipe.hgetall(keys.nodes)
-            (raw_meta, raw_revision), raw_nodes = await pipe.execute()
-        if raw_meta is None:
-            return None
-        meta = ExecutionMeta.model_validate_json(raw_meta)
-        return ExecutionView(meta, _decode_nodes(raw_nodes), int(raw_revision))
+        view, _ = await self.load_with(execution_id, ())
+        return view
 
     @_keeps_cancellation
     async def applied(self, execution_id: str, event_id: str) -> Applied | None:
@@ -216,10 +208,11 @@ class RedisStateStore:
         calls = [self._commit_call(view, records) for view, records in commits]
         revisions = await self._run_each(self._commit, calls)
         committed: list[bool] = []
-        for (view, _), revision in zip(commits, revisions, strict=True):
-            if int(revision) >= 0:
-                view.revision = int(revision)
-            committed.append(int(revision) >= 0)
+        for (view, _), reply in zip(commits, revisions, strict=True):
+            revision = int(reply)  # -1: the stored revision differed, nothing was written
+            if revision >= 0:
+                view.revision = revision
+            committed.append(revision >= 0)
         return committed
 
     def _commit_call(
@@ -255,19 +248,8 @@ class RedisStateStore:
     ) -> list[tuple[ExecutionMeta, dict[str, NodeState]]]:
         if not execution_ids:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for execution_id in execution_ids:
-                keys = self.keys.execution(execution_id)
-                pipe.hget(keys.meta, META_FIELD)
-                pipe.hgetall(keys.nodes)
-            replies = await pipe.execute()
-        found: list[tuple[ExecutionMeta, dict[str, NodeState]]] = []
-        for raw_meta, raw_nodes in zip(replies[::2], replies[1::2], strict=True):
-            if raw_meta is not None:
-                found.append(
-                    (ExecutionMeta.model_validate_json(raw_meta), _decode_nodes(raw_nodes))
-                )
-        return found
+        loaded = await self.load_many({execution_id: () for execution_id in execution_ids})
+        return [(view.meta, view.all_nodes()) for view, _ in loaded.values() if view is not None]
 
     @_keeps_cancellation
     async def get_nodes(self, execution_id: str) -> dict[str, NodeState]:
