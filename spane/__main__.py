@@ -1,5 +1,5 @@
 """``python -m spane`` is the ``spane`` command."""
 
-from spane.cli import main
+from spane.cli.main import main
 
 main()

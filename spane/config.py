@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from spane.core.options import CoreOptions
 from spane.errors import ConfigurationError
-from spane.orchestrator.step import CoreOptions
 from spane.process import LoopChoice
 
 

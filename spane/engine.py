@@ -22,6 +22,8 @@ from typing import Any
 
 from spane.bus.base import Bus, EventHandler, Reply, Subscription
 from spane.bus.memory import MemoryBus
+from spane.compiler.compile import compile_plan
+from spane.compiler.plan import NodeKind, Plan
 from spane.config import Settings
 from spane.errors import (
     CommandRejectedError,
@@ -30,10 +32,8 @@ from spane.errors import (
     TaskNotFoundError,
     WorkflowNotFoundError,
 )
-from spane.orchestrator.compiler import compile_plan
-from spane.orchestrator.limits import check_value
-from spane.orchestrator.plan import NodeKind, Plan
-from spane.orchestrator.plans import PlanCache
+from spane.expressions.limits import check_value
+from spane.orchestrator.plan_cache import PlanCache
 from spane.orchestrator.service import OrchestratorService
 from spane.process import tune_gc
 from spane.schemas.events import LifecycleEvent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spane.orchestrator.topics import topic_matches
+from spane.schemas.topics import topic_matches
 
 TASKS_EXCHANGE = "spane.tasks"
 ORCHESTRATOR_EXCHANGE = "spane.orchestrator"

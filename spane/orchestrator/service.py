@@ -16,7 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from spane.bus.base import Bus, Delivery, Subscription, TriggerEvent
-from spane.orchestrator.commands import (
+from spane.core.ids import task_id
+from spane.core.options import CoreOptions
+from spane.core.triggers import TriggerTarget, build_index, match_event
+from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
+from spane.orchestrator.apply import Outcome, Transitions
+from spane.orchestrator.plan_cache import PlanCache
+from spane.schemas.commands import (
     CancelChild,
     CancelTask,
     CancelTimer,
@@ -28,11 +34,6 @@ from spane.orchestrator.commands import (
     ScheduleTimer,
     StartChild,
 )
-from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES
-from spane.orchestrator.plans import PlanCache
-from spane.orchestrator.step import CoreOptions, task_id
-from spane.orchestrator.transitions import Outcome, Transitions
-from spane.orchestrator.triggers import TriggerTarget, build_index, match_event
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import (
     ActivateExecution,

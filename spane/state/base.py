@@ -11,10 +11,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from spane.orchestrator.commands import Command
-from spane.orchestrator.view import ExecutionView
+from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import ExecutionMeta, NodeState, Timer
+from spane.schemas.view import ExecutionView
 from spane.schemas.workflow import WorkflowSpec
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spane.errors import StateConflictError, WorkflowNotFoundError
-from spane.orchestrator.commands import Command
-from spane.orchestrator.view import ExecutionView
+from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionMeta, NodeState, Timer
+from spane.schemas.view import ExecutionView
 from spane.schemas.workflow import WorkflowSpec
 from spane.state.base import (
     Applied,

@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, S
 from typing import Any, ParamSpec, TypeVar
 
 from spane.errors import StateConflictError
-from spane.orchestrator.commands import Command
-from spane.orchestrator.view import ExecutionView
+from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import (
     TERMINAL_EXECUTION_STATUSES,
@@ -26,6 +25,7 @@ from spane.schemas.state import (
     NodeState,
     Timer,
 )
+from spane.schemas.view import ExecutionView
 from spane.state import redis_scripts
 from spane.state.base import Applied, ClaimInfo, ClaimOutcome, ClaimRequest, TaskClaim
 from spane.state.keys import META_FIELD, REVISION_FIELD, ExecutionKeys, RedisKeys

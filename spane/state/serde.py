@@ -13,7 +13,7 @@ from typing import Any, get_args
 import pydantic_core
 from pydantic import TypeAdapter
 
-from spane.orchestrator.commands import Command
+from spane.schemas.commands import Command
 
 COMMAND_TYPES: tuple[type[Any], ...] = get_args(Command)
 """Every command class, in the order of the :data:`Command` union."""

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from spane.bus.base import Bus, Delivery, Subscription
 from spane.errors import SpaneError, TaskError
-from spane.orchestrator.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
+from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
 from spane.schemas.messages import TaskFailure, TaskHeartbeat, TaskMessage, TaskResult
 from spane.state.base import ClaimOutcome, ClaimRequest, StateStore
 from spane.workers.context import TaskContext

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from spane.compiler.compile import checksum
 from spane.errors import NotFoundError, WorkflowNotFoundError
-from spane.orchestrator.compiler import checksum
 from spane.schemas.workflow import WorkflowSpec
 from spane.state.base import DefinitionStore, WorkflowRecord
 from spane.state.memory import MemoryDefinitionStore

@@ -18,8 +18,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from spane.errors import StateConflictError
-from spane.orchestrator.commands import CancelTimer
-from spane.orchestrator.view import ExecutionView
+from spane.schemas.commands import CancelTimer
 from spane.schemas.messages import TaskFailure, TaskResult
 from spane.schemas.state import (
     TERMINAL_EXECUTION_STATUSES,
@@ -32,6 +31,7 @@ from spane.schemas.state import (
     TimerKind,
     WaitReason,
 )
+from spane.schemas.view import ExecutionView
 from spane.state.base import ClaimInfo, ClaimOutcome, ClaimRequest, StateStore, TaskClaim
 from spane.state.memory import MemoryStateStore
 from spane.state.redis import RedisStateStore

@@ -11,7 +11,9 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-from spane.orchestrator.commands import (
+from spane.compiler.compile import compile_plan
+from spane.core.decisions import begin, decide
+from spane.schemas.commands import (
     CancelTimer,
     Command,
     DispatchTask,
@@ -19,9 +21,6 @@ from spane.orchestrator.commands import (
     ExecutionFinished,
     ScheduleTimer,
 )
-from spane.orchestrator.compiler import compile_plan
-from spane.orchestrator.decisions import begin, decide
-from spane.orchestrator.view import ExecutionView
 from spane.schemas.messages import (
     InboxMessage,
     StartExecution,
@@ -31,6 +30,7 @@ from spane.schemas.messages import (
     TimerFired,
 )
 from spane.schemas.state import ExecutionMeta, Timer
+from spane.schemas.view import ExecutionView
 from spane.schemas.workflow import WorkflowSpec
 
 Behaviour = Callable[[TaskMessage], tuple[bool, Any]]

@@ -9,8 +9,8 @@ from typing import Any
 
 from spane import Engine, ExecutionStatus, TaskRegistry
 from spane.config import Settings
-from spane.orchestrator.commands import Command
-from spane.orchestrator.view import ExecutionView
+from spane.schemas.commands import Command
+from spane.schemas.view import ExecutionView
 from spane.state.memory import MemoryStateStore
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from spane.bus.memory import MemoryBus
 from spane.orchestrator.service import OrchestratorService
-from spane.orchestrator.view import ExecutionView
 from spane.schemas.state import ExecutionMeta, ExecutionStatus, NodeStatus
+from spane.schemas.view import ExecutionView
 from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
 
 

@@ -49,9 +49,9 @@ from bench.workloads import (
     fan_workflow,
     ready_workflow,
 )
+from spane.compiler.compile import compile_plan
+from spane.compiler.plan import Plan
 from spane.config import Settings
-from spane.orchestrator.compiler import compile_plan
-from spane.orchestrator.plan import Plan
 from spane.schemas.loader import spec_from_data
 
 
@@ -283,7 +283,7 @@ def test_log_summary_counts_errors_and_exceptions(tmp_path: Path) -> None:
     deployment.logs = tmp_path
     deployment.processes = {"orchestrator": None}  # type: ignore[dict-item]
     (tmp_path / "orchestrator.log").write_text(
-        "2026-01-01 INFO spane.cli: running\n"
+        "2026-01-01 INFO spane.cli.main: running\n"
         "2026-01-01 ERROR spane.bus.rabbit: consumer inbox: handler failed\n"
         "Traceback (most recent call last):\n"
         '  File "x.py", line 1, in f\n'

@@ -1,6 +1,6 @@
 """The ``spane`` command: validate, graph, run (exit codes, output, messages).
 
-Most tests call the Typer app in-process; the Ctrl-C test runs ``python -m spane.cli``
+Most tests call the Typer app in-process; the Ctrl-C test runs ``python -m spane.cli.main``
 in a subprocess so that it can receive a real SIGINT.
 """
 
@@ -20,9 +20,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from spane.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app
-from spane.cli_progress import ExecutionProgress, LineLog, LiveTable
-from spane.orchestrator.compiler import compile_plan
+from spane.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app
+from spane.cli.progress import ExecutionProgress, LineLog, LiveTable
+from spane.compiler.compile import compile_plan
 from spane.schemas.events import execution_event, node_event
 from spane.schemas.loader import load_workflow_file
 
@@ -324,7 +324,7 @@ def test_ctrl_c_cancels_the_execution(tmp_path: Path) -> None:
     path = write(tmp_path, "slow.yaml", SLOW)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "spane.cli", "run", path],
+        [sys.executable, "-m", "spane.cli.main", "run", path],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
+from spane.compiler.compile import checksum, compile_plan
+from spane.compiler.plan import MAX_PATHS, Edge, JoinMode, NodeKind, RetrySettings
+from spane.compiler.validation import validate
 from spane.errors import InvalidWorkflowError, Problem
-from spane.orchestrator.compiler import checksum, compile_plan
-from spane.orchestrator.plan import MAX_PATHS, Edge, JoinMode, NodeKind, RetrySettings
-from spane.orchestrator.validation import validate
 from spane.schemas.loader import load_workflow_text
 from spane.schemas.workflow import WorkflowSpec
 from tests.unit.strategies import random_dags

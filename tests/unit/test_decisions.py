@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spane.orchestrator.commands import CancelTask, DispatchTask, EmitEvent, ScheduleTimer
-from spane.orchestrator.compiler import compile_plan
-from spane.orchestrator.joins import Verdict, join_verdict
+from spane.compiler.compile import compile_plan
+from spane.core.joins import Verdict, join_verdict
+from spane.schemas.commands import CancelTask, DispatchTask, EmitEvent, ScheduleTimer
 from spane.schemas.loader import spec_from_data
 from spane.schemas.messages import (
     AttemptLost,
@@ -227,8 +227,8 @@ def test_max_concurrency_queues_by_priority() -> None:
 
 
 def test_node_events_can_be_turned_off() -> None:
-    from spane.orchestrator.decisions import begin
-    from spane.orchestrator.step import CoreOptions
+    from spane.core.decisions import begin
+    from spane.core.options import CoreOptions
     from spane.schemas.messages import StartExecution
 
     plan = compile_plan(spec(fn("a")))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from spane.orchestrator.compiler import compile_plan
-from spane.orchestrator.describe import describe_plan, to_mermaid
-from spane.orchestrator.plan import MAX_PATHS
+from spane.compiler.compile import compile_plan
+from spane.compiler.describe import describe_plan, to_mermaid
+from spane.compiler.plan import MAX_PATHS
 from spane.schemas.workflow import WorkflowSpec
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spane.errors import ExpressionError, ExpressionEvaluationError, ExpressionSyntaxError
-from spane.orchestrator.expressions import (
+from spane.expressions.cel import (
     KNOWN_ROOTS,
     Expression,
     Template,
@@ -19,7 +19,7 @@ from spane.orchestrator.expressions import (
     evaluate_condition,
     reference_scan,
 )
-from spane.orchestrator.functions import FUNCTIONS, SPANE_FUNCTIONS
+from spane.expressions.functions import FUNCTIONS, SPANE_FUNCTIONS
 
 SECRETS = frozenset({"secrets"})
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spane.orchestrator.view import ExecutionView
 from spane.schemas.state import ExecutionMeta, NodeState, NodeStatus
+from spane.schemas.view import ExecutionView
 from spane.state.redis import LazyNodes
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from spane.orchestrator.view import ExecutionView
 from spane.schemas.state import ExecutionMeta, ExecutionStatus
+from spane.schemas.view import ExecutionView
 from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
 
 

@@ -10,9 +10,9 @@ from spane import Engine, TaskRegistry
 from spane.bus.memory import MemoryBus
 from spane.bus.rabbit import RabbitBus
 from spane.config import Settings
-from spane.orchestrator.plans import PlanCache
-from spane.orchestrator.step import CoreOptions
-from spane.orchestrator.transitions import Transitions
+from spane.core.options import CoreOptions
+from spane.orchestrator.apply import Transitions
+from spane.orchestrator.plan_cache import PlanCache
 from spane.schemas.events import LifecycleEvent
 from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
 

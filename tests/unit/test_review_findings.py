@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spane import Engine, TaskRegistry
-from spane.orchestrator.commands import CancelChild, StartChild
+from spane.schemas.commands import CancelChild, StartChild
 from spane.schemas.loader import spec_from_data
 from spane.schemas.messages import ChildFinished
 from spane.schemas.state import ExecutionStatus, NodeStatus, TimerKind

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spane.orchestrator.commands import (
+from spane.schemas.commands import (
     CancelChild,
     CancelTask,
     CancelTimer,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spane.orchestrator.compiler import compile_plan
-from spane.orchestrator.triggers import build_index, match_event, normalize_event
+from spane.compiler.compile import compile_plan
+from spane.core.triggers import build_index, match_event, normalize_event
 from spane.schemas.loader import spec_from_data
 
 

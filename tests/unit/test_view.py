@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from spane.orchestrator.view import ExecutionView, evolve
 from spane.schemas.state import ExecutionMeta, NodeState, NodeStatus
+from spane.schemas.view import ExecutionView, evolve
 
 
 def test_evolve_equals_model_copy() -> None:

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spane.bus.base import Delivery, Reply
+from spane.core.decisions import begin, decide
+from spane.core.ids import event_id
+from spane.core.options import CoreOptions
 from spane.errors import StateConflictError, WorkflowNotFoundError
-from spane.orchestrator.commands import Command, NotifyParent
-from spane.orchestrator.decisions import begin, decide
-from spane.orchestrator.events import event_id
-from spane.orchestrator.limits import check_value
-from spane.orchestrator.plans import PlanCache
-from spane.orchestrator.step import CoreOptions
-from spane.orchestrator.view import ExecutionView
+from spane.expressions.limits import check_value
+from spane.orchestrator.plan_cache import PlanCache
+from spane.schemas.commands import Command, NotifyParent
 from spane.schemas.messages import (
     ChildFinished,
     ExecutionMessage,
@@ -30,6 +29,7 @@ from spane.schemas.messages import (
     StartExecution,
 )
 from spane.schemas.state import ErrorInfo, ExecutionStatus
+from spane.schemas.view import ExecutionView
 from spane.state.base import Applied, StateStore
 
 log = logging.getLogger("spane.orchestrator")

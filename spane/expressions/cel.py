@@ -24,9 +24,9 @@ part becomes ``${ '$' }``, and a string left as one deferred part among blanks g
 ``${ '' }`` so that it stays a string.)
 
 CEL maps have no order, and CEL does not mix ints and doubles in arithmetic
-(``1 + 2.5`` fails; ``double(1) + 2.5`` works); see :mod:`spane.orchestrator.functions`.
+(``1 + 2.5`` fails; ``double(1) + 2.5`` works); see :mod:`spane.expressions.functions`.
 
-Evaluation calls only Python code registered in :mod:`spane.orchestrator.functions`.
+Evaluation calls only Python code registered in :mod:`spane.expressions.functions`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Any, NamedTuple, Protocol
 import cel
 
 from spane.errors import ExpressionEvaluationError, ExpressionSyntaxError
-from spane.orchestrator.functions import NAMESPACES, functions_for, type_name
+from spane.expressions.functions import NAMESPACES, functions_for, type_name
 
 __all__ = [
     "KNOWN_ROOTS",

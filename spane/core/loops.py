@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from spane.compiler.plan import PORT_SUCCESS, PlanNode
+from spane.core.context import build_context
+from spane.core.control import expression_failure
+from spane.core.ids import child_execution_id
+from spane.core.step import Step
 from spane.errors import ExpressionError
-from spane.orchestrator.commands import StartChild
-from spane.orchestrator.context import build_context
-from spane.orchestrator.control import expression_failure
-from spane.orchestrator.expressions import evaluate_condition
-from spane.orchestrator.plan import PORT_SUCCESS, PlanNode
-from spane.orchestrator.step import Step, child_execution_id
+from spane.expressions.cel import evaluate_condition
+from spane.schemas.commands import StartChild
 from spane.schemas.messages import ChildFinished, StartExecution
 from spane.schemas.state import (
     ErrorInfo,

@@ -1,7 +1,7 @@
 """The graph compiler: a validated :class:`WorkflowSpec` becomes an immutable :class:`Plan`.
 
 Pure (DESIGN §3): no clock, no ids, no I/O. :func:`compile_plan` first runs
-:func:`~spane.orchestrator.validation.validate` and raises
+:func:`~spane.compiler.validation.validate` and raises
 :class:`~spane.errors.InvalidWorkflowError` listing every problem; otherwise it
 compiles every expression and template once and precomputes what the decision core
 needs per node (edges by port, join, effective timeout and retry policy, the nodes its
@@ -16,13 +16,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from spane.errors import InvalidWorkflowError
-from spane.orchestrator.expressions import (
-    Expression,
-    compile_expression,
-    compile_template,
-)
-from spane.orchestrator.plan import (
+from spane.compiler.plan import (
     MAX_PATHS,
     PORT_ERROR,
     CompiledCase,
@@ -33,12 +27,18 @@ from spane.orchestrator.plan import (
     PlanNode,
     RetrySettings,
 )
-from spane.orchestrator.validation import (
+from spane.compiler.validation import (
     is_task,
     split_ref,
     templated_fields,
     topological_order,
     validate,
+)
+from spane.errors import InvalidWorkflowError
+from spane.expressions.cel import (
+    Expression,
+    compile_expression,
+    compile_template,
 )
 from spane.schemas.workflow import (
     LOOP_TYPES,

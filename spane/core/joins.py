@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import Enum
 
-from spane.orchestrator.plan import JoinMode, PlanNode
+from spane.compiler.plan import JoinMode, PlanNode
 
 
 class Verdict(Enum):

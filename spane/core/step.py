@@ -1,7 +1,7 @@
 """The graph-walking half of the decision core: settling nodes, propagating ports
 through joins, failing, finishing. Pure.
 
-:mod:`spane.orchestrator.decisions` adds how nodes run and how each event is handled.
+:mod:`spane.core.decisions` adds how nodes run and how each event is handled.
 The settle/propagate loop uses a work list, not recursion, so skip propagation down
 long chains is bounded by the graph, not by Python's stack.
 """
@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
+from spane.compiler.plan import PORT_ALWAYS, PORT_ERROR, Plan, PlanNode
+from spane.core.context import build_context, default_output
+from spane.core.ids import task_id, timer_id
+from spane.core.joins import Verdict, join_verdict
+from spane.core.options import CoreOptions
 from spane.errors import ExpressionError
-from spane.orchestrator.commands import (
+from spane.schemas.commands import (
     CancelChild,
     CancelTask,
     CancelTimer,
@@ -26,10 +30,6 @@ from spane.orchestrator.commands import (
     Rejection,
     ScheduleTimer,
 )
-from spane.orchestrator.context import build_context, default_output
-from spane.orchestrator.joins import Verdict, join_verdict
-from spane.orchestrator.plan import PORT_ALWAYS, PORT_ERROR, Plan, PlanNode
-from spane.orchestrator.view import ExecutionView
 from spane.schemas.events import execution_event, node_event
 from spane.schemas.messages import ChildFinished, StartExecution
 from spane.schemas.state import (
@@ -42,34 +42,7 @@ from spane.schemas.state import (
     Timer,
     TimerKind,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class CoreOptions:
-    """Knobs of the decision core that come from configuration."""
-
-    node_events: bool = True
-    """Emit node-level lifecycle events (turn off for very high-volume workflows)."""
-    max_depth: int = 10
-    """Deepest allowed nesting of sub-workflows and loops."""
-    liveness: float = 15.0
-    """Seconds between checks that a running attempt's worker is alive (its claim)."""
-
-
-def timer_id(
-    kind: TimerKind, execution_id: str, node_id: str | None = None, attempt: int = 0
-) -> str:
-    """Deterministic timer ids: re-scheduling replaces, cancelling needs no lookup."""
-    return f"{kind}:{execution_id}:{node_id or ''}:{attempt}"
-
-
-def task_id(execution_id: str, node_id: str, attempt: int) -> str:
-    return f"{execution_id}:{node_id}:{attempt}"
-
-
-def child_execution_id(execution_id: str, node_id: str, attempt: int, index: int = 0) -> str:
-    suffix = f".{index}" if index else ""
-    return f"{execution_id}.{node_id}.{attempt}{suffix}"
+from spane.schemas.view import ExecutionView
 
 
 class Step(ABC):

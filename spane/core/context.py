@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from spane.orchestrator.plan import PORT_ALWAYS, PORT_ERROR, Plan, PlanNode
-from spane.orchestrator.view import ExecutionView
+from spane.compiler.plan import PORT_ALWAYS, PORT_ERROR, Plan, PlanNode
 from spane.schemas.state import NodeState, NodeStatus
+from spane.schemas.view import ExecutionView
 
 
 def _edge_value(port: str, state: NodeState) -> Any:

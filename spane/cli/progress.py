@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from spane.orchestrator.plan import Plan
+from spane.compiler.plan import Plan
 from spane.schemas.events import LifecycleEvent
 
 __all__ = [

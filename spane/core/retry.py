@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from spane.orchestrator.plan import RetrySettings
+from spane.compiler.plan import RetrySettings
 from spane.schemas.messages import TaskFailure
 
 

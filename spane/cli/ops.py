@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 
 from spane.backends import Backends, open_backends
-from spane.cli import (
+from spane.cli.main import (
     EXIT_FAILED,
     EXIT_OK,
     _load_for_run,
@@ -39,7 +39,7 @@ from spane.schemas.events import LifecycleEvent
 from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
 from spane.workers.runtime import Worker
 
-log = logging.getLogger("spane.cli")
+log = logging.getLogger("spane.cli.main")
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from spane.compiler.plan import PORT_DEFAULT, PORT_SUCCESS, PlanNode
 from spane.errors import ExpressionError
-from spane.orchestrator.expressions import evaluate_condition
-from spane.orchestrator.plan import PORT_DEFAULT, PORT_SUCCESS, PlanNode
+from spane.expressions.cel import evaluate_condition
 from spane.schemas.state import ErrorInfo
 
 

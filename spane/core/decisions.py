@@ -13,21 +13,17 @@ from typing import Any
 
 import jsonschema
 
+from spane.compiler.plan import PORT_SUCCESS, NodeKind, Plan, PlanNode
+from spane.core.context import build_context, gather_data
+from spane.core.control import INLINE, Outcome, delay_fire_at, expression_failure
+from spane.core.ids import child_execution_id, task_id
+from spane.core.loops import LoopSteps
+from spane.core.options import CoreOptions
+from spane.core.retry import retry_delay, should_retry
+from spane.core.step import new_meta
 from spane.errors import ExpressionError
-from spane.orchestrator.commands import Decision, DispatchTask, Rejection, StartChild
-from spane.orchestrator.context import build_context, gather_data
-from spane.orchestrator.control import INLINE, Outcome, delay_fire_at, expression_failure
-from spane.orchestrator.expressions import evaluate_condition
-from spane.orchestrator.loops import LoopSteps
-from spane.orchestrator.plan import PORT_SUCCESS, NodeKind, Plan, PlanNode
-from spane.orchestrator.retry import retry_delay, should_retry
-from spane.orchestrator.step import (
-    CoreOptions,
-    child_execution_id,
-    new_meta,
-    task_id,
-)
-from spane.orchestrator.view import ExecutionView
+from spane.expressions.cel import evaluate_condition
+from spane.schemas.commands import Decision, DispatchTask, Rejection, StartChild
 from spane.schemas.messages import (
     ActivateExecution,
     AttemptLost,
@@ -53,6 +49,7 @@ from spane.schemas.state import (
     TimerKind,
     WaitReason,
 )
+from spane.schemas.view import ExecutionView
 
 SECRETS = frozenset({"secrets"})
 MAX_LOST_ATTEMPTS = 5

@@ -1,4 +1,4 @@
-"""Human-readable views of a compiled :class:`~spane.orchestrator.plan.Plan`. Pure.
+"""Human-readable views of a compiled :class:`~spane.compiler.plan.Plan`. Pure.
 
 :func:`describe_plan` puts the plan in words (what ``spane validate`` / ``spane
 describe`` print); :func:`to_mermaid` draws it as a Mermaid ``flowchart TD``.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from spane.orchestrator.plan import (
+from spane.compiler.plan import (
     PORT_ALWAYS,
     PORT_ERROR,
     PORT_SUCCESS,

@@ -14,16 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from spane.compiler.plan import Plan
 from spane.errors import ExpressionError
-from spane.orchestrator.expressions import (
+from spane.expressions.cel import (
     Expression,
     Template,
     compile_expression,
     compile_template,
     evaluate_condition,
 )
-from spane.orchestrator.plan import Plan
-from spane.orchestrator.topics import topic_matches
+from spane.schemas.topics import topic_matches
 from spane.schemas.workflow import EventTrigger
 
 

@@ -1,4 +1,4 @@
-"""The ``spane`` command (console script ``spane = "spane.cli:main"``).
+"""The ``spane`` command (console script ``spane = "spane.cli.main:main"``).
 
 Commands that need no server::
 
@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from spane.backends import open_backends
-from spane.cli_progress import (
+from spane.cli.progress import (
     ExecutionProgress,
     LineLog,
     LiveTable,
@@ -51,6 +51,9 @@ from spane.cli_progress import (
     Silent,
     format_error,
 )
+from spane.compiler.compile import compile_plan
+from spane.compiler.describe import describe_plan, to_mermaid
+from spane.compiler.plan import Plan
 from spane.config import Settings, load_settings
 from spane.engine import Engine, ExecutionResult
 from spane.errors import (
@@ -63,9 +66,6 @@ from spane.errors import (
     SpaneError,
     TaskNotFoundError,
 )
-from spane.orchestrator.compiler import compile_plan
-from spane.orchestrator.describe import describe_plan, to_mermaid
-from spane.orchestrator.plan import Plan
 from spane.process import run_loop
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.loader import load_workflow_file
@@ -570,7 +570,7 @@ def run(
 
 
 # The distributed commands register themselves on `app` (import for the side effect).
-from spane import cli_ops  # noqa: E402, F401
+from spane.cli import ops  # noqa: E402, F401
 
 
 def main() -> None:
@@ -584,7 +584,7 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-if __name__ == "__main__":  # python -m spane.cli: use the imported module's app
-    from spane.cli import main as _main
+if __name__ == "__main__":  # python -m spane.cli.main: use the imported module's app
+    from spane.cli.main import main as _main
 
     _main()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from spane.compiler.compile import compile_plan
+from spane.compiler.plan import Plan
 from spane.errors import WorkflowNotFoundError
-from spane.orchestrator.compiler import compile_plan
-from spane.orchestrator.plan import Plan
 from spane.state.base import DefinitionStore, WorkflowRecord
 
 

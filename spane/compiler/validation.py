@@ -12,10 +12,10 @@ pydantic; this module checks what needs the whole graph:
 - join thresholds, switch case names, ``break``/``continue`` placement;
 - expressions: syntax, root names, ``nodes.<id>`` and ``vars.<name>`` references,
   loop-only / trigger-only names and where ``secrets`` may appear
-  (see :mod:`spane.orchestrator.expressions`).
+  (see :mod:`spane.expressions.cel`).
 
 The graph helpers (:func:`split_ref`, :func:`node_ports`, :func:`templated_fields`,
-:func:`topological_order`) are shared with :mod:`spane.orchestrator.compiler`.
+:func:`topological_order`) are shared with :mod:`spane.compiler.compile`.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from spane.compiler.plan import PORT_ALWAYS, PORT_DEFAULT, PORT_ERROR, PORT_SUCCESS
 from spane.errors import ExpressionSyntaxError, Problem
-from spane.orchestrator.expressions import (
+from spane.expressions.cel import (
     KNOWN_ROOTS,
     Expression,
     compile_expression,
     compile_template,
 )
-from spane.orchestrator.plan import PORT_ALWAYS, PORT_DEFAULT, PORT_ERROR, PORT_SUCCESS
 from spane.schemas.workflow import (
     CONTROL_TYPES,
     LOOP_TYPES,
