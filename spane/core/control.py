@@ -16,6 +16,14 @@ from spane.compiler.plan import PORT_DEFAULT, PORT_SUCCESS, PlanNode
 from spane.errors import ExpressionError
 from spane.expressions.cel import evaluate_condition
 from spane.schemas.state import ErrorInfo
+from spane.schemas.workflow import (
+    DelayNode,
+    FailNode,
+    NoopNode,
+    SetNode,
+    SwitchNode,
+    TransformNode,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,23 +93,27 @@ def _fail(node: PlanNode, data: Any, context: Mapping[str, Any]) -> Outcome:
     return Outcome(error=error)
 
 
-def _noop(node: PlanNode, data: Any, context: Mapping[str, Any]) -> Outcome:
-    return Outcome(output=data)
+def run_inline(node: PlanNode, data: Any, context: Mapping[str, Any]) -> Outcome | None:
+    """Settle a control node that finishes in the step that activates it; None for
+    every other node type (tasks, waits, loops, children)."""
+    match node.spec:
+        case NoopNode():
+            return Outcome(output=data)
+        case SwitchNode():
+            return _switch(node, data, context)
+        case TransformNode():
+            return _transform(node, data, context)
+        case SetNode():
+            return _set(node, data, context)
+        case FailNode():
+            return _fail(node, data, context)
+        case _:
+            return None
 
 
-INLINE = {
-    "noop": _noop,
-    "switch": _switch,
-    "transform": _transform,
-    "set": _set,
-    "fail": _fail,
-}
-"""Control nodes that settle in the step that activates them."""
-
-
-def delay_fire_at(node: PlanNode, context: Mapping[str, Any], now: float) -> float:
+def delay_fire_at(node: PlanNode, spec: DelayNode, context: Mapping[str, Any], now: float) -> float:
     """When a delay node is due; raises ``ExpressionError``/``ValueError`` on a bad ``until``."""
-    duration = getattr(node.spec, "duration", None)
+    duration = spec.duration
     if duration is not None:
         return now + float(duration)
     until = node.templates["until"].render(context)

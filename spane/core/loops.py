@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from spane.compiler.plan import PORT_SUCCESS, PlanNode
+from spane.compiler.plan import PlanNode
 from spane.core.context import build_context
 from spane.core.control import expression_failure
+from spane.core.graph import fail, finish, succeed
 from spane.core.ids import child_execution_id
-from spane.core.step import Step
+from spane.core.stopping import stop_iterations, stop_node
+from spane.core.working import Working, set_active
 from spane.errors import ExpressionError
 from spane.expressions.cel import evaluate_condition
 from spane.schemas.commands import StartChild
@@ -27,6 +29,9 @@ from spane.schemas.state import (
     ParentLink,
     WaitReason,
 )
+from spane.schemas.workflow import BreakNode, ContinueNode, ForEachNode, RepeatNode, WhileNode
+
+LoopSpec = ForEachNode | WhileNode | RepeatNode
 
 
 def body_path(parent_body: str | None, node_id: str) -> str:
@@ -34,227 +39,226 @@ def body_path(parent_body: str | None, node_id: str) -> str:
     return f"{parent_body}/{node_id}" if parent_body else node_id
 
 
-class LoopSteps(Step):
-    """Loop handling, mixed into the decision core's node step."""
+def loop_spec(node: PlanNode) -> LoopSpec:
+    match node.spec:
+        case ForEachNode() | WhileNode() | RepeatNode():
+            return node.spec
+        case _:
+            raise TypeError(f"node {node.id!r} is a {node.type}, not a loop")
 
-    # ----------------------------------------------------------------- start
-    def start_loop(self, node: PlanNode, data: Any, context: dict[str, Any]) -> None:
-        loop, error = self._initial_loop(node, context)
-        if error is not None:
-            self.settle(node.id, NodeStatus.FAILED, error=error)
-            return
-        assert loop is not None
-        self.view.update_node(
-            node.id, status=NodeStatus.WAITING, wait=WaitReason.CHILD, attempt=1, loop=loop
-        )
-        self.set_active(node.id, True)
-        self.advance_loop(node)
 
-    def _initial_loop(
-        self, node: PlanNode, context: dict[str, Any]
-    ) -> tuple[LoopState | None, ErrorInfo | None]:
-        try:
-            if node.type == "for_each":
+# ---------------------------------------------------------------------- start
+def start_loop(w: Working, node: PlanNode, context: dict[str, Any]) -> None:
+    loop, error = _initial_loop(node, loop_spec(node), context)
+    if loop is None:
+        fail(w, node.id, error or _loop_error(node, "could not start"))
+        return
+    w.view.update_node(
+        node.id, status=NodeStatus.WAITING, wait=WaitReason.CHILD, attempt=1, loop=loop
+    )
+    set_active(w, node.id, True)
+    advance_loop(w, node)
+
+
+def _initial_loop(
+    node: PlanNode, spec: LoopSpec, context: dict[str, Any]
+) -> tuple[LoopState | None, ErrorInfo | None]:
+    try:
+        match spec:
+            case ForEachNode():
                 items = node.templates["items"].render(context)
                 if not isinstance(items, list):
                     kind = type(items).__name__
                     return None, _loop_error(node, f"'items' must be a list, got {kind}")
                 return LoopState(items=items, total=len(items), results=[None] * len(items)), None
-            if node.type == "repeat":
-                times = (
-                    node.templates["times"].render(context)
-                    if "times" in node.templates
-                    else (
-                        node.spec.times  # type: ignore[union-attr]
-                    )
-                )
+            case RepeatNode():
+                template = node.templates.get("times")
+                times = template.render(context) if template is not None else spec.times
                 if isinstance(times, bool) or not isinstance(times, int) or times < 0:
                     return None, _loop_error(
                         node, f"'times' must be an integer >= 0, got {times!r}"
                     )
                 return LoopState(total=times), None
-            return LoopState(), None
-        except ExpressionError as exc:
-            field = "items" if node.type == "for_each" else "times"
-            return None, expression_failure(node, field, exc)
+            case WhileNode():
+                return LoopState(), None
+    except ExpressionError as exc:
+        field = "items" if isinstance(spec, ForEachNode) else "times"
+        return None, expression_failure(node, field, exc)
 
-    # -------------------------------------------------------------- progress
-    def advance_loop(self, node: PlanNode) -> None:
-        """Start iterations while allowed; settle the node when the loop is over."""
-        while True:
-            state = self.view.node(node.id)
-            loop = state.loop
-            assert loop is not None
-            if loop.stopping or not self._may_start(node, loop):
-                break
-            if node.type == "while" and not self._condition_holds(node, loop):
-                if self.view.node(node.id).status in (NodeStatus.FAILED,):
-                    return
-                self.view.update_node(node.id, loop=loop.model_copy(update={"total": loop.next}))
-                continue
-            guarded = node.type != "for_each"  # for_each is bounded by its items
-            if guarded and loop.next >= node.spec.max_iterations:  # type: ignore[union-attr]
-                self._fail_loop(node, f"loop reached max_iterations ({loop.next})")
+
+# ------------------------------------------------------------------- progress
+def advance_loop(w: Working, node: PlanNode) -> None:
+    """Start iterations while allowed; settle the node when the loop is over."""
+    spec = loop_spec(node)
+    while True:
+        loop = _loop(w, node)
+        if loop.stopping or not _may_start(w, node, spec, loop):
+            break
+        if isinstance(spec, WhileNode) and not _condition_holds(w, node, loop):
+            if w.view.node(node.id).status == NodeStatus.FAILED:
                 return
-            self._start_iteration(node, loop)
-        loop = self.view.node(node.id).loop
-        assert loop is not None
-        if not loop.running and (loop.stopping or loop.next == loop.total):
-            self._complete(node, loop)
-
-    def _may_start(self, node: PlanNode, loop: LoopState) -> bool:
-        meta = self.view.meta
-        if meta.status != ExecutionStatus.RUNNING:
-            return False
-        if meta.failing and node.id not in meta.finally_nodes:
-            return False
-        if loop.total is not None and loop.next >= loop.total:
-            return False
-        limit = node.spec.concurrency if node.type == "for_each" else 1  # type: ignore[union-attr]
-        return len(loop.running) < limit
-
-    def _condition_holds(self, node: PlanNode, loop: LoopState) -> bool:
-        assert node.condition is not None
-        data = self.view.node(node.id).input
-        context = build_context(self.plan, node.node_refs, self.view, data)
-        previous = loop.results[-1] if loop.results else None
-        context["index"] = loop.next
-        context["iteration"] = {"index": loop.next, "output": previous, "outputs": loop.results}
-        try:
-            return evaluate_condition(node.condition, context)
-        except ExpressionError as exc:
-            self._stop_running(node, loop)
-            self.set_active(node.id, False)
-            self.settle(
-                node.id, NodeStatus.FAILED, error=expression_failure(node, "condition", exc)
-            )
-            return False
-
-    def _start_iteration(self, node: PlanNode, loop: LoopState) -> None:
-        meta = self.view.meta
-        index = loop.next
-        if node.type == "for_each":
-            assert loop.items is not None
-            child_input: Any = loop.items[index]
-            extra: dict[str, Any] = {"item": child_input, "index": index}
-        else:
-            child_input = self.view.node(node.id).input
-            previous = loop.results[-1] if loop.results else None
-            extra = {"index": index, "iteration": {"index": index, "output": previous}}
-        spec = node.spec
-        inline = node.body is not None
-        start = StartExecution(
-            execution_id=child_execution_id(meta.id, node.id, 1, index + 1),
-            workflow_id=meta.workflow_id if inline else str(spec.workflow),  # type: ignore[union-attr]
-            version=meta.version if inline else None,
-            input=child_input,
-            priority=meta.priority,
-            parent=ParentLink(execution_id=meta.id, node_id=node.id, iteration=index),
-            depth=meta.depth + 1,
-            body=body_path(meta.body, node.id) if inline else None,
-            context=extra if inline else {},
-        )
-        if meta.depth + 1 > self.options.max_depth:
-            self._fail_loop(node, f"loops nest deeper than {self.options.max_depth} levels")
+            w.view.update_node(node.id, loop=loop.model_copy(update={"total": loop.next}))
+            continue
+        guarded = not isinstance(spec, ForEachNode)  # for_each is bounded by its items
+        if guarded and loop.next >= spec.max_iterations:
+            _fail_loop(w, node, f"loop reached max_iterations ({loop.next})")
             return
-        self.commands.append(StartChild(start))
-        results = loop.results if loop.items is not None else [*loop.results, None]
-        self.view.update_node(
+        if not _start_iteration(w, node, spec, loop):
+            return
+    loop = _loop(w, node)
+    if not loop.running and (loop.stopping or loop.next == loop.total):
+        _complete(w, node, loop)
+
+
+def _loop(w: Working, node: PlanNode) -> LoopState:
+    loop = w.view.node(node.id).loop
+    if loop is None:
+        raise TypeError(f"loop node {node.id!r} has no loop state")
+    return loop
+
+
+def _may_start(w: Working, node: PlanNode, spec: LoopSpec, loop: LoopState) -> bool:
+    meta = w.view.meta
+    if meta.status != ExecutionStatus.RUNNING:
+        return False
+    if meta.failing and node.id not in meta.finally_nodes:
+        return False
+    if loop.total is not None and loop.next >= loop.total:
+        return False
+    limit = spec.concurrency if isinstance(spec, ForEachNode) else 1
+    return len(loop.running) < limit
+
+
+def _condition_holds(w: Working, node: PlanNode, loop: LoopState) -> bool:
+    if node.condition is None:
+        raise TypeError(f"while node {node.id!r} has no compiled condition")
+    data = w.view.node(node.id).input
+    context = build_context(w.plan, node.node_refs, w.view, data)
+    previous = loop.results[-1] if loop.results else None
+    context["index"] = loop.next
+    context["iteration"] = {"index": loop.next, "output": previous, "outputs": loop.results}
+    try:
+        return evaluate_condition(node.condition, context)
+    except ExpressionError as exc:
+        stop_iterations(w, node.id, loop)
+        set_active(w, node.id, False)
+        fail(w, node.id, expression_failure(node, "condition", exc))
+        return False
+
+
+def _start_iteration(w: Working, node: PlanNode, spec: LoopSpec, loop: LoopState) -> bool:
+    """Start iteration ``loop.next``; False when the loop failed instead."""
+    meta = w.view.meta
+    if meta.depth + 1 > w.options.max_depth:
+        _fail_loop(w, node, f"loops nest deeper than {w.options.max_depth} levels")
+        return False
+    index = loop.next
+    if isinstance(spec, ForEachNode) and loop.items is not None:
+        child_input: Any = loop.items[index]
+        extra: dict[str, Any] = {"item": child_input, "index": index}
+    else:
+        child_input = w.view.node(node.id).input
+        previous = loop.results[-1] if loop.results else None
+        extra = {"index": index, "iteration": {"index": index, "output": previous}}
+    inline = node.body is not None
+    start = StartExecution(
+        execution_id=child_execution_id(meta.id, node.id, 1, index + 1),
+        workflow_id=meta.workflow_id if inline else str(spec.workflow),
+        version=meta.version if inline else None,
+        input=child_input,
+        priority=meta.priority,
+        parent=ParentLink(execution_id=meta.id, node_id=node.id, iteration=index),
+        depth=meta.depth + 1,
+        body=body_path(meta.body, node.id) if inline else None,
+        context=extra if inline else {},
+    )
+    w.commands.append(StartChild(start))
+    results = loop.results if loop.items is not None else [*loop.results, None]
+    w.view.update_node(
+        node.id,
+        loop=loop.model_copy(
+            update={"next": index + 1, "running": (*loop.running, index), "results": results}
+        ),
+    )
+    return True
+
+
+# ----------------------------------------------------------------- completion
+def iteration_finished(w: Working, node: PlanNode, message: ChildFinished) -> None:
+    """An iteration (child execution) of a loop node finished."""
+    state = w.view.node(node.id)
+    loop = state.loop
+    index = message.iteration
+    if loop is None or index is None or index not in loop.running:
+        return
+    running = tuple(i for i in loop.running if i != index)
+    if message.status != ExecutionStatus.SUCCEEDED:
+        loop = loop.model_copy(update={"running": running})
+        w.view.update_node(node.id, loop=loop)
+        stop_iterations(w, node.id, loop)
+        error = message.error
+        text = f"iteration {index} {message.status}" + (f": {error.message}" if error else "")
+        set_active(w, node.id, False)
+        fail(
+            w,
             node.id,
-            loop=loop.model_copy(
-                update={"next": index + 1, "running": (*loop.running, index), "results": results}
+            ErrorInfo(
+                type=error.type if error else str(message.status),
+                message=text,
+                node_id=node.id,
+                attempt=state.attempt,
+                details=error.model_dump() if error else None,
             ),
         )
+        return
+    results = list(loop.results)
+    if message.control != "continue" or index < len(results):
+        results[index] = message.output
+    loop = loop.model_copy(
+        update={
+            "running": running,
+            "results": results,
+            "completed": (*loop.completed, index),
+            "stopping": loop.stopping or message.control == "break",
+        }
+    )
+    w.view.update_node(node.id, loop=loop)
+    if loop.stopping:
+        stop_iterations(w, node.id, loop)
+        w.view.update_node(node.id, loop=loop.model_copy(update={"running": ()}))
+    advance_loop(w, node)
 
-    # ----------------------------------------------------------- completion
-    def loop_child_finished(self, node: PlanNode, message: ChildFinished) -> None:
-        state = self.view.node(node.id)
-        loop = state.loop
-        index = message.iteration
-        if loop is None or index is None or index not in loop.running:
-            return
-        running = tuple(i for i in loop.running if i != index)
-        if message.status != ExecutionStatus.SUCCEEDED:
-            loop = loop.model_copy(update={"running": running})
-            self.view.update_node(node.id, loop=loop)
-            self._stop_running(node, loop)
-            error = message.error
-            text = f"iteration {index} {message.status}" + (f": {error.message}" if error else "")
-            self.set_active(node.id, False)
-            self.settle(
-                node.id,
-                NodeStatus.FAILED,
-                error=ErrorInfo(
-                    type=error.type if error else str(message.status),
-                    message=text,
-                    node_id=node.id,
-                    attempt=state.attempt,
-                    details=error.model_dump() if error else None,
-                ),
-            )
-            return
-        results = list(loop.results)
-        if message.control != "continue" or index < len(results):
-            results[index] = message.output
-        loop = loop.model_copy(
-            update={
-                "running": running,
-                "results": results,
-                "completed": (*loop.completed, index),
-                "stopping": loop.stopping or message.control == "break",
-            }
-        )
-        self.view.update_node(node.id, loop=loop)
-        if loop.stopping:
-            self._stop_running(node, loop)
-            loop = loop.model_copy(update={"running": ()})
-            self.view.update_node(node.id, loop=loop)
-        self.advance_loop(node)
 
-    def _complete(self, node: PlanNode, loop: LoopState) -> None:
-        if loop.stopping:
-            done = sorted(loop.completed)
-            output = [loop.results[i] for i in done]
-        else:
-            output = list(loop.results)
-        self.set_active(node.id, False)
-        self.settle(node.id, NodeStatus.SUCCEEDED, output=output, ports=(PORT_SUCCESS,))
+def _complete(w: Working, node: PlanNode, loop: LoopState) -> None:
+    if loop.stopping:
+        output = [loop.results[i] for i in sorted(loop.completed)]
+    else:
+        output = list(loop.results)
+    set_active(w, node.id, False)
+    succeed(w, node.id, output)
 
-    def _fail_loop(self, node: PlanNode, message: str) -> None:
-        loop = self.view.node(node.id).loop
-        if loop is not None:
-            self._stop_running(node, loop)
-        self.set_active(node.id, False)
-        self.settle(node.id, NodeStatus.FAILED, error=_loop_error(node, message))
 
-    def _stop_running(self, node: PlanNode, loop: LoopState) -> None:
-        meta = self.view.meta
-        for index in loop.running:
-            self.stop_child(child_execution_id(meta.id, node.id, 1, index + 1))
+def _fail_loop(w: Working, node: PlanNode, message: str) -> None:
+    loop = w.view.node(node.id).loop
+    if loop is not None:
+        stop_iterations(w, node.id, loop)
+    set_active(w, node.id, False)
+    fail(w, node.id, _loop_error(node, message))
 
-    def stop_loop_children(self, node_id: str) -> None:
-        """Cancel the children of a loop or sub-workflow node that is being stopped."""
-        state = self.view.node(node_id)
-        if state.loop is not None:
-            self._stop_running(self.plan.node(node_id), state.loop)
-        elif state.children:
-            self.stop_child(state.children[-1])
 
-    # -------------------------------------------------------- break/continue
-    def end_iteration(self, node: PlanNode, data: Any) -> None:
-        """A break/continue node ran: end this body execution (the loop decides next)."""
-        if self.view.meta.body is None:
-            error = _loop_error(node, f"'{node.type}' only works inside a loop body")
-            self.settle(node.id, NodeStatus.FAILED, error=error)
-            return
-        self.settle(node.id, NodeStatus.SUCCEEDED, output=data, ports=(PORT_SUCCESS,))
-        meta = self.view.meta
-        for active in meta.active:
-            self.stop_node(active)
-            self.view.update_node(active, status=NodeStatus.CANCELLED, wait=None)
-        self.view.update_meta(loop_control=node.type)
-        output = data if node.type == "break" else None
-        self.finish(ExecutionStatus.SUCCEEDED, output=output)
+# ------------------------------------------------------------ break/continue
+def end_iteration(w: Working, node: PlanNode, spec: BreakNode | ContinueNode, data: Any) -> None:
+    """A break/continue node ran: end this body execution (the loop decides next)."""
+    if w.view.meta.body is None:
+        fail(w, node.id, _loop_error(node, f"'{spec.type}' only works inside a loop body"))
+        return
+    succeed(w, node.id, data)
+    for active in w.view.meta.active:
+        stop_node(w, active)
+        w.view.update_node(active, status=NodeStatus.CANCELLED, wait=None)
+    w.view.update_meta(loop_control=spec.type)
+    output = data if isinstance(spec, BreakNode) else None
+    finish(w, ExecutionStatus.SUCCEEDED, output=output)
 
 
 def _loop_error(node: PlanNode, message: str) -> ErrorInfo:

@@ -1,0 +1,1 @@
+"""Golden histories of the pure decision core (see ``record.py``)."""
