@@ -15,20 +15,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spane.bus.base import Delivery, Reply
+from spane.core.admission import StartRefused, needs_slot, refusal_commands, screen_start
 from spane.core.decisions import begin, decide
 from spane.core.ids import event_id
 from spane.core.options import CoreOptions
 from spane.errors import StateConflictError, WorkflowNotFoundError
 from spane.expressions.limits import check_value
 from spane.orchestrator.plan_cache import PlanCache
-from spane.schemas.commands import Command, NotifyParent
+from spane.schemas.commands import Command
 from spane.schemas.messages import (
-    ChildFinished,
     ExecutionMessage,
     SignalCommand,
     StartExecution,
 )
-from spane.schemas.state import ErrorInfo, ExecutionStatus
 from spane.schemas.view import ExecutionView
 from spane.state.base import Applied, StateStore
 
@@ -204,15 +203,10 @@ class Transitions:
         try:
             plan = await self.plans.get(message.workflow_id, message.version, message.body)
         except WorkflowNotFoundError as exc:
-            return _refuse_start(message, "WorkflowNotFound", str(exc))
-        problem = check_value(
-            message.input,
-            what="execution input",
-            schema=plan.input_schema if message.body is None else None,
-            max_bytes=self.max_value_bytes,
-        )
-        if problem is not None:
-            return _refuse_start(message, "InvalidInput", problem)
+            return _refused(message, StartRefused("WorkflowNotFound", str(exc)))
+        refused = screen_start(plan, message, self.max_value_bytes)
+        if refused is not None:
+            return _refused(message, refused)
         if message.idempotency_key:  # only a start that can happen binds its key
             bound = await self.state.claim_start_key(
                 message.workflow_id, message.idempotency_key, message.execution_id
@@ -220,7 +214,7 @@ class Transitions:
             if bound != message.execution_id:
                 return [], ok(bound, duplicate=True)
         pending = False
-        if plan.max_executions and message.parent is None and message.body is None:
+        if needs_slot(plan, message) and plan.max_executions:
             pending = not await self.state.acquire_slot(
                 plan.workflow_id, message.execution_id, plan.max_executions
             )
@@ -233,19 +227,8 @@ class Transitions:
         return decision.commands, ok(message.execution_id)
 
 
-def _refuse_start(message: StartExecution, kind: str, reason: str) -> Outcome:
-    """A start that cannot happen; a child's parent is told its node failed."""
-    if message.parent is None:
-        return [], error(reason)
-    notice = ChildFinished(
-        execution_id=message.parent.execution_id,
-        node_id=message.parent.node_id,
-        iteration=message.parent.iteration,
-        child_execution_id=message.execution_id,
-        status=ExecutionStatus.FAILED,
-        error=ErrorInfo(type=kind, message=reason),
-    )
-    return [NotifyParent(notice)], error(reason)
+def _refused(message: StartExecution, refused: StartRefused) -> Outcome:
+    return refusal_commands(message, refused), error(refused.reason)
 
 
 __all__ = ["Outcome", "Transitions", "error", "ok"]

@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from spane.bus.base import Bus, Delivery, Subscription, TriggerEvent
+from spane.core.admission import activations
 from spane.core.ids import task_id
+from spane.core.liveness import CheckAgain, Deliver, Lost, Settled, liveness
 from spane.core.options import CoreOptions
 from spane.core.triggers import TriggerTarget, build_index, match_event
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
@@ -36,8 +38,6 @@ from spane.schemas.commands import (
 )
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import (
-    ActivateExecution,
-    AttemptLost,
     CancelCommand,
     ExecutionMessage,
     InboxMessage,
@@ -47,7 +47,6 @@ from spane.schemas.messages import (
 )
 from spane.schemas.state import (
     ExecutionStatus,
-    NodeStatus,
     Timer,
     TimerKind,
 )
@@ -305,16 +304,13 @@ class OrchestratorService:
         plan = await self.plans.get(finished.workflow_id, finished.version or None)
         if not plan.max_executions:
             return
-        meta_id, workflow_id = finished.execution_id, finished.workflow_id
-        await self.state.release_slot(workflow_id, meta_id, plan.max_executions)
-        # Every holder still PENDING gets (again) its activation: one promoted by an
-        # earlier release whose activation was lost to a crash is recovered here.
-        # Activation is idempotent.
-        pending: list[InboxMessage] = []
+        workflow_id = finished.workflow_id
+        await self.state.release_slot(workflow_id, finished.execution_id, plan.max_executions)
+        holders: dict[str, ExecutionStatus | None] = {}
         for holder in await self.state.slot_holders(workflow_id):
-            holder_meta = await self.state.get_meta(holder)
-            if holder_meta is not None and holder_meta.status == ExecutionStatus.PENDING:
-                pending.append(ActivateExecution(execution_id=holder))
+            meta = await self.state.get_meta(holder)
+            holders[holder] = meta.status if meta is not None else None
+        pending: list[InboxMessage] = list(activations(holders))
         if pending:
             await self.bus.publish_inbox(pending)
 
@@ -373,35 +369,26 @@ class OrchestratorService:
 
     # --------------------------------------------------------------- timers
     async def _check_liveness(self, timer: Timer) -> list[InboxMessage]:
-        """Is the worker running this attempt alive? Decided here, where the claim is.
-
-        Not claimed yet (queued) or claim renewed -> check again later; a stored result
-        that never reached us -> deliver it; a claim that expired -> the attempt is lost.
-        """
-        assert timer.node_id is not None
-        task = task_id(timer.execution_id, timer.node_id, timer.attempt)
-        claim = await self.state.get_claim(task)
-        now = self.clock()
-        if claim is None or (claim.result is None and claim.expires_at > now):
-            later = timer.model_copy(update={"fire_at": now + self.options.liveness})
-            await self.state.schedule_timers([later])
+        """Read what :func:`spane.core.liveness.liveness` decides from: the attempt's
+        claim, and the node's state when the claim holds a result; carry out its verdict."""
+        if timer.node_id is None:
             return []
-        if claim.result is not None:
-            nodes = await self.state.get_nodes(timer.execution_id)
-            state = nodes.get(timer.node_id)
-            running = state is not None and state.status == NodeStatus.RUNNING
-            if running and state is not None and state.attempt == timer.attempt:
-                return [claim.result]
-            return []
-        reason = f"worker {claim.worker_id} stopped renewing its claim on {task}"
-        return [
-            AttemptLost(
-                execution_id=timer.execution_id,
-                node_id=timer.node_id,
-                attempt=timer.attempt,
-                reason=reason,
-            )
-        ]
+        claim = await self.state.get_claim(
+            task_id(timer.execution_id, timer.node_id, timer.attempt)
+        )
+        node = None
+        if claim is not None and claim.result is not None:
+            node = (await self.state.get_nodes(timer.execution_id)).get(timer.node_id)
+        match liveness(timer, claim, node, self.clock(), self.options.liveness):
+            case CheckAgain(timer=later):
+                await self.state.schedule_timers([later])
+                return []
+            case Deliver(result=result):
+                return [result]
+            case Lost(message=lost):
+                return [lost]
+            case Settled():
+                return []
 
     async def _timer_loop(self) -> None:
         while True:

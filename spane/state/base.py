@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import ExecutionMeta, NodeState, Timer
@@ -51,15 +52,6 @@ class ClaimRequest:
     worker_id: str
     lease: float
     """Seconds the claim stays live unless renewed."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimInfo:
-    """Who holds a task id, until when, and its result once finished."""
-
-    worker_id: str
-    expires_at: float
-    result: TaskResult | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spane.errors import StateConflictError, WorkflowNotFoundError
+from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionMeta, NodeState, Timer
@@ -22,7 +23,6 @@ from spane.schemas.view import ExecutionView
 from spane.schemas.workflow import WorkflowSpec
 from spane.state.base import (
     Applied,
-    ClaimInfo,
     ClaimOutcome,
     ClaimRequest,
     TaskClaim,

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, S
 from typing import Any, ParamSpec, TypeVar
 
 from spane.errors import StateConflictError
+from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import (
@@ -27,7 +28,7 @@ from spane.schemas.state import (
 )
 from spane.schemas.view import ExecutionView
 from spane.state import redis_scripts
-from spane.state.base import Applied, ClaimInfo, ClaimOutcome, ClaimRequest, TaskClaim
+from spane.state.base import Applied, ClaimOutcome, ClaimRequest, TaskClaim
 from spane.state.keys import META_FIELD, REVISION_FIELD, ExecutionKeys, RedisKeys
 from spane.state.serde import decode_commands, encode_commands
 

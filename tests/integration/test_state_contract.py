@@ -18,6 +18,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from spane.errors import StateConflictError
+from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import CancelTimer
 from spane.schemas.messages import TaskFailure, TaskResult
 from spane.schemas.state import (
@@ -32,7 +33,7 @@ from spane.schemas.state import (
     WaitReason,
 )
 from spane.schemas.view import ExecutionView
-from spane.state.base import ClaimInfo, ClaimOutcome, ClaimRequest, StateStore, TaskClaim
+from spane.state.base import ClaimOutcome, ClaimRequest, StateStore, TaskClaim
 from spane.state.memory import MemoryStateStore
 from spane.state.redis import RedisStateStore
 from tests.unit.test_serde import sample_commands
