@@ -4,11 +4,13 @@
 ``start``, ``status``, ``signal``, ``pause``, ``resume``, ``cancel`` and ``events`` talk
 to it. All need ``SPANE_AMQP_URL``, ``SPANE_REDIS_URL`` and ``SPANE_MONGODB_URL``; without
 them they exit with a message saying so (status 2).
+
+The engine, orchestrator, workers and backends (aio_pika, redis, pymongo) are imported
+inside the commands that use them, so that ``spane --help`` does not load them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -16,29 +18,41 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from spane.backends import Backends, open_backends
-from spane.cli.main import (
+from spane.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
-    _load_for_run,
-    _spane_errors,
-    app,
     import_modules,
+    load_for_run,
     parse_input,
+    spane_errors,
 )
-from spane.config import Settings, load_settings
-from spane.engine import Engine, ExecutionSnapshot
-from spane.errors import ExecutionNotFoundError
-from spane.orchestrator.service import OrchestratorService
-from spane.process import run_loop, tune_gc
-from spane.schemas.events import LifecycleEvent
-from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionStatus
-from spane.workers.runtime import Worker
 
+if TYPE_CHECKING:
+    from spane.backends import Backends
+    from spane.config import Settings
+    from spane.engine import Engine, ExecutionSnapshot
+    from spane.schemas.events import LifecycleEvent
+
+__all__ = [
+    "cancel",
+    "events",
+    "orchestrator",
+    "pause",
+    "register",
+    "register_command",
+    "resume",
+    "signal_command",
+    "start",
+    "status",
+    "trigger",
+    "worker",
+]
+
+# The name the processes have always logged under (deployments filter on it).
 log = logging.getLogger("spane.cli.main")
 
 
@@ -52,6 +66,8 @@ def _configure_logging(settings: Settings) -> None:
 
 async def _until_stopped() -> None:
     """Wait for SIGTERM or SIGINT."""
+    import asyncio  # here, not at the top: it is not needed to build the app
+
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -65,6 +81,9 @@ async def _until_stopped() -> None:
 
 @contextlib.asynccontextmanager
 async def _backends(process: str) -> AsyncIterator[tuple[Settings, Backends]]:
+    from spane.backends import open_backends
+    from spane.config import load_settings
+
     settings = load_settings()
     backends = await open_backends(settings, allow_embedded=False, process=process)
     try:
@@ -76,6 +95,8 @@ async def _backends(process: str) -> AsyncIterator[tuple[Settings, Backends]]:
 @contextlib.asynccontextmanager
 async def _client(process: str) -> AsyncIterator[Engine]:
     """An Engine that only talks to a deployment: no orchestrator, no pools here."""
+    from spane.engine import Engine
+
     async with _backends(process) as (settings, backends):
         engine = Engine(
             settings=settings,
@@ -93,7 +114,10 @@ async def _client(process: str) -> AsyncIterator[Engine]:
 
 
 def _run(coro: Callable[[], Awaitable[int]]) -> None:
-    with _spane_errors():
+    with spane_errors():
+        from spane.config import load_settings
+        from spane.process import run_loop, tune_gc
+
         settings = load_settings()
         if settings.gc_tuning:
             tune_gc()
@@ -106,7 +130,6 @@ async def _main(coro: Callable[[], Awaitable[int]]) -> int:
 
 
 # ------------------------------------------------------------------ processes
-@app.command()
 def orchestrator(
     prefetch: Annotated[
         int | None, typer.Option(help="Micro-batch size / prefetch window (SPANE_PREFETCH).")
@@ -115,6 +138,8 @@ def orchestrator(
     """Run one orchestrator replica until SIGTERM (any number may run)."""
 
     async def serve() -> int:
+        from spane.orchestrator.service import OrchestratorService
+
         async with _backends("spane orchestrator") as (settings, backends):
             _configure_logging(settings)
             service = OrchestratorService(
@@ -135,7 +160,6 @@ def orchestrator(
     _run(serve)
 
 
-@app.command()
 def worker(
     pool: Annotated[str, typer.Option(help="function, http, or a custom task type.")],
     imports: Annotated[
@@ -148,10 +172,12 @@ def worker(
     grace: Annotated[float, typer.Option(help="Seconds to let running tasks finish.")] = 30.0,
 ) -> None:
     """Run one worker of a pool until SIGTERM, then finish running tasks (up to --grace)."""
-    with _spane_errors():
+    with spane_errors():
         import_modules(imports or [])
 
     async def serve() -> int:
+        from spane.workers.runtime import Worker
+
         async with _backends(f"spane worker {pool}") as (settings, backends):
             _configure_logging(settings)
             runtime = Worker(
@@ -173,11 +199,12 @@ def worker(
 
 
 # ---------------------------------------------------------------- operations
-@app.command()
-def register(files: Annotated[list[Path], typer.Argument(help="Workflow definitions.")]) -> None:
+def register_command(
+    files: Annotated[list[Path], typer.Argument(help="Workflow definitions.")],
+) -> None:
     """Validate and store definitions (same content keeps its version)."""
-    with _spane_errors():
-        specs = _load_for_run(files)
+    with spane_errors():
+        specs = load_for_run(files)
 
     async def go() -> int:
         async with _client("spane register") as engine:
@@ -189,7 +216,6 @@ def register(files: Annotated[list[Path], typer.Argument(help="Workflow definiti
     _run(go)
 
 
-@app.command()
 def start(
     workflow: Annotated[str, typer.Argument(help="Workflow id.")],
     input_text: Annotated[
@@ -204,7 +230,7 @@ def start(
     timeout: Annotated[float | None, typer.Option(help="With --wait: seconds.")] = None,
 ) -> None:
     """Start an execution; prints its id (or, with --wait, its output)."""
-    with _spane_errors():
+    with spane_errors():
         data = parse_input(input_text)
 
     async def go() -> int:
@@ -231,6 +257,8 @@ def start(
 
 
 def _status_lines(snapshot: ExecutionSnapshot) -> list[str]:
+    from spane.schemas.state import ExecutionStatus
+
     meta = snapshot.meta
     lines = [
         f"execution {meta.id}",
@@ -252,11 +280,12 @@ def _status_lines(snapshot: ExecutionSnapshot) -> list[str]:
     return lines
 
 
-@app.command()
 def status(execution: Annotated[str, typer.Argument(help="Execution id.")]) -> None:
     """An execution node by node (from Redis, or the archive once it expired there)."""
 
     async def go() -> int:
+        from spane.errors import ExecutionNotFoundError
+
         async with _client("spane status") as engine:
             try:
                 snapshot = await engine.status(execution)
@@ -273,7 +302,6 @@ def status(execution: Annotated[str, typer.Argument(help="Execution id.")]) -> N
     _run(go)
 
 
-@app.command("signal")
 def signal_command(
     execution: Annotated[str, typer.Argument(help="Execution id.")],
     name: Annotated[str, typer.Argument(help="Signal name.")],
@@ -282,7 +310,7 @@ def signal_command(
     ] = None,
 ) -> None:
     """Send a signal to the nodes of an execution waiting for it."""
-    with _spane_errors():
+    with spane_errors():
         data = parse_input(data_text)
 
     async def go() -> int:
@@ -308,11 +336,11 @@ def _control(verb: str) -> Callable[[str], None]:
     return command
 
 
-for _verb in ("pause", "resume", "cancel"):
-    app.command(_verb)(_control(_verb))
+pause = _control("pause")
+resume = _control("resume")
+cancel = _control("cancel")
 
 
-@app.command()
 def trigger(
     routing_key: Annotated[str, typer.Argument(help="Event type, e.g. order.created.")],
     data_text: Annotated[
@@ -323,7 +351,7 @@ def trigger(
     ] = None,
 ) -> None:
     """Publish a trigger event to spane.triggers, as any AMQP producer could."""
-    with _spane_errors():
+    with spane_errors():
         data = parse_input(data_text)
 
     async def go() -> int:
@@ -335,7 +363,6 @@ def trigger(
     _run(go)
 
 
-@app.command()
 def events(
     pattern: Annotated[str, typer.Argument(help="Topic pattern, e.g. 'execution.*.failed'.")] = "#",
     until_done: Annotated[
@@ -345,6 +372,10 @@ def events(
     """Print lifecycle events (CloudEvents, one JSON per line) as they happen."""
 
     async def go() -> int:
+        import asyncio
+
+        from spane.schemas.state import TERMINAL_EXECUTION_STATUSES
+
         done = asyncio.Event()
 
         async def on_event(routing_key: str, event: LifecycleEvent) -> None:
@@ -364,3 +395,17 @@ def events(
         return EXIT_OK
 
     _run(go)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the distributed commands to ``app``, in the order ``spane --help`` lists them."""
+    app.command()(orchestrator)
+    app.command()(worker)
+    app.command("register")(register_command)
+    app.command()(start)
+    app.command()(status)
+    app.command("signal")(signal_command)
+    for verb, command in (("pause", pause), ("resume", resume), ("cancel", cancel)):
+        app.command(verb)(command)
+    app.command()(trigger)
+    app.command()(events)

@@ -358,6 +358,39 @@ def test_version() -> None:
     assert result.stdout.startswith("spane ")
 
 
+def test_building_the_app_loads_no_engine() -> None:
+    """``spane --help`` stays fast: the commands import the engine when they run."""
+    heavy = (
+        "spane.engine",
+        "spane.compiler",
+        "spane.core",
+        "spane.orchestrator",
+        "spane.workers",
+        "spane.backends",
+        "spane.bus",
+        "spane.state",
+        "spane.config",
+        "spane.cli.runner",
+        "spane.cli.progress",
+        "aio_pika",
+        "redis",
+        "pymongo",
+        "rich.live",
+        "asyncio",
+    )
+    code = (
+        "import sys, spane.cli.main\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}"
+        f" or m.startswith({heavy!r})))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.strip()
+
+    assert loaded == "[]"
+
+
 # ------------------------------------------------------------------- progress
 def _progress() -> ExecutionProgress:
     plan = compile_plan(load_workflow_file(ORDER))
