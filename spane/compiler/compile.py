@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from spane.compiler.graph import is_task, split_ref, templated_fields, topological_order
 from spane.compiler.plan import (
     MAX_PATHS,
     PORT_ERROR,
@@ -27,19 +28,9 @@ from spane.compiler.plan import (
     PlanNode,
     RetrySettings,
 )
-from spane.compiler.validation import (
-    is_task,
-    split_ref,
-    templated_fields,
-    topological_order,
-    validate,
-)
+from spane.compiler.validation import validate
 from spane.errors import InvalidWorkflowError
-from spane.expressions.cel import (
-    Expression,
-    compile_expression,
-    compile_template,
-)
+from spane.expressions import Expression, compile_expression, compile_template
 from spane.schemas.workflow import (
     LOOP_TYPES,
     AtLeast,

@@ -1,7 +1,7 @@
 """The processed plan: what the compiler makes of a spec, immutable per (workflow, version).
 
 The decision core reads only this; nothing here is re-parsed per message (expressions
-and templates are compiled once, see :mod:`spane.expressions.cel`).
+and templates are compiled once, see :mod:`spane.expressions`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from spane.expressions.cel import Expression, Template
+from spane.expressions import Expression, Template
 from spane.schemas.workflow import NodeSpec, WorkflowSpec
 
 PORT_SUCCESS = "success"

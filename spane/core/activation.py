@@ -17,7 +17,7 @@ from spane.core.graph import fail, finish_if_done, is_finally, settle, succeed
 from spane.core.loops import end_iteration, start_loop
 from spane.core.working import Working, emit_node, schedule, set_active
 from spane.errors import ExpressionError
-from spane.expressions.cel import evaluate_condition
+from spane.expressions import evaluate_condition
 from spane.schemas.state import ErrorInfo, ExecutionStatus, NodeStatus, TimerKind, WaitReason
 from spane.schemas.workflow import (
     BreakNode,

@@ -14,7 +14,7 @@ from typing import Any
 
 from spane.compiler.plan import PORT_DEFAULT, PORT_SUCCESS, PlanNode
 from spane.errors import ExpressionError
-from spane.expressions.cel import evaluate_condition
+from spane.expressions import evaluate_condition
 from spane.schemas.state import ErrorInfo
 from spane.schemas.workflow import (
     DelayNode,

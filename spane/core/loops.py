@@ -18,7 +18,7 @@ from spane.core.ids import child_execution_id
 from spane.core.stopping import stop_iterations, stop_node
 from spane.core.working import Working, set_active
 from spane.errors import ExpressionError
-from spane.expressions.cel import evaluate_condition
+from spane.expressions import evaluate_condition
 from spane.schemas.commands import StartChild
 from spane.schemas.messages import ChildFinished, StartExecution
 from spane.schemas.state import (

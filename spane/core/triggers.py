@@ -16,7 +16,7 @@ from typing import Any
 
 from spane.compiler.plan import Plan
 from spane.errors import ExpressionError
-from spane.expressions.cel import (
+from spane.expressions import (
     Expression,
     Template,
     compile_expression,

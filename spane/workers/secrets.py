@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from spane.errors import ExpressionEvaluationError, ExpressionSyntaxError, TaskError
-from spane.expressions.cel import Template, compile_template
+from spane.expressions import Template, compile_template
 
 __all__ = [
     "EnvSecretProvider",

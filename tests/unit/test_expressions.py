@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spane.errors import ExpressionError, ExpressionEvaluationError, ExpressionSyntaxError
-from spane.expressions.cel import (
+from spane.expressions import (
     KNOWN_ROOTS,
     Expression,
     Template,

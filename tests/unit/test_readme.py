@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from spane.compiler.compile import compile_plan
-from spane.expressions.cel import compile_template
+from spane.expressions import compile_template
 from spane.schemas.loader import spec_from_data
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")

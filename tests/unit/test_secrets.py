@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from spane.errors import TaskError
-from spane.expressions.cel import compile_template
+from spane.expressions import compile_template
 from spane.workers.secrets import EnvSecretProvider, MappingSecretProvider, resolve_secrets
 
 PROVIDER = MappingSecretProvider({"TOKEN": "s3cr3t", "USER": "ann", "PORT": "8080"})
