@@ -115,6 +115,17 @@ def _handle(w: Working, message: InboxMessage) -> None:
             handlers.on_timer(w, message.timer)
         case ChildFinished():
             handlers.on_child_finished(w, message)
+        case AttemptLost():
+            handlers.on_lost(w, message)
+        case ActivateExecution():
+            handlers.on_activate(w)
+        case _:
+            _handle_command(w, message)
+
+
+def _handle_command(w: Working, message: InboxMessage) -> None:
+    """Commands from outside (and a start for an execution that exists)."""
+    match message:
         case SignalCommand():
             handlers.on_signal(w, message)
         case PauseCommand():
@@ -123,9 +134,7 @@ def _handle(w: Working, message: InboxMessage) -> None:
             handlers.on_resume(w)
         case CancelCommand():
             handlers.on_cancel(w, message)
-        case ActivateExecution():
-            handlers.on_activate(w)
-        case AttemptLost():
-            handlers.on_lost(w, message)
         case StartExecution():
             w.refuse(f"execution {message.execution_id} already exists")
+        case _:
+            raise TypeError(f"no handler for {type(message).__name__}")
