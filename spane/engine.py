@@ -109,6 +109,7 @@ class Engine:
         self.workers: list[Worker] = []
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._subscriptions: list[Subscription] = []
+        self._opened = False
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Engine:
@@ -124,6 +125,7 @@ class Engine:
         await self.bus.connect()
         await self.state.connect()
         await self.definitions.connect()
+        self._opened = True
         self._subscriptions.append(
             await self.bus.subscribe_events("execution.#", self._on_execution_event)
         )
@@ -172,6 +174,7 @@ class Engine:
         await self.bus.close()
         await self.state.close()
         await self.definitions.close()
+        self._opened = False
 
     # ---------------------------------------------------------- definitions
     async def register(self, workflow: WorkflowSpec | Mapping[str, Any] | str) -> WorkflowRecord:
@@ -321,3 +324,69 @@ class Engine:
         subscription = await self.bus.subscribe_events(pattern, handler)
         self._subscriptions.append(subscription)
         return subscription
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop a subscription made with :meth:`subscribe` (before the engine closes)."""
+        await subscription.stop()
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+
+    # -------------------------------------------------------------- queries
+    async def get_workflow(self, workflow_id: str, version: int | None = None) -> WorkflowRecord:
+        """A registered definition, the latest version unless ``version`` is given.
+
+        Raises :class:`~spane.errors.WorkflowNotFoundError`."""
+        return await self.definitions.get(workflow_id, version)
+
+    async def list_workflows(self) -> list[WorkflowRecord]:
+        """The latest version of every registered workflow, sorted by id."""
+        return await self.definitions.list_workflows()
+
+    async def list_executions(
+        self, workflow_id: str | None = None, limit: int = 100
+    ) -> list[ExecutionMeta]:
+        """Executions in the runtime state store (finished ones until their retention
+        ends), newest first."""
+        return await self.state.list_executions(workflow_id, limit)
+
+    async def describe(self, execution_id: str) -> ExecutionSnapshot:
+        """:meth:`status`, falling back to the archive for an execution whose runtime
+        state has expired. Raises :class:`~spane.errors.ExecutionNotFoundError`."""
+        meta = await self.state.get_meta(execution_id)
+        if meta is not None:
+            return ExecutionSnapshot(meta, await self.state.get_nodes(execution_id))
+        record = await self.definitions.get_archived(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(f"execution {execution_id!r} not found")
+        fields = {k: v for k, v in record.items() if k in ExecutionMeta.model_fields}
+        nodes = record.get("nodes") or {}
+        return ExecutionSnapshot(
+            ExecutionMeta.model_validate(fields),
+            {node_id: NodeState.model_validate(node) for node_id, node in nodes.items()},
+        )
+
+    @property
+    def is_open(self) -> bool:
+        """Between :meth:`open` and :meth:`close`."""
+        return self._opened
+
+    async def check_backends(self, timeout: float = 2.0) -> dict[str, str | None]:
+        """Readiness of each backend: ``None`` when usable, else why not.
+
+        The bus reports its connection when it knows it (RabbitMQ); the stores answer
+        a cheap read within ``timeout`` seconds."""
+        checks: dict[str, str | None] = {"engine": None if self.is_open else "not open"}
+        connected = getattr(self.bus, "connected", True)
+        checks["bus"] = None if connected else "not connected"
+        probes: dict[str, Any] = {
+            "state": self.state.get_meta("spane-readiness-probe"),
+            "definitions": self.definitions.list_dead_letters(limit=1),
+        }
+        for name, probe in probes.items():
+            try:
+                async with asyncio.timeout(timeout):
+                    await probe
+                checks[name] = None
+            except Exception as exc:
+                checks[name] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return checks

@@ -32,7 +32,7 @@ from typing import Annotated
 
 import typer
 
-from spane.cli import local, ops
+from spane.cli import dev, local, ops
 from spane.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, one_line
 from spane.errors import SpaneError
 
@@ -71,6 +71,7 @@ def build_app() -> typer.Typer:
     app.callback()(_root)
     local.register(app)
     ops.register(app)
+    dev.register(app)
     return app
 
 
