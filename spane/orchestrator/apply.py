@@ -4,7 +4,8 @@ Messages of one micro-batch are grouped by execution: each group is loaded once 
 the records of events already applied), decided message by message on the same view,
 and committed once, atomically — so a fan-in of 500 results costs a handful of
 commits, not 500. Groups of different executions run concurrently. A lost optimistic
-race (``StateConflictError``) re-does the whole group from a fresh load.
+race (a commit another writer beat) re-does the whole group from a fresh load; too
+many in a row raise ``StateConflictError``.
 """
 
 from __future__ import annotations
@@ -145,12 +146,11 @@ class Transitions:
         self, execution_id: str, pending: _Pending, ids: list[str]
     ) -> list[Outcome] | None:
         """One load-decide-commit round; None when another writer got there first."""
-        view, applied = await self.state.load_with(execution_id, ids)
+        view, applied = (await self.state.load_many({execution_id: ids}))[execution_id]
         outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
         if records is not None and view is not None:
-            try:
-                await self.state.commit_many(view, records)
-            except StateConflictError:
+            (committed,) = await self.state.commit_each([(view, records)])
+            if not committed:
                 return None
         return outcomes
 
@@ -195,11 +195,16 @@ class Transitions:
         return ordered, records if view.dirty or any(records.values()) else None
 
     # ----------------------------------------------------------------- start
+    async def _recorded_start(self, execution_id: str) -> Applied | None:
+        """The record of the execution's ``start`` event, if it was applied."""
+        _, applied = (await self.state.load_many({execution_id: ["start"]}))[execution_id]
+        return applied.get("start")
+
     async def start(self, message: StartExecution) -> Outcome:
         """Create and start an execution (idempotent by execution id and start key)."""
-        _, applied = await self.state.load_with(message.execution_id, ["start"])
-        if "start" in applied:
-            return list(applied["start"].commands), ok(message.execution_id)
+        recorded = await self._recorded_start(message.execution_id)
+        if recorded is not None:
+            return list(recorded.commands), ok(message.execution_id)
         try:
             plan = await self.plans.get(message.workflow_id, message.version, message.body)
         except WorkflowNotFoundError as exc:
@@ -221,9 +226,8 @@ class Transitions:
         options = self.current_options()
         view, decision = begin(plan, message, self.clock(), options, pending=pending)
         if not await self.state.create(view, "start", decision.commands):
-            _, applied = await self.state.load_with(message.execution_id, ["start"])
-            recorded = applied["start"].commands if "start" in applied else []
-            return list(recorded), ok(message.execution_id)
+            recorded = await self._recorded_start(message.execution_id)
+            return list(recorded.commands if recorded else []), ok(message.execution_id)
         return decision.commands, ok(message.execution_id)
 
 

@@ -1,5 +1,12 @@
 """Storage protocols: runtime state (:class:`StateStore`) and definitions
 (:class:`DefinitionStore`). Memory implementations ship next to the real ones.
+
+:class:`StateStore` holds what the orchestrator and the workers share while executions
+run: each execution's meta and node states with the events already applied (loaded
+and committed in batches, one round trip each, guarded by a revision), the timers,
+the start idempotency keys and ``max_executions`` slots, and the task claims that
+keep an attempt on one worker at a time. :class:`DefinitionStore` holds the durable
+part: workflow versions, the archive of finished executions and dead letters.
 """
 
 from __future__ import annotations
@@ -62,60 +69,59 @@ class Applied:
 
 
 class StateStore(Protocol):
-    """Runtime state of executions, timers, idempotency keys and task claims."""
+    """Runtime state of executions, timers, idempotency keys and task claims.
+
+    One batched form per operation, each one round trip:
+
+    * executions: :meth:`create` a new one; :meth:`load_many` views (with the records
+      of events already applied) and :meth:`commit_each` decided views back, guarded by
+      their revision (optimistic concurrency); :meth:`get_meta`, :meth:`get_nodes`,
+      :meth:`get_executions` and :meth:`list_executions` read without a revision;
+    * timers: :meth:`update_timers` schedules and cancels, :meth:`claim_due_timers`
+      takes due ones under a lease, :meth:`ack_timers` forgets published ones,
+      :meth:`next_timer_at` tells when to look again;
+    * start idempotency keys and ``max_executions`` slots: :meth:`claim_start_key`,
+      :meth:`acquire_slot`, :meth:`release_slot`, :meth:`slot_holders`;
+    * task attempts (at most one live worker each): :meth:`claim_tasks`,
+      :meth:`finish_tasks`, :meth:`cancel_tasks`, :meth:`get_claim`.
+    """
 
     async def connect(self) -> None:
         """Open connections and load scripts (idempotent)."""
         ...
 
     async def create(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> bool:
-        """Store a new execution; False (and nothing written) if the id exists."""
-        ...
-
-    async def load(self, execution_id: str) -> ExecutionView | None:
-        """The execution's meta and node states, with the revision to commit against."""
-        ...
-
-    async def applied(self, execution_id: str, event_id: str) -> Applied | None:
-        """The recorded outcome if this event was already applied."""
-        ...
-
-    async def load_with(
-        self, execution_id: str, event_ids: Sequence[str]
-    ) -> tuple[ExecutionView | None, dict[str, Applied]]:
-        """``load`` and ``applied`` for several events, in one round trip."""
+        """Store a new execution, recording ``event_id`` with ``commands`` as applied;
+        False (and nothing written) if the id exists. Sets ``view.revision``."""
         ...
 
     async def load_many(
         self, requests: Mapping[str, Sequence[str]]
     ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
-        """``load_with`` for several executions (execution id -> event ids), one round trip."""
-        ...
-
-    async def commit_many(
-        self, view: ExecutionView, records: Mapping[str, Sequence[Command]]
-    ) -> None:
-        """``commit`` of several events applied to one view, atomically (micro-batch)."""
+        """For each execution id, its view (meta and node states, with the revision to
+        commit against; None if unknown) and the records of those of its event ids
+        already applied (event id -> :class:`Applied`), in one round trip."""
         ...
 
     async def commit_each(
         self, commits: Sequence[tuple[ExecutionView, Mapping[str, Sequence[Command]]]]
     ) -> list[bool]:
-        """``commit_many`` for several executions in one round trip, each atomic on its
-        own; False in place of a commit that conflicted (it wrote nothing)."""
-        ...
+        """Persist each view's changes with its records (event id -> the commands it
+        asked to publish, so a redelivery republishes them), in one round trip.
 
-    async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
-        """Persist the view's changes atomically if its revision is current.
-
-        Raises :class:`~spane.errors.StateConflictError` when another writer got there
-        first. Records ``event_id`` with ``commands`` so a redelivery republishes them.
+        Each commit is atomic on its own and happens only if the view's revision is
+        still the stored one (its ``revision`` then moves on); False in its place when
+        another writer got there first or the execution is unknown (nothing written).
         """
         ...
 
-    async def get_meta(self, execution_id: str) -> ExecutionMeta | None: ...
+    async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
+        """The execution's meta (None if unknown)."""
+        ...
 
-    async def get_nodes(self, execution_id: str) -> dict[str, NodeState]: ...
+    async def get_nodes(self, execution_id: str) -> dict[str, NodeState]:
+        """The execution's node states (empty if unknown)."""
+        ...
 
     async def get_executions(
         self, execution_ids: Sequence[str]
@@ -125,15 +131,13 @@ class StateStore(Protocol):
 
     async def list_executions(
         self, workflow_id: str | None = None, limit: int = 100
-    ) -> list[ExecutionMeta]: ...
-
-    async def schedule_timers(self, timers: Sequence[Timer]) -> None: ...
-
-    async def cancel_timers(self, timer_ids: Sequence[str]) -> None: ...
+    ) -> list[ExecutionMeta]:
+        """Up to ``limit`` executions (of one workflow, or all), newest first."""
+        ...
 
     async def update_timers(self, schedule: Sequence[Timer], cancel: Sequence[str]) -> None:
         """Cancel the ``cancel`` ids and schedule ``schedule`` in one write (a timer id
-        in both ends up scheduled)."""
+        in both ends up scheduled; scheduling an existing id replaces it)."""
         ...
 
     async def claim_due_timers(self, now: float, limit: int, lease: float) -> list[Timer]:
@@ -148,7 +152,9 @@ class StateStore(Protocol):
         """Forget claimed timers once published (unless re-scheduled since the claim)."""
         ...
 
-    async def next_timer_at(self) -> float | None: ...
+    async def next_timer_at(self) -> float | None:
+        """When the earliest scheduled timer is due (None if there is none)."""
+        ...
 
     async def claim_start_key(self, scope: str, key: str, execution_id: str) -> str:
         """Bind an idempotency key to an execution id; returns the id it is bound to."""
@@ -168,22 +174,16 @@ class StateStore(Protocol):
         """Executions holding a ``max_executions`` slot of the workflow."""
         ...
 
-    async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
-        """Take (or renew) the claim on a task id for ``lease`` seconds; the outcome says
-        whether to run it (see :class:`ClaimOutcome`)."""
-        ...
-
     async def claim_tasks(self, requests: Sequence[ClaimRequest]) -> list[TaskClaim]:
-        """``claim_task`` for each request, in order, in one round trip. Each claim is
-        atomic on its own; the batch is not (a crash may leave some taken)."""
-        ...
-
-    async def finish_task(self, result: TaskResult) -> None:
-        """Store an attempt's result: its claim reads ``FINISHED`` from now on."""
+        """Take (or renew) the claim on each request's task id for its ``lease``, in
+        order, in one round trip; each outcome says whether to run it (see
+        :class:`ClaimOutcome`). Each claim is atomic on its own; the batch is not (a
+        crash may leave some taken)."""
         ...
 
     async def finish_tasks(self, results: Sequence[TaskResult]) -> None:
-        """``finish_task`` for each result, in order, in one round trip."""
+        """Store attempts' results, in one round trip: their claims read ``FINISHED``
+        from now on."""
         ...
 
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
@@ -194,7 +194,9 @@ class StateStore(Protocol):
         """The claim on a task id (None if no worker claimed it yet)."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release connections."""
+        ...
 
 
 class DefinitionStore(Protocol):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spane.errors import StateConflictError, WorkflowNotFoundError
+from spane.errors import WorkflowNotFoundError
 from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
@@ -83,57 +83,29 @@ class MemoryStateStore:
             self._retire(meta.id)
         return True
 
-    async def load(self, execution_id: str) -> ExecutionView | None:
-        entry = self._executions.get(execution_id)
-        if entry is None:
-            return None
-        return ExecutionView(entry.meta, entry.nodes, entry.revision)
-
-    async def applied(self, execution_id: str, event_id: str) -> Applied | None:
-        entry = self._executions.get(execution_id)
-        if entry is None or event_id not in entry.applied:
-            return None
-        return Applied(entry.applied[event_id])
-
-    async def load_with(
-        self, execution_id: str, event_ids: Sequence[str]
-    ) -> tuple[ExecutionView | None, dict[str, Applied]]:
-        entry = self._executions.get(execution_id)
-        if entry is None:
-            return None, {}
-        applied = {e: Applied(entry.applied[e]) for e in event_ids if e in entry.applied}
-        return ExecutionView(entry.meta, entry.nodes, entry.revision), applied
-
     async def load_many(
         self, requests: Mapping[str, Sequence[str]]
     ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
-        return {
-            execution_id: await self.load_with(execution_id, event_ids)
-            for execution_id, event_ids in requests.items()
-        }
-
-    async def commit(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> None:
-        await self.commit_many(view, {event_id: commands})
+        loaded: dict[str, tuple[ExecutionView | None, dict[str, Applied]]] = {}
+        for execution_id, event_ids in requests.items():
+            entry = self._executions.get(execution_id)
+            if entry is None:
+                loaded[execution_id] = (None, {})
+                continue
+            applied = {e: Applied(entry.applied[e]) for e in event_ids if e in entry.applied}
+            loaded[execution_id] = (ExecutionView(entry.meta, entry.nodes, entry.revision), applied)
+        return loaded
 
     async def commit_each(
         self, commits: Sequence[tuple[ExecutionView, Mapping[str, Sequence[Command]]]]
     ) -> list[bool]:
-        committed: list[bool] = []
-        for view, records in commits:
-            try:
-                await self.commit_many(view, records)
-            except StateConflictError:
-                committed.append(False)
-            else:
-                committed.append(True)
-        return committed
+        return [self._commit(view, records) for view, records in commits]
 
-    async def commit_many(
-        self, view: ExecutionView, records: Mapping[str, Sequence[Command]]
-    ) -> None:
+    def _commit(self, view: ExecutionView, records: Mapping[str, Sequence[Command]]) -> bool:
+        """One commit of :meth:`commit_each`: False (nothing written) on a conflict."""
         entry = self._executions.get(view.meta.id)
         if entry is None or entry.revision != view.revision:
-            raise StateConflictError(f"execution {view.meta.id} changed since it was loaded")
+            return False
         entry.meta = view.meta
         entry.nodes.update(view.changed_nodes)
         entry.revision += 1
@@ -144,6 +116,7 @@ class MemoryStateStore:
             entry.applied.popitem(last=False)
         if view.meta.status in TERMINAL_EXECUTION_STATUSES and view.meta.id not in self._retired:
             self._retire(view.meta.id)
+        return True
 
     def _retire(self, execution_id: str) -> None:
         """Retention: keep the most recent ``max_finished`` finished executions (the
@@ -182,12 +155,6 @@ class MemoryStateStore:
         ]
         metas.sort(key=lambda m: m.created_at, reverse=True)
         return metas[:limit]
-
-    async def schedule_timers(self, timers: Sequence[Timer]) -> None:
-        await self.update_timers(timers, ())
-
-    async def cancel_timers(self, timer_ids: Sequence[str]) -> None:
-        await self.update_timers((), timer_ids)
 
     async def update_timers(self, schedule: Sequence[Timer], cancel: Sequence[str]) -> None:
         for timer_id in cancel:
@@ -249,20 +216,21 @@ class MemoryStateStore:
     async def slot_holders(self, workflow_id: str) -> list[str]:
         return sorted(self._slots.get(workflow_id, ()))
 
-    async def claim_task(self, task_id: str, worker_id: str, lease: float) -> TaskClaim:
+    async def claim_tasks(self, requests: Sequence[ClaimRequest]) -> list[TaskClaim]:
+        return [self._claim(r) for r in requests]
+
+    def _claim(self, request: ClaimRequest) -> TaskClaim:
+        """One claim of :meth:`claim_tasks`."""
         now = self._clock()
-        claim = self._claims.get(task_id)
+        claim = self._claims.get(request.task_id)
         if claim is not None and claim.result is not None:
             return TaskClaim(ClaimOutcome.FINISHED, claim.result)
         if claim is not None and claim.cancelled:
             return TaskClaim(ClaimOutcome.CANCELLED)
-        if claim is not None and claim.expires_at > now and claim.worker_id != worker_id:
+        if claim is not None and claim.expires_at > now and claim.worker_id != request.worker_id:
             return TaskClaim(ClaimOutcome.RUNNING)
-        self._claims[task_id] = _Claim(worker_id, now + lease)
+        self._claims[request.task_id] = _Claim(request.worker_id, now + request.lease)
         return TaskClaim(ClaimOutcome.CLAIMED)
-
-    async def claim_tasks(self, requests: Sequence[ClaimRequest]) -> list[TaskClaim]:
-        return [await self.claim_task(r.task_id, r.worker_id, r.lease) for r in requests]
 
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
         for task_id in task_ids:
@@ -274,13 +242,9 @@ class MemoryStateStore:
             return None
         return ClaimInfo(claim.worker_id, claim.expires_at, claim.result)
 
-    async def finish_task(self, result: TaskResult) -> None:
-        claim = self._claims.setdefault(result.task_id, _Claim("", 0.0))
-        claim.result = result
-
     async def finish_tasks(self, results: Sequence[TaskResult]) -> None:
         for result in results:
-            await self.finish_task(result)
+            self._claims.setdefault(result.task_id, _Claim("", 0.0)).result = result
 
     async def close(self) -> None:
         return None

@@ -235,7 +235,7 @@ class Worker:
         )
 
         async def heartbeat(details: Any) -> None:
-            await self.state.claim_task(task.task_id, self.worker_id, self.lease)
+            await self.state.claim_tasks([ClaimRequest(task.task_id, self.worker_id, self.lease)])
             beat = TaskHeartbeat(
                 task_id=task.task_id,
                 execution_id=task.execution_id,

@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 import redis.exceptions
 from redis.asyncio import Redis
 
-from spane.errors import StateConflictError
 from spane.schemas.claims import ClaimInfo
-from spane.schemas.commands import CancelTimer
+from spane.schemas.commands import CancelTimer, Command
 from spane.schemas.messages import TaskFailure, TaskResult
 from spane.schemas.state import (
     TERMINAL_EXECUTION_STATUSES,
@@ -33,7 +32,7 @@ from spane.schemas.state import (
     WaitReason,
 )
 from spane.schemas.view import ExecutionView
-from spane.state.base import ClaimOutcome, ClaimRequest, StateStore, TaskClaim
+from spane.state.base import Applied, ClaimOutcome, ClaimRequest, StateStore, TaskClaim
 from spane.state.memory import MemoryStateStore
 from spane.state.redis import RedisStateStore
 from tests.unit.test_serde import sample_commands
@@ -166,10 +165,36 @@ def result(task_id: str = "ex-1:a:1", ok: bool = True) -> TaskResult:
     )
 
 
+async def load(store: StateStore, execution_id: str) -> ExecutionView | None:
+    """The execution's view, as :meth:`StateStore.load_many` reads it."""
+    view, _ = (await store.load_many({execution_id: ()}))[execution_id]
+    return view
+
+
 async def loaded(store: StateStore, execution_id: str = "ex-1") -> ExecutionView:
-    view = await store.load(execution_id)
+    view = await load(store, execution_id)
     assert view is not None
     return view
+
+
+async def applied(store: StateStore, execution_id: str, event_id: str) -> Applied | None:
+    """The record of one event, if applied, as :meth:`StateStore.load_many` reads it."""
+    _, records = (await store.load_many({execution_id: [event_id]}))[execution_id]
+    return records.get(event_id)
+
+
+async def commit(
+    store: StateStore, view: ExecutionView, event_id: str, commands: Sequence[Command]
+) -> bool:
+    """One :meth:`StateStore.commit_each` of one event; False if it conflicted."""
+    (committed,) = await store.commit_each([(view, {event_id: commands})])
+    return committed
+
+
+async def claim_one(store: StateStore, task_id: str, worker_id: str, lease: float) -> TaskClaim:
+    """One :meth:`StateStore.claim_tasks` request."""
+    (answer,) = await store.claim_tasks([ClaimRequest(task_id, worker_id, lease)])
+    return answer
 
 
 # ---------------------------------------------------------------- executions
@@ -200,8 +225,8 @@ async def test_create_twice_refuses_and_writes_nothing(store: StateStore):
     assert view.meta == first.meta
     assert view.all_nodes() == first.changed_nodes
     assert view.revision == 1
-    assert await store.applied("ex-1", "start-again") is None
-    recorded = await store.applied("ex-1", "start")
+    assert await applied(store, "ex-1", "start-again") is None
+    recorded = await applied(store, "ex-1", "start")
     assert recorded is not None
     assert list(recorded.commands) == [CancelTimer("one")]
 
@@ -221,10 +246,10 @@ async def test_get_executions_reads_several_in_order_and_skips_unknown_ones(stor
 
 
 async def test_unknown_execution_reads_as_absent(store: StateStore):
-    assert await store.load("nope") is None
+    assert await load(store, "nope") is None
     assert await store.get_meta("nope") is None
     assert await store.get_nodes("nope") == {}
-    assert await store.applied("nope", "start") is None
+    assert await applied(store, "nope", "start") is None
 
 
 async def test_commit_persists_changes_and_bumps_revision(store: StateStore):
@@ -240,7 +265,7 @@ async def test_commit_persists_changes_and_bumps_revision(store: StateStore):
     )
     view.update_node("c", status=NodeStatus.WAITING, wait=WaitReason.SIGNAL)
     view.update_meta(vars={"total": 3}, unsettled=2, signals={"approval": ("c",)})
-    await store.commit(view, "result:ex-1:a:1", [CancelTimer("t")])
+    assert await commit(store, view, "result:ex-1:a:1", [CancelTimer("t")])
     assert view.revision == 2
 
     again = await loaded(store)
@@ -255,7 +280,7 @@ async def test_commit_writes_only_the_changed_nodes(store: StateStore):
     bogus = NodeState(status=NodeStatus.SKIPPED)
     view = ExecutionView(created.meta, {"a": bogus, "b": bogus}, revision=1)
     view.update_node("a", status=NodeStatus.SUCCEEDED, output="done")
-    await store.commit(view, "e1", [])
+    assert await commit(store, view, "e1", [])
 
     nodes = await store.get_nodes("ex-1")
     assert nodes["a"] == NodeState(status=NodeStatus.SUCCEEDED, output="done")
@@ -267,7 +292,7 @@ async def test_commit_many_nodes_at_once(store: StateStore):
     view = await loaded(store)
     for i in range(1_500):
         view.update_node(f"n{i}", status=NodeStatus.SUCCEEDED, output=i)
-    await store.commit(view, "fan-in", [])
+    assert await commit(store, view, "fan-in", [])
     nodes = await store.get_nodes("ex-1")
     assert len(nodes) == 1_500
     assert nodes["n1499"].output == 1499
@@ -278,20 +303,19 @@ async def test_stale_commit_conflicts_and_changes_nothing(store: StateStore):
     winner = await loaded(store)
     loser = await loaded(store)
     winner.update_node("a", status=NodeStatus.SUCCEEDED)
-    await store.commit(winner, "e-win", [CancelTimer("win")])
+    assert await commit(store, winner, "e-win", [CancelTimer("win")])
 
     loser.update_node("a", status=NodeStatus.FAILED)
     loser.update_node("b", status=NodeStatus.CANCELLED)
     loser.update_meta(status=ExecutionStatus.FAILED)
-    with pytest.raises(StateConflictError):
-        await store.commit(loser, "e-lose", [CancelTimer("lose")])
+    assert not await commit(store, loser, "e-lose", [CancelTimer("lose")])
     assert loser.revision == 1
 
     after = await loaded(store)
     assert after.revision == 2
     assert after.meta == winner.meta
     assert after.all_nodes() == winner.all_nodes()
-    assert await store.applied("ex-1", "e-lose") is None
+    assert await applied(store, "ex-1", "e-lose") is None
 
 
 async def test_load_many_and_commit_each_cover_several_executions(store: StateStore):
@@ -312,7 +336,7 @@ async def test_load_many_and_commit_each_cover_several_executions(store: StateSt
 
     three = await loaded(store, "ex-3")
     winner = await loaded(store, "ex-3")
-    await store.commit(winner, "won", [])  # ex-3 moves on: the stale view below conflicts
+    assert await commit(store, winner, "won", [])  # ex-3 moves on: the stale view conflicts
     one.update_node("a", status=NodeStatus.SUCCEEDED)
     two.update_node("b", status=NodeStatus.FAILED)
     three.update_node("a", status=NodeStatus.CANCELLED)
@@ -326,8 +350,8 @@ async def test_load_many_and_commit_each_cover_several_executions(store: StateSt
     assert (await store.get_nodes("ex-1"))["a"].status == NodeStatus.SUCCEEDED
     assert (await store.get_nodes("ex-2"))["b"].status == NodeStatus.FAILED
     assert (await store.get_nodes("ex-3"))["a"].status == NodeStatus.RUNNING
-    assert await store.applied("ex-3", "e3") is None
-    recorded = await store.applied("ex-1", "e1")
+    assert await applied(store, "ex-3", "e3") is None
+    recorded = await applied(store, "ex-1", "e1")
     assert recorded is not None
     assert list(recorded.commands) == [CancelTimer("1")]
     assert await store.commit_each([]) == []
@@ -336,9 +360,8 @@ async def test_load_many_and_commit_each_cover_several_executions(store: StateSt
 async def test_commit_of_unknown_execution_conflicts(store: StateStore):
     view = new_view("ghost")
     view.revision = 1
-    with pytest.raises(StateConflictError):
-        await store.commit(view, "e1", [])
-    assert await store.load("ghost") is None
+    assert not await commit(store, view, "e1", [])
+    assert await load(store, "ghost") is None
 
 
 async def test_applied_returns_the_recorded_commands(store: StateStore):
@@ -346,15 +369,15 @@ async def test_applied_returns_the_recorded_commands(store: StateStore):
     await store.create(new_view(), "start", commands)
     view = await loaded(store)
     view.update_node("a", status=NodeStatus.SUCCEEDED)
-    await store.commit(view, "result:ex-1:a:1", commands[:3])
+    assert await commit(store, view, "result:ex-1:a:1", commands[:3])
 
-    start = await store.applied("ex-1", "start")
+    start = await applied(store, "ex-1", "start")
     assert start is not None
     assert list(start.commands) == commands
-    replay = await store.applied("ex-1", "result:ex-1:a:1")
+    replay = await applied(store, "ex-1", "result:ex-1:a:1")
     assert replay is not None
     assert list(replay.commands) == commands[:3]
-    assert await store.applied("ex-1", "result:ex-1:b:1") is None
+    assert await applied(store, "ex-1", "result:ex-1:b:1") is None
 
 
 async def test_list_executions_newest_first_with_workflow_filter(store: StateStore):
@@ -383,13 +406,12 @@ async def test_no_timers(store: StateStore):
     assert await store.next_timer_at() is None
     assert await store.claim_due_timers(1e12, 10, 30.0) == []
     await store.ack_timers([])
-    await store.cancel_timers([])
-    await store.schedule_timers([])
+    await store.update_timers([], [])
 
 
 async def test_claim_takes_due_timers_only_in_fire_order(store: StateStore):
     t1, t2, t3 = timer("t1", 10.0), timer("t2", 20.0), timer("t3", 30.0)
-    await store.schedule_timers([t3, t1, t2])
+    await store.update_timers([t3, t1, t2], [])
     assert await store.next_timer_at() == 10.0
 
     assert await store.claim_due_timers(5.0, 10, 30.0) == []
@@ -404,7 +426,7 @@ async def test_claim_takes_due_timers_only_in_fire_order(store: StateStore):
 
 async def test_claim_respects_the_limit(store: StateStore):
     timers = [timer(f"t{i}", float(i)) for i in range(5)]
-    await store.schedule_timers(timers)
+    await store.update_timers(timers, [])
     first = await store.claim_due_timers(100.0, 2, 30.0)
     assert first == timers[:2]
     second = await store.claim_due_timers(100.0, 10, 30.0)
@@ -413,9 +435,9 @@ async def test_claim_respects_the_limit(store: StateStore):
 
 
 async def test_scheduling_the_same_id_replaces(store: StateStore):
-    await store.schedule_timers([timer("t1", 10.0)])
+    await store.update_timers([timer("t1", 10.0)], [])
     moved = timer("t1", 50.0)
-    await store.schedule_timers([moved])
+    await store.update_timers([moved], [])
     assert await store.next_timer_at() == 50.0
     assert await store.claim_due_timers(20.0, 10, 30.0) == []
     assert await store.claim_due_timers(50.0, 10, 30.0) == [moved]
@@ -423,15 +445,15 @@ async def test_scheduling_the_same_id_replaces(store: StateStore):
 
 async def test_cancel_removes_timers(store: StateStore):
     t1, t2 = timer("t1", 10.0), timer("t2", 20.0)
-    await store.schedule_timers([t1, t2])
-    await store.cancel_timers(["t1", "missing"])
+    await store.update_timers([t1, t2], [])
+    await store.update_timers([], ["t1", "missing"])
     assert await store.next_timer_at() == 20.0
     assert await store.claim_due_timers(100.0, 10, 30.0) == [t2]
 
 
 async def test_update_timers_cancels_and_schedules_in_one_call(store: StateStore):
     t1, t2, t3 = timer("t1", 10.0), timer("t2", 20.0), timer("t3", 30.0)
-    await store.schedule_timers([t1, t2])
+    await store.update_timers([t1, t2], [])
     t2_moved = timer("t2", 40.0)
 
     await store.update_timers([t3, t2_moved], ["t1", "t2", "missing"])  # t2 in both: scheduled
@@ -442,7 +464,7 @@ async def test_update_timers_cancels_and_schedules_in_one_call(store: StateStore
 
 
 async def test_acked_timers_are_gone(store: StateStore):
-    await store.schedule_timers([timer("t1", 10.0)])
+    await store.update_timers([timer("t1", 10.0)], [])
     claimed = await store.claim_due_timers(10.0, 10, 30.0)
     await store.ack_timers(claimed)
     assert await store.next_timer_at() is None
@@ -450,11 +472,11 @@ async def test_acked_timers_are_gone(store: StateStore):
 
 
 async def test_ack_after_reschedule_keeps_the_new_timer(store: StateStore):
-    await store.schedule_timers([timer("t1", 10.0)])
+    await store.update_timers([timer("t1", 10.0)], [])
     claimed = await store.claim_due_timers(10.0, 10, 30.0)
     assert [t.id for t in claimed] == ["t1"]
     rescheduled = timer("t1", 100.0)
-    await store.schedule_timers([rescheduled])
+    await store.update_timers([rescheduled], [])
     await store.ack_timers(claimed)
 
     assert await store.next_timer_at() == 100.0
@@ -463,7 +485,7 @@ async def test_ack_after_reschedule_keeps_the_new_timer(store: StateStore):
 
 async def test_concurrent_claimers_never_share_a_timer(store: StateStore, peer: StateStore):
     timers = [timer(f"t{i:03}", float(i)) for i in range(300)]
-    await store.schedule_timers(timers)
+    await store.update_timers(timers, [])
     claims = await asyncio.gather(
         *(claimer.claim_due_timers(1_000.0, 40, 30.0) for claimer in [store, peer] * 5)
     )
@@ -514,62 +536,62 @@ async def test_a_freed_slot_goes_to_the_queue_before_newcomers(store: StateStore
 
 
 async def test_task_claims(store: StateStore, clock: FakeClock):
-    claim = await store.claim_task("ex-1:a:1", "w1", 10.0)
+    claim = await claim_one(store, "ex-1:a:1", "w1", 10.0)
     assert claim.outcome is ClaimOutcome.CLAIMED
     assert claim.result is None
-    assert (await store.claim_task("ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
+    assert (await claim_one(store, "ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
     clock.advance(8.0)
     # the holder renews (heartbeat); the lease now runs to 18s from the start
-    assert (await store.claim_task("ex-1:a:1", "w1", 10.0)).outcome is ClaimOutcome.CLAIMED
+    assert (await claim_one(store, "ex-1:a:1", "w1", 10.0)).outcome is ClaimOutcome.CLAIMED
     clock.advance(8.0)
-    assert (await store.claim_task("ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
-    assert (await store.claim_task("ex-1:b:1", "w2", 10.0)).outcome is ClaimOutcome.CLAIMED
+    assert (await claim_one(store, "ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
+    assert (await claim_one(store, "ex-1:b:1", "w2", 10.0)).outcome is ClaimOutcome.CLAIMED
 
 
 async def test_expired_task_claim_can_be_taken_over(store: StateStore, clock: FakeClock):
-    assert (await store.claim_task("ex-1:a:1", "w1", 10.0)).outcome is ClaimOutcome.CLAIMED
+    assert (await claim_one(store, "ex-1:a:1", "w1", 10.0)).outcome is ClaimOutcome.CLAIMED
     clock.advance(10.5)
-    assert (await store.claim_task("ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.CLAIMED
-    assert (await store.claim_task("ex-1:a:1", "w1", 10.0)).outcome is ClaimOutcome.RUNNING
+    assert (await claim_one(store, "ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.CLAIMED
+    assert (await claim_one(store, "ex-1:a:1", "w1", 10.0)).outcome is ClaimOutcome.RUNNING
 
 
 @pytest.mark.parametrize("ok", [True, False])
 async def test_finished_task_returns_its_result(store: StateStore, ok: bool):
     done = result(ok=ok)
-    await store.claim_task(done.task_id, "w1", 10.0)
-    await store.finish_task(done)
+    await claim_one(store, done.task_id, "w1", 10.0)
+    await store.finish_tasks([done])
     for worker in ("w1", "w2"):
-        claim = await store.claim_task(done.task_id, worker, 10.0)
+        claim = await claim_one(store, done.task_id, worker, 10.0)
         assert claim.outcome is ClaimOutcome.FINISHED
         assert claim.result == done
 
 
 async def test_finish_without_claim_is_finished(store: StateStore):
     done = result("ex-1:z:3")
-    await store.finish_task(done)
-    claim = await store.claim_task("ex-1:z:3", "w1", 10.0)
+    await store.finish_tasks([done])
+    claim = await claim_one(store, "ex-1:z:3", "w1", 10.0)
     assert claim == TaskClaim(ClaimOutcome.FINISHED, done)
 
 
 async def test_get_claim_reports_holder_lease_and_result(store: StateStore, clock: FakeClock):
     assert await store.get_claim("ex-1:a:1") is None
-    await store.claim_task("ex-1:a:1", "w1", 10.0)
+    await claim_one(store, "ex-1:a:1", "w1", 10.0)
     assert await store.get_claim("ex-1:a:1") == ClaimInfo("w1", clock.now + 10.0)
     done = result()
-    await store.finish_task(done)
+    await store.finish_tasks([done])
     assert await store.get_claim("ex-1:a:1") == ClaimInfo("w1", clock.now + 10.0, done)
     unclaimed = result("ex-1:b:1")
-    await store.finish_task(unclaimed)
+    await store.finish_tasks([unclaimed])
     assert await store.get_claim("ex-1:b:1") == ClaimInfo("", 0.0, unclaimed)
 
 
 async def test_claim_tasks_answers_each_request_in_order(store: StateStore, clock: FakeClock):
     done = result("ex-1:done:1")
-    await store.finish_task(done)
+    await store.finish_tasks([done])
     await store.cancel_tasks(["ex-1:cancelled:1"])
-    await store.claim_task("ex-1:held:1", "w2", 10.0)
-    await store.claim_task("ex-1:stale:1", "w2", 1.0)
-    await store.claim_task("ex-1:mine:1", "w1", 1.0)
+    await claim_one(store, "ex-1:held:1", "w2", 10.0)
+    await claim_one(store, "ex-1:stale:1", "w2", 1.0)
+    await claim_one(store, "ex-1:mine:1", "w1", 1.0)
     clock.advance(2.0)
 
     claims = await store.claim_tasks(
@@ -614,7 +636,7 @@ async def test_claim_tasks_renews_a_batch_of_claims(store: StateStore, clock: Fa
 
 async def test_finish_tasks_stores_every_result(store: StateStore, clock: FakeClock):
     first, second = result("ex-1:a:1"), result("ex-1:b:1", ok=False)
-    await store.claim_task(first.task_id, "w1", 10.0)
+    await claim_one(store, first.task_id, "w1", 10.0)
     await store.finish_tasks([first, second])
     assert await store.get_claim(first.task_id) == ClaimInfo("w1", clock.now + 10.0, first)
     assert await store.get_claim(second.task_id) == ClaimInfo("", 0.0, second)
@@ -626,7 +648,7 @@ async def test_finish_tasks_stores_every_result(store: StateStore, clock: FakeCl
         TaskClaim(ClaimOutcome.FINISHED, second),
     ]
     await store.finish_tasks([first])  # storing a result again (a re-publish) changes nothing
-    assert await store.claim_task(first.task_id, "w1", 10.0) == TaskClaim(
+    assert await claim_one(store, first.task_id, "w1", 10.0) == TaskClaim(
         ClaimOutcome.FINISHED, first
     )
 
@@ -675,9 +697,9 @@ async def _pttls(store: RedisStateStore, execution_id: str) -> list[int]:
 async def test_redis_key_layout(redis_store: RedisStateStore):
     ns = redis_store.keys.namespace
     await redis_store.create(new_view(), "start", [])
-    await redis_store.schedule_timers([timer("t1", 10.0)])
+    await redis_store.update_timers([timer("t1", 10.0)], [])
     await redis_store.claim_start_key("wf", "k", "ex-1")
-    await redis_store.claim_task("ex-1:a:1", "w1", 10.0)
+    await claim_one(redis_store, "ex-1:a:1", "w1", 10.0)
     await redis_store.acquire_slot("wf", "ex-1", 1)
     await redis_store.acquire_slot("wf", "ex-2", 1)
     keys = {key.decode() async for key in redis_store.client.scan_iter(match=f"{ns}:*")}
@@ -705,11 +727,11 @@ async def test_redis_terminal_status_expires_the_execution(redis_store: RedisSta
     await redis_store.create(new_view(), "start", [])
     view = await loaded(redis_store)
     view.update_node("a", status=NodeStatus.SUCCEEDED)
-    await redis_store.commit(view, "e1", [])
+    assert await commit(redis_store, view, "e1", [])
     assert await _pttls(redis_store, "ex-1") == [-1, -1, -1, -1]
 
     view.update_meta(status=ExecutionStatus.SUCCEEDED, finished_at=200.0)
-    await redis_store.commit(view, "e2", [])
+    assert await commit(redis_store, view, "e2", [])
     for ttl in await _pttls(redis_store, "ex-1"):
         assert 0 < ttl <= RETENTION * 1000
     client, keys = redis_store.client, redis_store.keys
@@ -733,7 +755,7 @@ async def test_redis_create_in_a_terminal_status_expires_at_once(
 @pytest.mark.real
 async def test_redis_unacked_timer_is_due_again_after_its_lease(redis_store: RedisStateStore):
     t1 = timer("t1", 10.0)
-    await redis_store.schedule_timers([t1])
+    await redis_store.update_timers([t1], [])
     assert await redis_store.claim_due_timers(10.0, 10, 5.0) == [t1]
     assert await redis_store.next_timer_at() == 15.0
     assert await redis_store.claim_due_timers(14.9, 10, 5.0) == []
@@ -745,9 +767,9 @@ async def test_redis_unacked_timer_is_due_again_after_its_lease(redis_store: Red
 
 @pytest.mark.real
 async def test_redis_cancelled_while_claimed_stays_cancelled(redis_store: RedisStateStore):
-    await redis_store.schedule_timers([timer("t1", 10.0)])
+    await redis_store.update_timers([timer("t1", 10.0)], [])
     claimed = await redis_store.claim_due_timers(10.0, 10, 5.0)
-    await redis_store.cancel_timers(["t1"])
+    await redis_store.update_timers([], ["t1"])
     await redis_store.ack_timers(claimed)
     assert await redis_store.claim_due_timers(100.0, 10, 5.0) == []
 
@@ -757,9 +779,9 @@ async def test_redis_idempotency_keys_and_claims_expire(redis_store: RedisStateS
     client, keys = redis_store.client, redis_store.keys
     await redis_store.claim_start_key("wf", "k", "ex-1")
     assert 0 < await client.pttl(keys.start("wf", "k")) <= RETENTION * 1000
-    await redis_store.claim_task("ex-1:a:1", "w1", 10.0)
+    await claim_one(redis_store, "ex-1:a:1", "w1", 10.0)
     assert 0 < await client.pttl(keys.claim("ex-1:a:1")) <= RETENTION * 1000
-    await redis_store.finish_task(result("ex-1:b:1"))
+    await redis_store.finish_tasks([result("ex-1:b:1")])
     assert 0 < await client.pttl(keys.claim("ex-1:b:1")) <= RETENTION * 1000
 
 
@@ -778,7 +800,7 @@ async def test_redis_claim_tasks_loads_its_script_when_the_server_lost_it(
 ):
     """A batch goes out without the pipeline's SCRIPT EXISTS check; NOSCRIPT replies (a
     restarted or flushed server) load the script and run those calls again, once."""
-    await redis_store.finish_task(result("ex-1:done:1"))
+    await redis_store.finish_tasks([result("ex-1:done:1")])
     await redis_store.client.script_flush()  # other clients reload their scripts likewise
     claims = await redis_store.claim_tasks(
         [ClaimRequest("ex-1:a:1", "w1", 10.0), ClaimRequest("ex-1:done:1", "w1", 10.0)]
@@ -787,7 +809,7 @@ async def test_redis_claim_tasks_loads_its_script_when_the_server_lost_it(
         TaskClaim(ClaimOutcome.CLAIMED),
         TaskClaim(ClaimOutcome.FINISHED, result("ex-1:done:1")),
     ]
-    assert (await redis_store.claim_task("ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
+    assert (await claim_one(redis_store, "ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
 
 
 @pytest.mark.real
@@ -810,11 +832,11 @@ async def test_redis_applied_records_are_bounded(redis_url: str, clock: FakeCloc
         view = await loaded(store)
         for i in range(4):
             view.update_node("a", attempt=i)
-            await store.commit(view, f"e{i}", [CancelTimer(str(i))])
-        assert await store.applied("ex-1", "start") is None
-        assert await store.applied("ex-1", "e0") is None
+            assert await commit(store, view, f"e{i}", [CancelTimer(str(i))])
+        assert await applied(store, "ex-1", "start") is None
+        assert await applied(store, "ex-1", "e0") is None
         for i in (1, 2, 3):
-            assert await store.applied("ex-1", f"e{i}") is not None
+            assert await applied(store, "ex-1", f"e{i}") is not None
         assert await store.client.llen(store.keys.execution("ex-1").applied_log) == 3
     finally:
         await store.close()
@@ -826,13 +848,13 @@ async def test_redis_recreate_after_expiry_starts_clean(redis_store: RedisStateS
     await redis_store.create(new_view(), "start", [CancelTimer("old")])
     view = await loaded(redis_store)
     view.update_node("z", status=NodeStatus.SUCCEEDED)
-    await redis_store.commit(view, "old-event", [])
+    assert await commit(redis_store, view, "old-event", [])
     await redis_store.client.unlink(redis_store.keys.execution("ex-1").meta)  # expired first
 
     fresh = new_view(nodes=("a",))
     assert await redis_store.create(fresh, "start", [])
     assert (await loaded(redis_store)).all_nodes() == fresh.changed_nodes
-    assert await redis_store.applied("ex-1", "old-event") is None
+    assert await applied(redis_store, "ex-1", "old-event") is None
 
 
 async def test_redis_connect_to_a_dead_server_fails():

@@ -172,7 +172,7 @@ async def test_one_claim_call_for_a_batch_of_fresh_finished_and_cancelled_tasks(
 ):
     registry, gate, started = gated
     gate.set()
-    await store.finish_task(done("finished"))
+    await store.finish_tasks([done("finished")])
     await store.cancel_tasks(["ex-1:cancelled:1"])
     store.finished.clear()
     worker = Worker(bus, store, pool="function", registry=registry, concurrency=4)

@@ -30,9 +30,9 @@ class Contended(MemoryStateStore):
         if self.conflicts and commits:
             self.conflicts -= 1
             view = commits[0][0]
-            other = await self.load(view.meta.id)
+            other, _ = (await self.load_many({view.meta.id: ()}))[view.meta.id]
             assert other is not None
-            await self.commit_many(other, {f"other-replica-{self.conflicts}": []})
+            assert await super().commit_each([(other, {f"other-replica-{self.conflicts}": []})])
         return await super().commit_each(commits)
 
 

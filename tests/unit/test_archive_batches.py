@@ -48,7 +48,7 @@ async def test_a_batch_is_one_write() -> None:
     for name in ("a", "b", "c"):
         await finished(state, name)
 
-    await service._archive_batch(["a", "b", "c", "never-existed"])
+    await service.archiver.archive_batch(["a", "b", "c", "never-existed"])
 
     assert archive.writes == [["a", "b", "c"]]
     record = await archive.get_archived("b")
@@ -62,7 +62,7 @@ async def test_a_refused_batch_is_retried_one_by_one(caplog: pytest.LogCaptureFi
     for name in ("a", "bad", "c"):
         await finished(state, name)
 
-    await service._archive_batch(["a", "bad", "c"])
+    await service.archiver.archive_batch(["a", "bad", "c"])
 
     assert archive.writes == [["a", "bad", "c"], ["a"], ["bad"], ["c"]]
     assert await archive.get_archived("a") is not None
@@ -86,7 +86,7 @@ async def test_an_unavailable_archive_is_not_retried_once_per_execution(
     for name in names:
         await finished(state, name)
 
-    await service._archive_batch(names)
+    await service.archiver.archive_batch(names)
 
     assert archive.writes == [names, ["e0"], ["e1"]]  # then it stops trying
     assert "8 execution(s) not archived" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from spane import Engine, TaskRegistry
 from spane.schemas.state import ExecutionMeta, ExecutionStatus
 from spane.schemas.view import ExecutionView
 from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
@@ -18,7 +19,7 @@ async def test_only_the_most_recent_finished_executions_are_kept() -> None:
         assert await store.create(view, "start", [])
         if name != "live":
             view.update_meta(status=ExecutionStatus.SUCCEEDED)
-            await store.commit(view, "finish", [])
+            assert await store.commit_each([(view, {"finish": []})]) == [True]
     assert await store.get_meta("e1") is None
     assert [await store.get_meta(n) is not None for n in ("e2", "e3", "live")] == [True] * 3
 
@@ -29,3 +30,18 @@ async def test_archive_is_bounded() -> None:
         await store.archive({"id": name})
     assert await store.get_archived("a") is None
     assert await store.get_archived("c") == {"id": "c"}
+
+
+async def test_executions_finished_when_created_are_retired_too() -> None:
+    """A workflow (or loop iteration) of inline control nodes only is already finished
+    when it is created: it enters the retention like any other finished execution."""
+    store = MemoryStateStore(max_finished=3)
+    async with Engine(registry=TaskRegistry(), state=store, pools=[]) as engine:
+        await engine.register(
+            {"id": "instant", "nodes": [{"id": "t", "type": "transform", "output": "${ input }"}]}
+        )
+        for i in range(20):
+            result = await engine.run("instant", i, timeout=5)
+            assert result.succeeded
+        kept = len(await store.list_executions(limit=1000))
+    assert kept <= 3, f"{kept} finished executions kept, retention is 3"

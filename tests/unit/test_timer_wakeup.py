@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import pytest
 
 from spane.bus.memory import MemoryBus
-from spane.orchestrator.service import OrchestratorService, _Outbox
+from spane.orchestrator.outbox import Outbox
+from spane.orchestrator.service import OrchestratorService
 from spane.schemas.messages import TimerFired
 from spane.schemas.state import Timer, TimerKind
 from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
@@ -23,8 +24,8 @@ def service() -> OrchestratorService:
     )
 
 
-def outbox(fire_at: float) -> _Outbox:
-    box = _Outbox()
+def outbox(fire_at: float) -> Outbox:
+    box = Outbox()
     timer = Timer(id="t", execution_id="e", kind=TimerKind.DELAY, node_id="n", fire_at=fire_at)
     box.timers[timer.id] = timer
     return box
@@ -42,11 +43,11 @@ async def test_a_scheduled_timer_wakes_the_loop_only_when_needed(
     wake_at: float, fire_at: float, woken: bool
 ) -> None:
     orchestrator = service()
-    orchestrator._timer_wake_at = wake_at
+    orchestrator.timers.wake_at = wake_at
 
     await orchestrator._execute(outbox(fire_at))
 
-    assert orchestrator._timers_changed.is_set() is woken
+    assert orchestrator.timers.changed.is_set() is woken
     assert await orchestrator.state.next_timer_at() == fire_at
 
 
@@ -59,12 +60,12 @@ async def test_a_delay_fires_on_time_while_the_loop_sleeps() -> None:
     async def publish(messages: Sequence[TimerFired]) -> None:
         fired.extend(message.timer.id for message in messages)
 
-    orchestrator.bus.publish_inbox = publish  # type: ignore[assignment,method-assign]
-    task = asyncio.ensure_future(orchestrator._fire_due_timers())  # nothing due: it sleeps
+    orchestrator.timers.bus.publish_inbox = publish  # type: ignore[assignment,method-assign]
+    task = asyncio.ensure_future(orchestrator.timers.fire_due())  # nothing due: it sleeps
     for _ in range(10):
         await asyncio.sleep(0)
-    assert orchestrator._timer_wake_at == NOW + 0.5
+    assert orchestrator.timers.wake_at == NOW + 0.5
     await orchestrator._execute(outbox(NOW))  # due now: wakes the sleeping loop
     await asyncio.wait_for(task, 1.0)
-    await orchestrator._fire_due_timers()
+    await orchestrator.timers.fire_due()
     assert fired == ["t"]

@@ -1,0 +1,121 @@
+"""How :class:`~spane.state.redis.RedisStateStore` encodes script arguments and
+decodes Redis replies (bytes, unless the client decodes responses)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from spane.schemas.claims import ClaimInfo
+from spane.schemas.commands import Command
+from spane.schemas.messages import TaskResult
+from spane.schemas.state import ExecutionMeta, NodeState
+from spane.schemas.view import ExecutionView
+from spane.state.base import Applied, ClaimOutcome, TaskClaim
+from spane.state.serde import decode_commands, encode_commands
+
+Loaded = tuple[ExecutionView | None, dict[str, Applied]]
+"""One execution's entry in a :meth:`~spane.state.base.StateStore.load_many` answer."""
+
+
+def text(value: object) -> str:
+    """A string reply (bytes unless the client decodes responses)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"unexpected Redis reply {value!r:.100}")
+
+
+def node_pairs(nodes: Mapping[str, NodeState]) -> list[str]:
+    """Node id / NodeState JSON pairs, flat (script arguments)."""
+    pairs: list[str] = []
+    for node_id, state in nodes.items():
+        pairs += (node_id, state.model_dump_json())
+    return pairs
+
+
+def event_pairs(records: Mapping[str, Sequence[Command]]) -> list[str | bytes]:
+    """Event id / recorded commands JSON pairs, flat (script arguments)."""
+    pairs: list[str | bytes] = []
+    for event_id, commands in records.items():
+        pairs += (event_id, encode_commands(commands))
+    return pairs
+
+
+def loaded_execution(
+    event_ids: Sequence[str],
+    meta_and_revision: Sequence[bytes | str | None],
+    raw_nodes: Mapping[bytes | str, bytes | str],
+    recorded: Sequence[bytes | str | None],
+) -> Loaded:
+    """An execution's view and applied records from the replies that read them: the
+    meta hash's ``meta`` and ``revision``, the nodes hash, and the applied records of
+    ``event_ids`` (in order, None where not applied)."""
+    raw_meta, raw_revision = meta_and_revision
+    if raw_meta is None or raw_revision is None:
+        return None, {}
+    applied = {
+        event_id: Applied(decode_commands(raw))
+        for event_id, raw in zip(event_ids, recorded, strict=True)
+        if raw is not None
+    }
+    meta = ExecutionMeta.model_validate_json(raw_meta)
+    return ExecutionView(meta, LazyNodes(raw_nodes), int(raw_revision)), applied
+
+
+def decode_nodes(raw: Mapping[bytes | str, bytes | str]) -> dict[str, NodeState]:
+    """A nodes hash, every node decoded."""
+    return {text(node_id): NodeState.model_validate_json(data) for node_id, data in raw.items()}
+
+
+class LazyNodes(Mapping[str, NodeState]):
+    """Node states as read (JSON per node), each decoded the first time it is looked at.
+
+    A transition looks at the nodes its event touches, not at every node of the
+    execution: decoding all of them made a step's cost grow with the workflow's size.
+    """
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: Mapping[bytes | str, bytes | str]) -> None:
+        self._raw = {text(node_id): data for node_id, data in raw.items()}
+        self._decoded: dict[str, NodeState] = {}
+
+    def __getitem__(self, node_id: str) -> NodeState:
+        state = self._decoded.get(node_id)
+        if state is None:
+            state = NodeState.model_validate_json(self._raw[node_id])
+            self._decoded[node_id] = state
+        return state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._raw
+
+
+def task_claim(reply: Sequence[bytes | str]) -> TaskClaim:
+    """A CLAIM_TASK reply as a :class:`~spane.state.base.TaskClaim`."""
+    outcome = ClaimOutcome(text(reply[0]))
+    if outcome is ClaimOutcome.FINISHED:
+        return TaskClaim(outcome, TaskResult.model_validate_json(reply[1]))
+    return TaskClaim(outcome)
+
+
+def claim_info(
+    worker: bytes | str | None, expires_at: bytes | str | None, result: bytes | str | None
+) -> ClaimInfo | None:
+    """A claim hash's ``worker``, ``expires_at`` and ``result`` fields as a
+    :class:`~spane.schemas.claims.ClaimInfo` (None if no worker claimed the task and no
+    result is stored)."""
+    if worker is None and result is None:
+        return None
+    return ClaimInfo(
+        worker_id=text(worker) if worker is not None else "",
+        expires_at=float(text(expires_at)) if expires_at is not None else 0.0,
+        result=TaskResult.model_validate_json(result) if result is not None else None,
+    )
