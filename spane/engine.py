@@ -126,9 +126,10 @@ class Engine:
         await self.state.connect()
         await self.definitions.connect()
         self._opened = True
-        self._subscriptions.append(
-            await self.bus.subscribe_events("execution.#", self._on_execution_event)
-        )
+        for pattern in ("execution.#", "child.#", "iteration.#"):  # every execution's end
+            self._subscriptions.append(
+                await self.bus.subscribe_events(pattern, self._on_execution_event)
+            )
         if self._run_orchestrator:
             self.orchestrator = OrchestratorService(
                 self.bus,

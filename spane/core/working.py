@@ -71,6 +71,10 @@ def emit_execution(w: Working, status: str, seq: int | None = None, **extra: Any
         now=w.now,
         extra=_parent_extra(meta) | extra,
         seq=seq,
+        child=meta.parent is not None,
+        loop_node=meta.parent.node_id
+        if meta.parent and meta.parent.iteration is not None
+        else None,
     )
     w.commands.append(EmitEvent(key, event, node_level=False))
 

@@ -1,4 +1,15 @@
-"""Lifecycle events: CloudEvents 1.0, structured JSON mode (DESIGN §4)."""
+"""Lifecycle events: CloudEvents 1.0, structured JSON mode, and their routing keys.
+
+Routing-key grammar, version 2 (``ROUTING_VERSION``; docs/events.md):
+
+    execution.<workflow>.<status>            a top-level execution
+    child.<workflow>.<status>                an execution started by a sub_workflow node
+    iteration.<workflow>.<loop node>.<status>  one iteration of a loop (its body's run)
+    node.<workflow>.<node>.<status>          a node of any of them
+
+Version 1 announced children and iterations as ``execution.<workflow>.<status>``, so a
+subscriber to ``execution.orders.*`` received one event per loop iteration too.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +43,21 @@ def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+ROUTING_VERSION = 2
+"""Version of the routing-key grammar above."""
+
+
+def execution_routing_key(
+    workflow_id: str, status: str, *, child: bool = False, loop_node: str | None = None
+) -> str:
+    """``execution.``, ``child.`` or ``iteration.`` key of an execution event."""
+    if loop_node is not None:
+        return f"iteration.{workflow_id}.{loop_node}.{status}"
+    if child:
+        return f"child.{workflow_id}.{status}"
+    return f"execution.{workflow_id}.{status}"
+
+
 def execution_event(
     *,
     execution_id: str,
@@ -41,8 +67,10 @@ def execution_event(
     now: float,
     extra: dict[str, Any] | None = None,
     seq: int | None = None,
+    child: bool = False,
+    loop_node: str | None = None,
 ) -> tuple[str, LifecycleEvent]:
-    """Routing key ``execution.<workflow>.<status>`` and its event.
+    """The routing key (:func:`execution_routing_key`) and the event.
 
     The id is ``<execution>:<status>`` (``:<seq>`` for statuses that repeat: paused,
     resumed), so a re-published event keeps its id and consumers can deduplicate."""
@@ -61,7 +89,7 @@ def execution_event(
         time=iso_time(now),
         data=data,
     )
-    return f"execution.{workflow_id}.{status}", event
+    return execution_routing_key(workflow_id, status, child=child, loop_node=loop_node), event
 
 
 def node_event(

@@ -1,5 +1,6 @@
-"""Small helpers of the scenario suite: ids, node builders, polling, event recording,
-concurrency probes. Everything here uses only the engine's public API."""
+"""Small helpers of the scenario suite: ids, node builders, deploying a workflow,
+polling, event and inbox recording, concurrency probes. Everything here uses only the
+engine's public API (:class:`InboxLog` wraps its bus's ``publish_inbox``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import inspect
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from spane import Engine, ExecutionSnapshot, NodeStatus
+from spane import Engine, ExecutionResult, ExecutionSnapshot, NodeStatus
 from spane.errors import ExecutionNotFoundError
 from spane.schemas.events import LifecycleEvent
+from spane.schemas.messages import InboxMessage, TaskResult
 from spane.schemas.state import NodeState
 
 WAIT = 10.0
@@ -40,6 +43,33 @@ def node(node_id: str, node_type: str, *after: str, **fields: Any) -> dict[str, 
     if after:
         spec["after"] = list(after)
     return spec
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    """A workflow registered (by :func:`deploy`) under an id of its own."""
+
+    engine: Engine
+    id: str
+    version: int
+
+    async def start(self, data: Any = None, **options: Any) -> str:
+        """Start an execution (``Engine.start`` options: ``execution_id``, ...)."""
+        return await self.engine.start(self.id, data, **options)
+
+    async def run(
+        self, data: Any = None, *, timeout: float = WAIT, **options: Any
+    ) -> ExecutionResult:
+        """Start an execution and wait (at most ``timeout`` s) for its end."""
+        return await self.engine.run(self.id, data, timeout=timeout, **options)
+
+
+async def deploy(engine: Engine, name: str, *nodes: dict[str, Any], **fields: Any) -> Deployed:
+    """Register a workflow of ``nodes`` (plus any other definition ``fields``: ``output``,
+    ``timeout``, ``defaults``...) under a fresh id made from ``name``."""
+    workflow_id = unique_id(name)
+    record = await engine.register({"id": workflow_id, "nodes": list(nodes), **fields})
+    return Deployed(engine, workflow_id, record.version)
 
 
 def status_of(snapshot: ExecutionSnapshot, node_id: str) -> NodeStatus:
@@ -156,6 +186,36 @@ class EventLog:
             what=f"{count} event(s) {routing_key}",
         )
         return found
+
+
+class InboxLog:
+    """Records the messages an engine publishes to the orchestrator inbox (task results,
+    heartbeats), once published: a test can wait until, say, a late result is on its way.
+    One execution's inbox messages are processed in the order they were published."""
+
+    def __init__(self) -> None:
+        self.messages: list[InboxMessage] = []
+
+    @classmethod
+    def attach(cls, engine: Engine) -> InboxLog:
+        log = cls()
+        publish = engine.bus.publish_inbox
+
+        async def publish_and_record(messages: Sequence[InboxMessage]) -> None:
+            await publish(messages)
+            log.messages.extend(messages)
+
+        engine.bus.publish_inbox = publish_and_record  # type: ignore[method-assign]
+        return log
+
+    def results(self, execution_id: str, node_id: str, attempt: int) -> list[TaskResult]:
+        """Published results of one attempt of a node."""
+        return [
+            m
+            for m in self.messages
+            if isinstance(m, TaskResult)
+            and (m.execution_id, m.node_id, m.attempt) == (execution_id, node_id, attempt)
+        ]
 
 
 class Probe:

@@ -23,7 +23,7 @@ from spane.errors import (
     WorkflowNotFoundError,
 )
 
-from .helpers import fn, node, unique_id, wait_node
+from .helpers import deploy, eventually, fn, node, unique_id, wait_node
 
 
 def _registry(calls: list[Any]) -> TaskRegistry:
@@ -195,92 +195,85 @@ async def test_starting_an_unknown_workflow_is_refused(make_engine):
 
 async def test_starting_an_unknown_version_is_refused(make_engine):
     engine = await make_engine(_registry([]))
-    wf = unique_id("unknown-version")
-    await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
+    wf = await deploy(engine, "unknown-version", fn("a", "echo"))
 
     with pytest.raises(WorkflowNotFoundError):
-        await engine.start(wf, {}, version=7)
+        await wf.start({}, version=7)
 
 
 async def test_input_not_matching_the_schema_is_refused_and_creates_nothing(make_engine):
     calls: list[Any] = []
     engine = await make_engine(_registry(calls))
-    wf = unique_id("schema")
-    await engine.register(
-        {
-            "id": wf,
-            "input_schema": {
-                "type": "object",
-                "properties": {"total": {"type": "number", "minimum": 0}},
-                "required": ["total"],
-            },
-            "nodes": [fn("a", "echo")],
-        }
+    wf = await deploy(
+        engine,
+        "schema",
+        fn("a", "echo"),
+        input_schema={
+            "type": "object",
+            "properties": {"total": {"type": "number", "minimum": 0}},
+            "required": ["total"],
+        },
     )
     execution_id = unique_id("refused")
 
     with pytest.raises(InvalidInputError) as caught:
-        await engine.start(wf, {"total": -5}, execution_id=execution_id)
+        await wf.start({"total": -5}, execution_id=execution_id)
 
     assert isinstance(caught.value, ValueError)
     assert "total" in str(caught.value)
     with pytest.raises(ExecutionNotFoundError):
         await engine.status(execution_id)
     with pytest.raises(InvalidInputError):
-        await engine.start(wf, {"amount": 5})
-    await asyncio.sleep(0.05)
+        await wf.start({"amount": 5})
     assert calls == []
 
-    accepted = await engine.run(wf, {"total": 5}, timeout=10)
+    accepted = await wf.run({"total": 5})
     assert accepted.status == ExecutionStatus.SUCCEEDED
+    # started after the refusals were answered: had those started anything, it ran first
+    assert calls == [{"total": 5}]
 
 
 async def test_input_that_is_not_json_is_refused(make_engine):
     calls: list[Any] = []
     engine = await make_engine(_registry(calls))
-    wf = unique_id("non-json-input")
-    await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
+    wf = await deploy(engine, "non-json-input", fn("a", "echo"))
 
     with pytest.raises(InvalidInputError):
-        await engine.start(wf, {"when": object()})
+        await wf.start({"when": object()})
     assert calls == []
 
 
 async def test_start_with_the_same_idempotency_key_runs_once(make_engine):
     calls: list[Any] = []
     engine = await make_engine(_registry(calls))
-    wf = unique_id("idempotent")
-    await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
+    wf = await deploy(engine, "idempotent", fn("a", "echo"))
     key = unique_id("order")
 
-    first = await engine.start(wf, {"n": 1}, idempotency_key=key)
-    second = await engine.start(wf, {"n": 2}, idempotency_key=key)
-    other = await engine.start(wf, {"n": 3}, idempotency_key=unique_id("order"))
+    first = await wf.start({"n": 1}, idempotency_key=key)
+    second = await wf.start({"n": 2}, idempotency_key=key)
+    other = await wf.start({"n": 3}, idempotency_key=unique_id("order"))
 
     assert second == first
     assert other != first
     assert (await engine.wait(first, 10)).output == {"n": 1}
+    # `other` started after the repeated start was answered: once it ran, so would have
+    # anything that repeated start set off
     assert (await engine.wait(other, 10)).output == {"n": 3}
-    await asyncio.sleep(0.05)
     assert sorted(call["n"] for call in calls) == [1, 3]
 
 
 async def test_start_of_a_workflow_whose_task_is_not_registered_is_refused(make_engine):
     engine = await make_engine(_registry([]))
-    wf = unique_id("no-task")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("a", "echo"),
-                node("loop", "repeat", "a", times=2, body={"nodes": [fn("b", "ehco")]}),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "no-task",
+        fn("a", "echo"),
+        node("loop", "repeat", "a", times=2, body={"nodes": [fn("b", "ehco")]}),
     )
     execution_id = unique_id("never")
 
     with pytest.raises(TaskNotFoundError, match="ehco") as caught:
-        await engine.start(wf, {}, execution_id=execution_id)
+        await wf.start({}, execution_id=execution_id)
 
     assert "echo" in str(caught.value)  # did you mean
     with pytest.raises(ExecutionNotFoundError):
@@ -289,11 +282,10 @@ async def test_start_of_a_workflow_whose_task_is_not_registered_is_refused(make_
 
 async def test_start_of_a_workflow_with_an_unhandled_custom_type_is_refused(make_engine):
     engine = await make_engine(_registry([]))
-    wf = unique_id("no-pool")
-    await engine.register({"id": wf, "nodes": [node("x", "video-encode", config={})]})
+    wf = await deploy(engine, "no-pool", node("x", "video-encode", config={}))
 
     with pytest.raises(TaskNotFoundError, match="video-encode"):
-        await engine.start(wf, {})
+        await wf.start({})
 
 
 ONE_MIB = 1024 * 1024
@@ -302,19 +294,17 @@ ONE_MIB = 1024 * 1024
 async def test_oversized_input_is_refused_naming_the_limit(make_engine):
     calls: list[Any] = []
     engine = await make_engine(_registry(calls))
-    wf = unique_id("big-input")
-    await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
+    wf = await deploy(engine, "big-input", fn("a", "echo"))
 
     with pytest.raises(InvalidInputError, match="limit"):
-        await engine.start(wf, {"blob": "x" * (ONE_MIB + 10)})
+        await wf.start({"blob": "x" * (ONE_MIB + 10)})
     assert calls == []
 
 
 async def test_oversized_signal_is_refused_and_the_node_keeps_waiting(make_engine):
     engine = await make_engine(_registry([]))
-    wf = unique_id("big-signal")
-    await engine.register({"id": wf, "nodes": [node("w", "wait_for_signal", signal="go")]})
-    execution_id = await engine.start(wf, None)
+    wf = await deploy(engine, "big-signal", node("w", "wait_for_signal", signal="go"))
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "w", NodeStatus.WAITING)
 
     with pytest.raises(CommandRejectedError, match="limit"):
@@ -323,3 +313,66 @@ async def test_oversized_signal_is_refused_and_the_node_keeps_waiting(make_engin
     assert (await engine.status(execution_id)).nodes["w"].status == NodeStatus.WAITING
     await engine.signal(execution_id, "go", "small")
     assert (await engine.wait(execution_id, 10)).output == "small"
+
+
+async def test_a_repeated_start_of_the_same_execution_id_does_not_run_its_task_again(
+    make_engine,
+):
+    """DESIGN §5: a task runs more than once only if a worker died mid-task."""
+    gate = asyncio.Event()
+    runs: list[int] = []
+    reg = TaskRegistry()
+
+    @reg.task("once")
+    async def once(data, ctx):
+        runs.append(ctx.attempt)
+        async with asyncio.timeout(5):
+            await gate.wait()
+        return "done"
+
+    @reg.task("echo")
+    async def echo(data):
+        return data
+
+    engine = await make_engine(reg)
+    wf = await deploy(engine, "dup-start", fn("a", "once"))
+    later = await deploy(engine, "after-dup-start", fn("b", "echo"))
+
+    execution_id = unique_id("exec")
+    await wf.start(execution_id=execution_id)
+    try:
+        await eventually(lambda: runs == [1], what="the root task running")
+        # an API client retries its start (same execution id): must be a no-op
+        assert await wf.start(execution_id=execution_id) == execution_id
+        # started after the repeated start was answered: once its task ran, so would have
+        # a second run of `a` that repeated start set off
+        assert (await later.run("later")).output == "later"
+    finally:
+        gate.set()
+    result = await engine.wait(execution_id, 5)
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert runs == [1], f"the root task ran {len(runs)} times for one attempt"
+
+
+async def test_a_refused_start_leaves_its_idempotency_key_free(make_engine):
+    """The key is bound only by a start that happens: the corrected retry starts."""
+    engine = await make_engine(_registry([]))
+    wf = await deploy(
+        engine,
+        "idem-refused",
+        fn("a", "echo"),
+        input_schema={
+            "type": "object",
+            "required": ["total"],
+            "properties": {"total": {"type": "number"}},
+        },
+    )
+    with pytest.raises(InvalidInputError):
+        await wf.start({"wrong": 1}, idempotency_key="order-42")
+
+    execution_id = await wf.start({"total": 3}, idempotency_key="order-42")
+    try:
+        result = await engine.wait(execution_id, 5)
+    except ExecutionNotFoundError:
+        pytest.fail("the corrected start returned the id of an execution that does not exist")
+    assert result.status == ExecutionStatus.SUCCEEDED

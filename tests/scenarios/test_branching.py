@@ -8,7 +8,7 @@ import pytest
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
-from .helpers import EventLog, fn, node, statuses, unique_id
+from .helpers import EventLog, deploy, fn, node, statuses
 
 
 def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
@@ -26,22 +26,18 @@ async def test_false_guard_skips_the_node_and_its_successors_but_always_fires(ma
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     events = await EventLog.attach(engine)
-    wf = unique_id("guard")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("a", "record"),
-                fn("b", "record", "a", when="input.go"),
-                fn("c", "record", "b"),
-                fn("d", "record", "c"),
-                fn("tidy", "record", "b.always"),
-                fn("on_error", "record", "b.error"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "guard",
+        fn("a", "record"),
+        fn("b", "record", "a", when="input.go"),
+        fn("c", "record", "b"),
+        fn("d", "record", "c"),
+        fn("tidy", "record", "b.always"),
+        fn("on_error", "record", "b.error"),
     )
 
-    result = await engine.run(wf, {"go": False}, timeout=10)
+    result = await wf.run({"go": False})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert set(calls) == {"a", "tidy"}
@@ -55,25 +51,21 @@ async def test_false_guard_skips_the_node_and_its_successors_but_always_fires(ma
     }
     # default output: the single leaf that succeeded
     assert result.output == {"from": "tidy", "data": None}
-    await events.wait_for(result.execution_id, f"node.{wf}.b.skipped")
-    assert events.find(result.execution_id, f"node.{wf}.b.started") == []
+    await events.wait_for(result.execution_id, f"node.{wf.id}.b.skipped")
+    assert events.find(result.execution_id, f"node.{wf.id}.b.started") == []
 
 
 async def test_true_guard_runs_the_node(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("guard-true")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("a", "record"),
-                fn("b", "record", "a", when="nodes.a.output.data.n > 1 && data.from == 'a'"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "guard-true",
+        fn("a", "record"),
+        fn("b", "record", "a", when="nodes.a.output.data.n > 1 && data.from == 'a'"),
     )
 
-    result = await engine.run(wf, {"n": 2}, timeout=10)
+    result = await wf.run({"n": 2})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert set(calls) == {"a", "b"}
@@ -83,12 +75,11 @@ async def test_true_guard_runs_the_node(make_engine):
 async def test_guard_that_cannot_be_evaluated_fails_the_node_naming_it(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("guard-error")
-    await engine.register(
-        {"id": wf, "nodes": [fn("a", "record"), fn("b", "record", "a", when="input.missing > 1")]}
+    wf = await deploy(
+        engine, "guard-error", fn("a", "record"), fn("b", "record", "a", when="input.missing > 1")
     )
 
-    result = await engine.run(wf, {"n": 1}, timeout=10)
+    result = await wf.run({"n": 1})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -98,26 +89,22 @@ async def test_guard_that_cannot_be_evaluated_fails_the_node_naming_it(make_engi
     assert "b" not in calls
 
 
-def _switch_workflow(wf: str) -> dict[str, object]:
-    return {
-        "id": wf,
-        "nodes": [
-            node(
-                "route",
-                "switch",
-                cases=[
-                    {"name": "big", "when": "input.total >= 100"},
-                    {"name": "medium", "when": "input.total >= 10"},
-                    {"name": "even", "when": "input.total % 2 == 0"},
-                ],
-            ),
-            fn("big", "record", "route.big"),
-            fn("medium", "record", "route.medium"),
-            fn("even", "record", "route.even"),
-            fn("other", "record", "route.default"),
-            fn("audit", "record", "route"),
+SWITCH = [
+    node(
+        "route",
+        "switch",
+        cases=[
+            {"name": "big", "when": "input.total >= 100"},
+            {"name": "medium", "when": "input.total >= 10"},
+            {"name": "even", "when": "input.total % 2 == 0"},
         ],
-    }
+    ),
+    fn("big", "record", "route.big"),
+    fn("medium", "record", "route.medium"),
+    fn("even", "record", "route.even"),
+    fn("other", "record", "route.default"),
+    fn("audit", "record", "route"),
+]
 
 
 @pytest.mark.parametrize(
@@ -132,10 +119,9 @@ def _switch_workflow(wf: str) -> dict[str, object]:
 async def test_switch_fires_the_first_matching_case_else_default(make_engine, total, taken):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("switch")
-    await engine.register(_switch_workflow(wf))
+    wf = await deploy(engine, "switch", *SWITCH)
 
-    result = await engine.run(wf, {"total": total}, timeout=10)
+    result = await wf.run({"total": total})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     # the switch's success port always fires; exactly one case (or default) branch runs
@@ -155,21 +141,17 @@ async def test_switch_fires_the_first_matching_case_else_default(make_engine, to
 async def test_switch_branches_rejoin(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("switch-join")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("route", "switch", cases=[{"name": "a", "when": "input == 'a'"}]),
-                fn("on_a", "record", "route.a"),
-                fn("on_default", "record", "route.default"),
-                fn("ship", "record", "on_a", "on_default"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "switch-join",
+        node("route", "switch", cases=[{"name": "a", "when": "input == 'a'"}]),
+        fn("on_a", "record", "route.a"),
+        fn("on_default", "record", "route.default"),
+        fn("ship", "record", "on_a", "on_default"),
     )
 
-    first = await engine.run(wf, "a", timeout=10)
-    second = await engine.run(wf, "z", timeout=10)
+    first = await wf.run("a")
+    second = await wf.run("z")
 
     assert first.output == {"from": "ship", "data": {"from": "on_a", "data": "a"}}
     assert second.output == {"from": "ship", "data": {"from": "on_default", "data": "z"}}

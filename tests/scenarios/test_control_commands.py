@@ -6,10 +6,19 @@ import asyncio
 
 import pytest
 
-from spane import CommandRejectedError, ExecutionStatus, NodeStatus, TaskRegistry
+from spane import CommandRejectedError, Engine, ExecutionStatus, NodeStatus, TaskRegistry
 from spane.errors import ExecutionNotFoundError
 
-from .helpers import EventLog, fn, node, unique_id, wait_node, wait_status
+from .helpers import EventLog, deploy, eventually, fn, node, unique_id, wait_node, wait_status
+
+
+async def _wait_held_timer(engine: Engine, execution_id: str) -> None:
+    """Wait until a timer of the paused execution came due and was held for its resume."""
+
+    async def held() -> bool:
+        return bool((await engine.status(execution_id)).meta.held)
+
+    await eventually(held, what="a timer held while paused")
 
 
 def _gated_registry(gate: asyncio.Event, calls: list[str]) -> TaskRegistry:
@@ -35,21 +44,19 @@ async def test_pause_lets_running_tasks_finish_and_dispatches_nothing_until_resu
     calls: list[str] = []
     engine = await make_engine(_gated_registry(gate, calls))
     events = await EventLog.attach(engine)
-    wf = unique_id("pause")
-    await engine.register(
-        {"id": wf, "nodes": [fn("first", "gated"), fn("second", "record", "first")]}
-    )
+    wf = await deploy(engine, "pause", fn("first", "gated"), fn("second", "record", "first"))
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "first", NodeStatus.RUNNING)
     await engine.pause(execution_id)
     assert (await engine.status(execution_id)).meta.status == ExecutionStatus.PAUSED
 
     gate.set()
-    # the running task finishes and its result is recorded while paused
+    # the running task finishes and its result is recorded while paused; the step that
+    # records it queues `second` (READY) instead of dispatching it
     first = await wait_node(engine, execution_id, "first", NodeStatus.SUCCEEDED)
     assert first.output == "first done"
-    await asyncio.sleep(0.15)
+    await wait_node(engine, execution_id, "second", NodeStatus.READY)
     snapshot = await engine.status(execution_id)
     assert snapshot.meta.status == ExecutionStatus.PAUSED
     assert calls == ["first"], "a task was dispatched while paused"
@@ -61,26 +68,22 @@ async def test_pause_lets_running_tasks_finish_and_dispatches_nothing_until_resu
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == "first done"
     assert calls == ["first", "second"]
-    await events.wait_for(execution_id, f"execution.{wf}.succeeded")
+    await events.wait_for(execution_id, f"execution.{wf.id}.succeeded")
     keys = events.keys(execution_id)
-    assert keys.index(f"execution.{wf}.paused") < keys.index(f"execution.{wf}.resumed")
-    assert keys.index(f"execution.{wf}.resumed") < keys.index(f"node.{wf}.second.started")
+    assert keys.index(f"execution.{wf.id}.paused") < keys.index(f"execution.{wf.id}.resumed")
+    assert keys.index(f"execution.{wf.id}.resumed") < keys.index(f"node.{wf.id}.second.started")
 
 
 async def test_timers_that_fire_while_paused_are_held_until_resume(make_engine):
     calls: list[str] = []
     engine = await make_engine(_gated_registry(asyncio.Event(), calls))
-    wf = unique_id("pause-timer")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [node("nap", "delay", duration="50ms"), fn("after", "record", "nap")],
-        }
+    wf = await deploy(
+        engine, "pause-timer", node("nap", "delay", duration="50ms"), fn("after", "record", "nap")
     )
 
-    execution_id = await engine.start(wf, "payload")
+    execution_id = await wf.start("payload")
     await engine.pause(execution_id)
-    await asyncio.sleep(0.2)  # the delay's timer is due meanwhile
+    await _wait_held_timer(engine, execution_id)  # the delay's timer came due meanwhile
     snapshot = await engine.status(execution_id)
     assert snapshot.meta.status == ExecutionStatus.PAUSED
     assert snapshot.nodes["nap"].status == NodeStatus.WAITING
@@ -106,15 +109,15 @@ async def test_retry_timer_fired_while_paused_is_held_until_resume(make_engine):
         return "ok"
 
     engine = await make_engine(reg)
-    wf = unique_id("pause-retry")
     policy = {"max_attempts": 2, "initial_interval": "100ms", "jitter": False}
-    await engine.register({"id": wf, "nodes": [fn("call", "flaky", retry=policy)]})
+    wf = await deploy(engine, "pause-retry", fn("call", "flaky", retry=policy))
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "call", NodeStatus.WAITING)
     await engine.pause(execution_id)
-    await asyncio.sleep(0.25)
+    await _wait_held_timer(engine, execution_id)  # the retry came due meanwhile
     assert attempts == [1]
+    assert (await engine.status(execution_id)).nodes["call"].status == NodeStatus.WAITING
 
     await engine.resume(execution_id)
     result = await engine.wait(execution_id, 10)
@@ -144,20 +147,16 @@ async def test_cancel_stops_running_tasks_and_runs_no_always_branch(make_engine)
 
     engine = await make_engine(reg)
     events = await EventLog.attach(engine)
-    wf = unique_id("cancel")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("call", "hangs"),
-                fn("next", "record", "call"),
-                fn("cleanup", "record", "call.always"),
-                fn("on_error", "record", "call.error"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "cancel",
+        fn("call", "hangs"),
+        fn("next", "record", "call"),
+        fn("cleanup", "record", "call.always"),
+        fn("on_error", "record", "call.error"),
     )
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "call", NodeStatus.RUNNING)
     await engine.cancel(execution_id, reason="operator said stop")
     result = await engine.wait(execution_id, 10)
@@ -168,27 +167,29 @@ async def test_cancel_stops_running_tasks_and_runs_no_always_branch(make_engine)
     assert "operator said stop" in result.error.message
     async with asyncio.timeout(5):
         await saw_cancel.wait()
-    await asyncio.sleep(0.05)
+    await events.wait_for(execution_id, f"node.{wf.id}.call.cancelled")
+    # the execution's last event: any node started before it would have been announced
+    await events.wait_for(execution_id, f"execution.{wf.id}.cancelled")
+    started = [key for key in events.keys(execution_id) if key.endswith(".started")]
+    assert started == [f"execution.{wf.id}.started", f"node.{wf.id}.call.started"]
     assert calls == ["call"]
     snapshot = await engine.status(execution_id)
     assert snapshot.nodes["call"].status == NodeStatus.CANCELLED
     for node_id in ("next", "cleanup", "on_error"):
         state = snapshot.nodes.get(node_id)
         assert state is None or state.status in (NodeStatus.PENDING, NodeStatus.CANCELLED)
-    await events.wait_for(execution_id, f"execution.{wf}.cancelled")
-    await events.wait_for(execution_id, f"node.{wf}.call.cancelled")
 
 
 async def test_cancel_a_paused_execution(make_engine):
     gate = asyncio.Event()
     calls: list[str] = []
     engine = await make_engine(_gated_registry(gate, calls))
-    wf = unique_id("cancel-paused")
-    await engine.register(
-        {"id": wf, "nodes": [fn("first", "gated"), fn("second", "record", "first")]}
+    events = await EventLog.attach(engine)
+    wf = await deploy(
+        engine, "cancel-paused", fn("first", "gated"), fn("second", "record", "first")
     )
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "first", NodeStatus.RUNNING)
     await engine.pause(execution_id)
     gate.set()
@@ -197,7 +198,9 @@ async def test_cancel_a_paused_execution(make_engine):
     result = await engine.wait(execution_id, 10)
 
     assert result.status == ExecutionStatus.CANCELLED
-    await asyncio.sleep(0.05)
+    # the execution's last event: had `second` been dispatched, it would come before
+    await events.wait_for(execution_id, f"execution.{wf.id}.cancelled")
+    assert f"node.{wf.id}.second.started" not in events.keys(execution_id)
     assert calls == ["first"]
     snapshot = await engine.status(execution_id)
     assert snapshot.nodes["second"].status == NodeStatus.CANCELLED
@@ -217,12 +220,10 @@ async def test_cancel_cancels_child_executions(make_engine):
             raise
 
     engine = await make_engine(reg)
-    child = unique_id("child")
-    parent = unique_id("parent")
-    await engine.register({"id": child, "nodes": [fn("work", "hangs")]})
-    await engine.register({"id": parent, "nodes": [node("sub", "sub_workflow", workflow=child)]})
+    child = await deploy(engine, "child", fn("work", "hangs"))
+    parent = await deploy(engine, "parent", node("sub", "sub_workflow", workflow=child.id))
 
-    execution_id = await engine.start(parent, None)
+    execution_id = await parent.start()
     sub = await wait_node(engine, execution_id, "sub", NodeStatus.WAITING)
     [child_id] = sub.children
     await wait_node(engine, child_id, "work", NodeStatus.RUNNING)
@@ -238,9 +239,8 @@ async def test_cancel_cancels_child_executions(make_engine):
 async def test_commands_on_a_finished_execution_are_rejected_clearly(make_engine, command):
     calls: list[str] = []
     engine = await make_engine(_gated_registry(asyncio.Event(), calls))
-    wf = unique_id("finished")
-    await engine.register({"id": wf, "nodes": [fn("a", "record")]})
-    result = await engine.run(wf, 1, timeout=10)
+    wf = await deploy(engine, "finished", fn("a", "record"))
+    result = await wf.run(1)
     assert result.status == ExecutionStatus.SUCCEEDED
 
     with pytest.raises(CommandRejectedError) as caught:
@@ -258,10 +258,9 @@ async def test_resume_of_a_running_and_pause_of_a_paused_execution_are_rejected(
     gate = asyncio.Event()
     calls: list[str] = []
     engine = await make_engine(_gated_registry(gate, calls))
-    wf = unique_id("reject")
-    await engine.register({"id": wf, "nodes": [fn("a", "gated")]})
+    wf = await deploy(engine, "reject", fn("a", "gated"))
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     try:
         with pytest.raises(CommandRejectedError, match="not paused"):
             await engine.resume(execution_id)
@@ -297,10 +296,9 @@ async def test_status_reports_a_running_execution(make_engine):
     gate = asyncio.Event()
     calls: list[str] = []
     engine = await make_engine(_gated_registry(gate, calls))
-    wf = unique_id("running")
-    await engine.register({"id": wf, "nodes": [fn("a", "gated")]})
+    wf = await deploy(engine, "running", fn("a", "gated"))
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     try:
         await wait_status(engine, execution_id, ExecutionStatus.RUNNING)
         await wait_node(engine, execution_id, "a", NodeStatus.RUNNING)
@@ -309,3 +307,46 @@ async def test_status_reports_a_running_execution(make_engine):
     finally:
         gate.set()
     assert (await engine.wait(execution_id, 10)).output == "a done"
+
+
+async def test_task_dispatched_before_a_cancel_never_runs(make_engine):
+    """DESIGN §2: Cancel cancels running nodes -- also a task dispatched but still waiting
+    for a worker slot (or in the queue): it must not start after the cancel."""
+    gate = asyncio.Event()
+    blocked: list[str] = []
+    side_effects: list[str] = []
+    reg = TaskRegistry()
+
+    @reg.task("block")
+    async def block(data, ctx):
+        blocked.append(ctx.node_id)
+        async with asyncio.timeout(5):
+            await gate.wait()
+        return "ok"
+
+    @reg.task("charge")
+    async def charge(data, ctx):
+        side_effects.append(ctx.execution_id)
+        return "charged"
+
+    engine = await make_engine(reg)
+    slots = engine.settings.worker_concurrency
+    blockers = await deploy(engine, "blockers", *(fn(f"b{i}", "block") for i in range(slots)))
+    victim = await deploy(engine, "victim", fn("pay", "charge"))
+
+    blocking = await blockers.start()
+    try:
+        await eventually(lambda: len(blocked) == slots, what="every worker slot taken")
+        cancelled = await victim.start()
+        await wait_node(engine, cancelled, "pay", NodeStatus.RUNNING)  # dispatched
+        await engine.cancel(cancelled)
+        assert (await engine.wait(cancelled, 5)).status == ExecutionStatus.CANCELLED
+    finally:
+        gate.set()
+    await engine.wait(blocking, 5)
+
+    # a charge dispatched after the cancel gets a slot after the cancelled one would have
+    later = await victim.run()
+    assert side_effects == [later.execution_id], (
+        "the task of a cancelled execution ran after the cancel"
+    )

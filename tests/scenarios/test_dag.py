@@ -7,9 +7,24 @@ import asyncio
 import time
 from typing import Any
 
-from spane import ExecutionStatus, NodeStatus, TaskRegistry
+import pytest
 
-from .helpers import Probe, eventually, fn, node, statuses, unique_id, wait_node, within
+from spane import ExecutionStatus, NodeStatus, TaskRegistry
+from spane.schemas.messages import ActivateExecution
+
+from .helpers import (
+    WAIT,
+    Probe,
+    deploy,
+    eventually,
+    fn,
+    node,
+    status_of,
+    statuses,
+    wait_node,
+    wait_status,
+    within,
+)
 
 
 async def test_linear_chain_runs_in_order_and_passes_outputs(make_engine):
@@ -22,20 +37,16 @@ async def test_linear_chain_runs_in_order_and_passes_outputs(make_engine):
         return {"path": [*data["path"], ctx.node_id]}
 
     engine = await make_engine(reg)
-    wf = unique_id("chain")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("a", "append"),
-                fn("b", "append", "a"),
-                fn("c", "append", "b"),
-                fn("d", "append", "c"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "chain",
+        fn("a", "append"),
+        fn("b", "append", "a"),
+        fn("c", "append", "b"),
+        fn("d", "append", "c"),
     )
 
-    result = await engine.run(wf, {"path": []}, timeout=10)
+    result = await wf.run({"path": []})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.error is None
@@ -43,7 +54,7 @@ async def test_linear_chain_runs_in_order_and_passes_outputs(make_engine):
     assert calls == ["a", "b", "c", "d"]
     snapshot = await engine.status(result.execution_id)
     assert snapshot.meta.status == ExecutionStatus.SUCCEEDED
-    assert snapshot.meta.workflow_id == wf
+    assert snapshot.meta.workflow_id == wf.id
     assert snapshot.meta.input == {"path": []}
     assert snapshot.meta.output == result.output
     for node_id in "abcd":
@@ -78,21 +89,17 @@ async def test_fan_out_branches_run_at_the_same_time(make_engine):
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("fan")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("split", "split"),
-                fn("b1", "branch", "split"),
-                fn("b2", "branch", "split"),
-                fn("b3", "branch", "split"),
-                fn("join", "gather", "b1", "b2", "b3"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "fan",
+        fn("split", "split"),
+        fn("b1", "branch", "split"),
+        fn("b2", "branch", "split"),
+        fn("b3", "branch", "split"),
+        fn("join", "gather", "b1", "b2", "b3"),
     )
 
-    result = await engine.run(wf, {"value": 7}, timeout=10)
+    result = await wf.run({"value": 7})
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == {"b1": {"b1": 7}, "b2": {"b2": 7}, "b3": {"b3": 7}}
@@ -121,20 +128,16 @@ async def test_diamond_runs_the_join_once_with_both_outputs(make_engine):
         return data["left"] + data["right"]
 
     engine = await make_engine(reg)
-    wf = unique_id("diamond")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("start", "noop"),
-                fn("left", "double", "start"),
-                fn("right", "triple", "start"),
-                fn("sum", "join", "left", "right"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "diamond",
+        node("start", "noop"),
+        fn("left", "double", "start"),
+        fn("right", "triple", "start"),
+        fn("sum", "join", "left", "right"),
     )
 
-    result = await engine.run(wf, 5, timeout=10)
+    result = await wf.run(5)
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == 25
@@ -169,12 +172,9 @@ async def test_bench_w3_diamond_respects_every_dependency(make_engine):
         "j": ["h", "i"],
     }
     engine = await make_engine(reg)
-    wf = unique_id("w3")
-    await engine.register(
-        {"id": wf, "nodes": [fn(n, "step", *after) for n, after in parents.items()]}
-    )
+    wf = await deploy(engine, "w3", *[fn(n, "step", *after) for n, after in parents.items()])
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == "j"
@@ -192,10 +192,9 @@ async def test_several_roots_all_receive_the_input_and_leaves_form_the_output(ma
         return {"node": ctx.node_id, "got": data}
 
     engine = await make_engine(reg)
-    wf = unique_id("roots")
-    await engine.register({"id": wf, "nodes": [fn("x", "tag"), fn("y", "tag")]})
+    wf = await deploy(engine, "roots", fn("x", "tag"), fn("y", "tag"))
 
-    result = await engine.run(wf, {"k": 1}, timeout=10)
+    result = await wf.run({"k": 1})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == {
@@ -217,10 +216,9 @@ async def test_many_executions_run_side_by_side_without_mixing_data(make_engine)
         return data + 1
 
     engine = await make_engine(reg)
-    wf = unique_id("many")
-    await engine.register({"id": wf, "nodes": [fn("sq", "square"), fn("inc", "plus_one", "sq")]})
+    wf = await deploy(engine, "many", fn("sq", "square"), fn("inc", "plus_one", "sq"))
 
-    results = await within(asyncio.gather(*(engine.run(wf, n, timeout=10) for n in range(20))))
+    results = await within(asyncio.gather(*(wf.run(n) for n in range(20))))
 
     assert [r.status for r in results] == [ExecutionStatus.SUCCEEDED] * 20
     assert [r.output for r in results] == [n * n + 1 for n in range(20)]
@@ -238,16 +236,9 @@ async def test_max_concurrency_bounds_the_tasks_running_at_once(make_engine):
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("limit")
-    await engine.register(
-        {
-            "id": wf,
-            "max_concurrency": 2,
-            "nodes": [fn(f"t{i}", "work") for i in range(6)],
-        }
-    )
+    wf = await deploy(engine, "limit", *[fn(f"t{i}", "work") for i in range(6)], max_concurrency=2)
 
-    result = await engine.run(wf, 1, timeout=10)
+    result = await wf.run(1)
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert probe.calls == 6
@@ -269,11 +260,10 @@ async def test_max_concurrency_is_per_execution(make_engine):
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("per-exec")
-    await engine.register({"id": wf, "max_concurrency": 1, "nodes": [fn("a", "hold")]})
+    wf = await deploy(engine, "per-exec", fn("a", "hold"), max_concurrency=1)
 
-    first = await engine.start(wf, 1)
-    second = await engine.start(wf, 2)
+    first = await wf.start(1)
+    second = await wf.start(2)
     await wait_node(engine, first, "a", NodeStatus.RUNNING)
     await wait_node(engine, second, "a", NodeStatus.RUNNING)
     # RUNNING means dispatched; the task body may start a moment later.
@@ -298,16 +288,16 @@ async def test_max_executions_queues_extra_executions_until_a_slot_frees(make_en
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("max-exec")
-    await engine.register({"id": wf, "max_executions": 1, "nodes": [fn("a", "hold")]})
+    wf = await deploy(engine, "max-exec", fn("a", "hold"), max_executions=1)
 
-    first = await engine.start(wf, 1)
-    second = await engine.start(wf, 2)
-    await wait_node(engine, first, "a", NodeStatus.RUNNING)
-    await asyncio.sleep(0.1)
+    first = await wf.start(1)
+    second = await wf.start(2)
     try:
+        await eventually(lambda: probe.current == 1, what="the first execution's task running")
+        # the start of `second` decided to queue it: it is PENDING and dispatched nothing
+        await wait_status(engine, second, ExecutionStatus.PENDING)
+        assert status_of(await engine.status(second), "a") == NodeStatus.PENDING
         assert probe.current == 1, "a second execution ran despite max_executions: 1"
-        assert (await engine.status(second)).meta.status == ExecutionStatus.PENDING
     finally:
         gate.set()
 
@@ -331,13 +321,12 @@ async def test_max_executions_slot_is_freed_by_a_cancel_and_pending_ones_can_be_
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("max-exec-cancel")
-    await engine.register({"id": wf, "max_executions": 1, "nodes": [fn("a", "hold")]})
+    wf = await deploy(engine, "max-exec-cancel", fn("a", "hold"), max_executions=1)
 
-    running = await engine.start(wf, "first")
+    running = await wf.start("first")
     await wait_node(engine, running, "a", NodeStatus.RUNNING)
-    dropped = await engine.start(wf, "dropped")
-    waiting = await engine.start(wf, "third")
+    dropped = await wf.start("dropped")
+    waiting = await wf.start("third")
     await engine.cancel(dropped)
     assert (await engine.wait(dropped, 10)).status == ExecutionStatus.CANCELLED
 
@@ -366,21 +355,17 @@ async def test_queued_nodes_are_dispatched_by_priority(make_engine):
         order.append(ctx.node_id)
 
     engine = await make_engine(reg)
-    wf = unique_id("priority")
-    await engine.register(
-        {
-            "id": wf,
-            "max_concurrency": 1,
-            "nodes": [
-                fn("first", "hold"),
-                fn("low", "note", priority=1),
-                fn("high", "note", priority=9),
-                fn("mid", "note", priority=5),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "priority",
+        fn("first", "hold"),
+        fn("low", "note", priority=1),
+        fn("high", "note", priority=9),
+        fn("mid", "note", priority=5),
+        max_concurrency=1,
     )
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "first", NodeStatus.RUNNING)
     gate.set()
     result = await engine.wait(execution_id, 10)
@@ -406,20 +391,16 @@ async def test_wide_fan_out_settles_every_branch_exactly_once(make_engine):
 
     width = 100
     engine = await make_engine(reg)
-    wf = unique_id("wide")
     branches = [f"b{i}" for i in range(width)]
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("start", "noop"),
-                *(fn(b, "branch", "start") for b in branches),
-                fn("sum", "total", *branches, aggregate="list"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "wide",
+        node("start", "noop"),
+        *(fn(b, "branch", "start") for b in branches),
+        fn("sum", "total", *branches, aggregate="list"),
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == sum(range(width))
@@ -434,10 +415,9 @@ async def test_finished_executions_are_archived_with_their_nodes(make_engine):
         return {"value": data["value"] * 2}
 
     engine = await make_engine(reg)
-    wf = unique_id("archived")
-    await engine.register({"id": wf, "nodes": [fn("a", "double"), fn("b", "double", "a")]})
+    wf = await deploy(engine, "archived", fn("a", "double"), fn("b", "double", "a"))
 
-    results = await asyncio.gather(*(engine.run(wf, {"value": n}, timeout=10) for n in range(5)))
+    results = await asyncio.gather(*(wf.run({"value": n}) for n in range(5)))
 
     async def all_archived() -> list[Any] | None:
         found = [await engine.definitions.get_archived(r.execution_id) for r in results]
@@ -450,3 +430,44 @@ async def test_finished_executions_are_archived_with_their_nodes(make_engine):
         assert record["output"] == {"value": n * 4}
         assert record["nodes"]["b"]["status"] == "succeeded"
         assert record["nodes"]["a"]["output"] == {"value": n * 2}
+
+
+async def test_queued_execution_starts_even_if_its_activation_is_lost_once(make_engine):
+    """DESIGN §5: a crash at any moment leaves no execution stuck -- here between freeing
+    the ``max_executions`` slot and publishing the activation of the queued execution."""
+    reg = TaskRegistry()
+    gate = asyncio.Event()
+
+    @reg.task("hold")
+    async def hold(data):
+        async with asyncio.timeout(5):
+            await gate.wait()
+        return data
+
+    engine = await make_engine(reg)
+    wf = await deploy(engine, "slot-crash", fn("a", "hold"), max_executions=1)
+    first = await wf.start(1)
+    await wait_node(engine, first, "a", NodeStatus.RUNNING)
+    second = await wf.start(2)
+    await wait_status(engine, second, ExecutionStatus.PENDING)
+
+    bus = engine.bus
+    original = bus.publish_inbox
+    failed: list[bool] = []
+
+    async def flaky_publish(messages):
+        if not failed and any(isinstance(m, ActivateExecution) for m in messages):
+            failed.append(True)
+            raise ConnectionError("broker connection lost while publishing")
+        await original(messages)
+
+    bus.publish_inbox = flaky_publish
+    gate.set()
+    assert (await engine.wait(first, 5)).status == ExecutionStatus.SUCCEEDED
+    await eventually(lambda: failed, timeout=5, what="the activation publish to fail once")
+    try:
+        result = await engine.wait(second, WAIT)
+    except TimeoutError:
+        meta = (await engine.status(second)).meta
+        pytest.fail(f"the queued execution is stuck in {meta.status} after a redelivery")
+    assert result.status == ExecutionStatus.SUCCEEDED

@@ -10,7 +10,7 @@ import pytest
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
-from .helpers import EventLog, fn, node, unique_id
+from .helpers import EventLog, deploy, fn, node, unique_id
 
 
 def _registry(received: dict[str, list[Any]]) -> TaskRegistry:
@@ -33,15 +33,11 @@ def _registry(received: dict[str, list[Any]]) -> TaskRegistry:
 async def test_root_gets_the_input_and_a_single_upstream_passes_its_output(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("pass")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [fn("root", "emit"), fn("child", "echo", "root"), fn("leaf", "echo", "child")],
-        }
+    wf = await deploy(
+        engine, "pass", fn("root", "emit"), fn("child", "echo", "root"), fn("leaf", "echo", "child")
     )
 
-    result = await engine.run(wf, {"root": {"x": [1, 2]}}, timeout=10)
+    result = await wf.run({"root": {"x": [1, 2]}})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert received == {"child": [{"x": [1, 2]}], "leaf": [{"x": [1, 2]}]}
@@ -62,20 +58,16 @@ AGGREGATES = [
 async def test_several_upstreams_are_aggregated(make_engine, aggregate, expected):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id(f"agg-{aggregate}")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("p", "emit"),
-                fn("q", "emit"),
-                fn("join", "echo", "p", "q", aggregate=aggregate),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        f"agg-{aggregate}",
+        fn("p", "emit"),
+        fn("q", "emit"),
+        fn("join", "echo", "p", "q", aggregate=aggregate),
     )
 
     data = {"p": {"k": "p", "a": 1}, "q": {"k": "q", "b": 2}, "delay": {"p": 0.05}}
-    result = await engine.run(wf, data, timeout=10)
+    result = await wf.run(data)
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert received["join"] == [expected]
@@ -84,20 +76,16 @@ async def test_several_upstreams_are_aggregated(make_engine, aggregate, expected
 async def test_aggregate_first_passes_one_upstream_output(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("agg-first")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("p", "emit"),
-                fn("q", "emit"),
-                fn("join", "echo", "p", "q", aggregate="first"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "agg-first",
+        fn("p", "emit"),
+        fn("q", "emit"),
+        fn("join", "echo", "p", "q", aggregate="first"),
     )
 
     data = {"p": "from-p", "q": "from-q", "delay": {"q": 0.05}}
-    result = await engine.run(wf, data, timeout=10)
+    result = await wf.run(data)
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert received["join"] == ["from-p"]
@@ -106,20 +94,16 @@ async def test_aggregate_first_passes_one_upstream_output(make_engine):
 async def test_map_aggregate_holds_only_the_edges_that_fired(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("agg-fired")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("p", "emit"),
-                fn("q", "emit", when="false"),
-                fn("r", "emit"),
-                fn("join", "echo", "p", "q", "r"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "agg-fired",
+        fn("p", "emit"),
+        fn("q", "emit", when="false"),
+        fn("r", "emit"),
+        fn("join", "echo", "p", "q", "r"),
     )
 
-    result = await engine.run(wf, {"p": 1, "q": 2, "r": 3}, timeout=10)
+    result = await wf.run({"p": 1, "q": 2, "r": 3})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert received["join"] == [{"p": 1, "r": 3}]
@@ -128,35 +112,31 @@ async def test_map_aggregate_holds_only_the_edges_that_fired(make_engine):
 async def test_input_override_renders_templates_and_keeps_types(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("override")
-    await engine.register(
-        {
-            "id": wf,
-            "vars": {"region": "eu"},
-            "nodes": [
-                fn("a", "emit"),
-                fn(
-                    "b",
-                    "echo",
-                    "a",
-                    input={
-                        "number": "${ input.n }",
-                        "doubled": "${ input.n * 2 }",
-                        "list": "${ nodes.a.output.items }",
-                        "map": "${ nodes.a.output }",
-                        "text": "n=${ input.n}, first=${ data.items[0] }",
-                        "flag": "${ input.n > 1 }",
-                        "var": "${ vars.region }",
-                        "literal": 7,
-                        "nested": ["${ input.n }", {"deep": "${ data.items.size() }"}],
-                        "execution": "${ execution.workflow_id }",
-                    },
-                ),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "override",
+        fn("a", "emit"),
+        fn(
+            "b",
+            "echo",
+            "a",
+            input={
+                "number": "${ input.n }",
+                "doubled": "${ input.n * 2 }",
+                "list": "${ nodes.a.output.items }",
+                "map": "${ nodes.a.output }",
+                "text": "n=${ input.n}, first=${ data.items[0] }",
+                "flag": "${ input.n > 1 }",
+                "var": "${ vars.region }",
+                "literal": 7,
+                "nested": ["${ input.n }", {"deep": "${ data.items.size() }"}],
+                "execution": "${ execution.workflow_id }",
+            },
+        ),
+        vars={"region": "eu"},
     )
 
-    result = await engine.run(wf, {"n": 3, "a": {"items": ["x", "y"]}}, timeout=10)
+    result = await wf.run({"n": 3, "a": {"items": ["x", "y"]}})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert received["b"] == [
@@ -170,7 +150,7 @@ async def test_input_override_renders_templates_and_keeps_types(make_engine):
             "var": "eu",
             "literal": 7,
             "nested": [3, {"deep": 2}],
-            "execution": wf,
+            "execution": wf.id,
         }
     ]
     snapshot = await engine.status(result.execution_id)
@@ -180,15 +160,11 @@ async def test_input_override_renders_templates_and_keeps_types(make_engine):
 async def test_input_override_on_a_root_replaces_the_execution_input(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("root-override")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [fn("a", "echo", input="${ input.user.name }"), fn("b", "echo", "a")],
-        }
+    wf = await deploy(
+        engine, "root-override", fn("a", "echo", input="${ input.user.name }"), fn("b", "echo", "a")
     )
 
-    result = await engine.run(wf, {"user": {"name": "ada"}}, timeout=10)
+    result = await wf.run({"user": {"name": "ada"}})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert received == {"a": ["ada"], "b": ["ada"]}
@@ -197,12 +173,9 @@ async def test_input_override_on_a_root_replaces_the_execution_input(make_engine
 async def test_input_expression_error_fails_the_node_naming_node_and_field(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("bad-expr")
-    await engine.register(
-        {"id": wf, "nodes": [fn("a", "echo", input={"x": "${ input.missing.deeper }"})]}
-    )
+    wf = await deploy(engine, "bad-expr", fn("a", "echo", input={"x": "${ input.missing.deeper }"}))
 
-    result = await engine.run(wf, {"n": 1}, timeout=10)
+    result = await wf.run({"n": 1})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -214,31 +187,25 @@ async def test_input_expression_error_fails_the_node_naming_node_and_field(make_
 
 async def test_transform_computes_output_with_cel_macros_and_spane_functions(make_engine):
     engine = await make_engine(TaskRegistry())
-    wf = unique_id("transform")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "shape",
-                    "transform",
-                    output={
-                        "doubled": "${ input.items.map(x, x * 2) }",
-                        "big": "${ input.items.filter(x, x > 2) }",
-                        "all_positive": "${ input.items.all(x, x > 0) }",
-                        "total": "${ sum(input.items) }",
-                        "merged": "${ merge(input.a, input.b) }",
-                        "count": "${ size(input.items) }",
-                    },
-                ),
-                node("pick", "transform", "shape", output="${ data.total + data.count }"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "transform",
+        node(
+            "shape",
+            "transform",
+            output={
+                "doubled": "${ input.items.map(x, x * 2) }",
+                "big": "${ input.items.filter(x, x > 2) }",
+                "all_positive": "${ input.items.all(x, x > 0) }",
+                "total": "${ sum(input.items) }",
+                "merged": "${ merge(input.a, input.b) }",
+                "count": "${ size(input.items) }",
+            },
+        ),
+        node("pick", "transform", "shape", output="${ data.total + data.count }"),
     )
 
-    result = await engine.run(
-        wf, {"items": [1, 2, 3, 4], "a": {"x": 1, "y": 1}, "b": {"y": 2}}, timeout=10
-    )
+    result = await wf.run({"items": [1, 2, 3, 4], "a": {"x": 1, "y": 1}, "b": {"y": 2}})
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == 14
@@ -256,27 +223,23 @@ async def test_transform_computes_output_with_cel_macros_and_spane_functions(mak
 async def test_set_node_updates_vars_seen_by_later_expressions(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("set")
-    await engine.register(
-        {
-            "id": wf,
-            "vars": {"count": 1, "label": "start"},
-            "nodes": [
-                node("remember", "set", vars={"count": "${ vars.count + input.n }", "seen": True}),
-                fn("use", "echo", "remember", input={"count": "${ vars.count }"}),
-                fn(
-                    "guarded",
-                    "echo",
-                    "use",
-                    when="vars.seen && vars.label == 'start'",
-                    input="${ vars }",
-                ),
-            ],
-            "output": {"vars": "${ vars }", "set_output": "${ nodes.remember.output }"},
-        }
+    wf = await deploy(
+        engine,
+        "set",
+        node("remember", "set", vars={"count": "${ vars.count + input.n }", "seen": True}),
+        fn("use", "echo", "remember", input={"count": "${ vars.count }"}),
+        fn(
+            "guarded",
+            "echo",
+            "use",
+            when="vars.seen && vars.label == 'start'",
+            input="${ vars }",
+        ),
+        vars={"count": 1, "label": "start"},
+        output={"vars": "${ vars }", "set_output": "${ nodes.remember.output }"},
     )
 
-    result = await engine.run(wf, {"n": 4}, timeout=10)
+    result = await wf.run({"n": 4})
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert received["use"] == [{"count": 5}]
@@ -292,16 +255,15 @@ async def test_set_node_updates_vars_seen_by_later_expressions(make_engine):
 async def test_workflow_output_expression_keeps_its_type(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("output")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [fn("a", "emit"), fn("b", "emit")],
-            "output": "${ nodes.a.output + nodes.b.output }",
-        }
+    wf = await deploy(
+        engine,
+        "output",
+        fn("a", "emit"),
+        fn("b", "emit"),
+        output="${ nodes.a.output + nodes.b.output }",
     )
 
-    result = await engine.run(wf, {"a": 40, "b": 2}, timeout=10)
+    result = await wf.run({"a": 40, "b": 2})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == 42
@@ -315,27 +277,23 @@ async def test_node_expressions_see_status_and_output_of_other_nodes(make_engine
         raise KeyError("nope")
 
     engine = await make_engine(reg)
-    wf = unique_id("status-refs")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("a", "fail"),
-                node(
-                    "report",
-                    "transform",
-                    "a.always",
-                    output={
-                        "status": "${ nodes.a.status }",
-                        "type": "${ nodes.a.error.type }",
-                        "node": "${ nodes.a.error.node_id }",
-                    },
-                ),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "status-refs",
+        fn("a", "fail"),
+        node(
+            "report",
+            "transform",
+            "a.always",
+            output={
+                "status": "${ nodes.a.status }",
+                "type": "${ nodes.a.error.type }",
+                "node": "${ nodes.a.error.node_id }",
+            },
+        ),
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     # .always does not handle the failure, but the transform still ran as a finally branch
     assert result.status == ExecutionStatus.FAILED
@@ -348,12 +306,9 @@ async def test_node_expressions_see_status_and_output_of_other_nodes(make_engine
 async def test_workflow_output_that_cannot_be_evaluated_fails_the_execution(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("bad-output")
-    await engine.register(
-        {"id": wf, "nodes": [fn("a", "echo")], "output": "${ nodes.a.output.missing }"}
-    )
+    wf = await deploy(engine, "bad-output", fn("a", "echo"), output="${ nodes.a.output.missing }")
 
-    result = await engine.run(wf, {"present": 1}, timeout=10)
+    result = await wf.run({"present": 1})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -381,23 +336,19 @@ async def test_secrets_reach_the_task_but_are_never_stored_or_published(make_eng
 
     engine = await make_engine(reg)
     events = await EventLog.attach(engine)
-    wf = unique_id("secrets")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn(
-                    "call",
-                    "call_api",
-                    input={"auth": "Bearer ${ secrets." + name + " }", "n": "${ input.n }"},
-                ),
-                node("upload", "uploader", "call", config={"key": "${ secrets." + name + " }"}),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "secrets",
+        fn(
+            "call",
+            "call_api",
+            input={"auth": "Bearer ${ secrets." + name + " }", "n": "${ input.n }"},
+        ),
+        node("upload", "uploader", "call", config={"key": "${ secrets." + name + " }"}),
     )
 
-    result = await engine.run(wf, {"n": 1}, timeout=10)
-    await events.wait_for(result.execution_id, f"execution.{wf}.succeeded")
+    result = await wf.run({"n": 1})
+    await events.wait_for(result.execution_id, f"execution.{wf.id}.succeeded")
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert received == [{"auth": f"Bearer {value}", "n": 1}]
@@ -418,16 +369,14 @@ async def test_missing_secret_fails_the_node_naming_the_secret(make_engine):
         calls.append(data)
 
     engine = await make_engine(reg)
-    wf = unique_id("missing-secret")
     retry = {"max_attempts": 3, "initial_interval": 0.01}
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [fn("call", "call_api", input="${ secrets." + name + " }", retry=retry)],
-        }
+    wf = await deploy(
+        engine,
+        "missing-secret",
+        fn("call", "call_api", input="${ secrets." + name + " }", retry=retry),
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None

@@ -7,8 +7,9 @@ import asyncio
 from datetime import datetime
 
 from spane import ExecutionStatus, TaskRegistry
+from spane.schemas.events import LifecycleEvent
 
-from .helpers import EventLog, fn, node, unique_id
+from .helpers import EventLog, deploy, fn, node, unique_id
 
 RETRY = {"max_attempts": 2, "initial_interval": 0.01, "jitter": False}
 
@@ -33,46 +34,48 @@ def _registry() -> TaskRegistry:
     return reg
 
 
+def _instant(event: LifecycleEvent) -> datetime:
+    return datetime.fromisoformat(event.time.replace("Z", "+00:00"))
+
+
 async def test_events_of_a_chain_arrive_in_order(make_engine):
     engine = await make_engine(_registry())
     events = await EventLog.attach(engine)
-    wf = unique_id("order")
-    await engine.register({"id": wf, "nodes": [fn("a", "inc"), fn("b", "inc", "a")]})
+    wf = await deploy(engine, "order", fn("a", "inc"), fn("b", "inc", "a"))
 
-    result = await engine.run(wf, 1, timeout=10)
-    await events.wait_for(result.execution_id, f"execution.{wf}.succeeded")
+    result = await wf.run(1)
+    await events.wait_for(result.execution_id, f"execution.{wf.id}.succeeded")
 
     assert events.keys(result.execution_id) == [
-        f"execution.{wf}.started",
-        f"node.{wf}.a.started",
-        f"node.{wf}.a.succeeded",
-        f"node.{wf}.b.started",
-        f"node.{wf}.b.succeeded",
-        f"execution.{wf}.succeeded",
+        f"execution.{wf.id}.started",
+        f"node.{wf.id}.a.started",
+        f"node.{wf.id}.a.succeeded",
+        f"node.{wf.id}.b.started",
+        f"node.{wf.id}.b.succeeded",
+        f"execution.{wf.id}.succeeded",
     ]
 
 
 async def test_events_are_cloudevents_with_the_documented_fields(make_engine):
     engine = await make_engine(_registry())
     events = await EventLog.attach(engine)
-    wf = unique_id("fields")
-    record = await engine.register({"id": wf, "nodes": [fn("a", "inc")]})
+    wf = await deploy(engine, "fields", fn("a", "inc"))
 
-    result = await engine.run(wf, 41, timeout=10)
-    await events.wait_for(result.execution_id, f"execution.{wf}.succeeded")
+    result = await wf.run(41)
+    await events.wait_for(result.execution_id, f"execution.{wf.id}.succeeded")
 
     for routing_key, event in events.of(result.execution_id):
         status = routing_key.rsplit(".", 1)[1]
         assert event.specversion == "1.0"
-        assert event.source == f"/spane/workflows/{wf}"
+        assert event.source == f"/spane/workflows/{wf.id}"
         assert event.subject == result.execution_id
         assert event.datacontenttype == "application/json"
         datetime.fromisoformat(event.time.replace("Z", "+00:00"))
         assert event.id
         data = event.data
         assert data["execution_id"] == result.execution_id
-        assert data["workflow_id"] == wf
-        assert data["version"] == record.version
+        assert data["workflow_id"] == wf.id
+        assert data["version"] == wf.version
         assert data["status"] == status
         if routing_key.startswith("node."):
             assert event.type == f"io.spane.node.{status}"
@@ -81,46 +84,42 @@ async def test_events_are_cloudevents_with_the_documented_fields(make_engine):
         else:
             assert event.type == f"io.spane.execution.{status}"
 
-    [node_done] = events.find(result.execution_id, f"node.{wf}.a.succeeded")
+    [node_done] = events.find(result.execution_id, f"node.{wf.id}.a.succeeded")
     assert node_done.data["output"] == 42
-    [done] = events.find(result.execution_id, f"execution.{wf}.succeeded")
+    [done] = events.find(result.execution_id, f"execution.{wf.id}.succeeded")
     assert done.data["output"] == 42
 
 
 async def test_retry_failure_and_skip_events_carry_attempts_and_errors(make_engine):
     engine = await make_engine(_registry())
     events = await EventLog.attach(engine)
-    wf = unique_id("failure-events")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("flaky", "flaky", retry=RETRY),
-                fn("broken", "broken", "flaky"),
-                fn("skipped", "inc", "broken"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "failure-events",
+        fn("flaky", "flaky", retry=RETRY),
+        fn("broken", "broken", "flaky"),
+        fn("skipped", "inc", "broken"),
     )
 
-    result = await engine.run(wf, 1, timeout=10)
-    await events.wait_for(result.execution_id, f"execution.{wf}.failed")
+    result = await wf.run(1)
+    await events.wait_for(result.execution_id, f"execution.{wf.id}.failed")
 
     assert result.status == ExecutionStatus.FAILED
-    [retrying] = events.find(result.execution_id, f"node.{wf}.flaky.retrying")
+    [retrying] = events.find(result.execution_id, f"node.{wf.id}.flaky.retrying")
     assert retrying.type == "io.spane.node.retrying"
     assert retrying.data["attempt"] == 1
     assert retrying.data["error"]["type"] == "RuntimeError"
     assert retrying.data["error"]["message"] == "flake"
-    started = events.find(result.execution_id, f"node.{wf}.flaky.started")
+    started = events.find(result.execution_id, f"node.{wf.id}.flaky.started")
     assert [e.data["attempt"] for e in started] == [1, 2]
-    [succeeded] = events.find(result.execution_id, f"node.{wf}.flaky.succeeded")
+    [succeeded] = events.find(result.execution_id, f"node.{wf.id}.flaky.succeeded")
     assert succeeded.data["attempt"] == 2
-    [failed] = events.find(result.execution_id, f"node.{wf}.broken.failed")
+    [failed] = events.find(result.execution_id, f"node.{wf.id}.broken.failed")
     assert failed.data["error"]["type"] == "ValueError"
     assert failed.data["error"]["message"] == "broken for good"
     assert failed.data["error"]["node_id"] == "broken"
-    assert events.find(result.execution_id, f"node.{wf}.skipped.started") == []
-    [execution_failed] = events.find(result.execution_id, f"execution.{wf}.failed")
+    assert events.find(result.execution_id, f"node.{wf.id}.skipped.started") == []
+    [execution_failed] = events.find(result.execution_id, f"execution.{wf.id}.failed")
     assert execution_failed.type == "io.spane.execution.failed"
     assert execution_failed.data["error"]["node_id"] == "broken"
     assert execution_failed.data["error"]["type"] == "ValueError"
@@ -129,40 +128,41 @@ async def test_retry_failure_and_skip_events_carry_attempts_and_errors(make_engi
 async def test_skipped_nodes_emit_skipped_events(make_engine):
     engine = await make_engine(_registry())
     events = await EventLog.attach(engine)
-    wf = unique_id("skip-events")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [fn("a", "inc"), fn("b", "inc", "a", when="false"), fn("c", "inc", "b")],
-        }
+    wf = await deploy(
+        engine,
+        "skip-events",
+        fn("a", "inc"),
+        fn("b", "inc", "a", when="false"),
+        fn("c", "inc", "b"),
     )
 
-    result = await engine.run(wf, 1, timeout=10)
-    await events.wait_for(result.execution_id, f"execution.{wf}.succeeded")
+    result = await wf.run(1)
+    await events.wait_for(result.execution_id, f"execution.{wf.id}.succeeded")
 
     keys = events.keys(result.execution_id)
-    assert f"node.{wf}.b.skipped" in keys
-    assert f"node.{wf}.c.skipped" in keys
-    assert keys.index(f"node.{wf}.b.skipped") < keys.index(f"node.{wf}.c.skipped")
-    [skipped] = events.find(result.execution_id, f"node.{wf}.b.skipped")
+    assert f"node.{wf.id}.b.skipped" in keys
+    assert f"node.{wf.id}.c.skipped" in keys
+    assert keys.index(f"node.{wf.id}.b.skipped") < keys.index(f"node.{wf.id}.c.skipped")
+    [skipped] = events.find(result.execution_id, f"node.{wf.id}.b.skipped")
     assert skipped.type == "io.spane.node.skipped"
 
 
 async def test_event_ids_are_unique_and_derived_from_what_they_report(make_engine):
     engine = await make_engine(_registry())
     events = await EventLog.attach(engine)
-    wf = unique_id("ids")
-    await engine.register(
-        {"id": wf, "nodes": [fn("flaky", "flaky", retry=RETRY), fn("b", "inc", "flaky")]}
-    )
+    wf = await deploy(engine, "ids", fn("flaky", "flaky", retry=RETRY), fn("b", "inc", "flaky"))
 
     first_id = unique_id("exec-one")
     second_id = unique_id("exec-two")
-    await engine.run(wf, 1, timeout=10, execution_id=first_id)
-    await asyncio.sleep(0.02)  # a different time must not change the ids
-    await engine.run(wf, 1, timeout=10, execution_id=second_id)
-    await events.wait_for(second_id, f"execution.{wf}.succeeded")
+    await wf.run(1, execution_id=first_id)
+    await wf.run(1, execution_id=second_id)
+    await events.wait_for(first_id, f"execution.{wf.id}.succeeded")
+    await events.wait_for(second_id, f"execution.{wf.id}.succeeded")
 
+    # the second run came later: a different time must not change the ids
+    first_times = [_instant(event) for _, event in events.of(first_id)]
+    second_times = [_instant(event) for _, event in events.of(second_id)]
+    assert max(first_times) < min(second_times)
     first = [event.id for _, event in events.of(first_id)]
     second = [event.id for _, event in events.of(second_id)]
     assert len(set(first)) == len(first), "two events of one execution share an id"
@@ -178,40 +178,40 @@ async def test_topic_patterns_select_events(make_engine):
     failures = await EventLog.attach(engine, "execution.*.failed")
     one_node = EventLog()
     everything = await EventLog.attach(engine)
-    ok = unique_id("ok")
-    bad = unique_id("bad")
-    await engine.subscribe(f"node.{ok}.a.#", one_node._record)
-    await engine.register({"id": ok, "nodes": [fn("a", "inc"), fn("b", "inc", "a")]})
-    await engine.register({"id": bad, "nodes": [fn("a", "broken")]})
+    ok = await deploy(engine, "ok", fn("a", "inc"), fn("b", "inc", "a"))
+    bad = await deploy(engine, "bad", fn("a", "broken"))
+    await engine.subscribe(f"node.{ok.id}.a.#", one_node._record)
 
-    good = await engine.run(ok, 1, timeout=10)
-    failed = await engine.run(bad, 1, timeout=10)
-    await everything.wait_for(failed.execution_id, f"execution.{bad}.failed")
-    await everything.wait_for(good.execution_id, f"execution.{ok}.succeeded")
+    good = await ok.run(1)
+    failed = await bad.run(1)
+    await everything.wait_for(failed.execution_id, f"execution.{bad.id}.failed")
+    await everything.wait_for(good.execution_id, f"execution.{ok.id}.succeeded")
 
-    assert [key for key, _ in failures.events] == [f"execution.{bad}.failed"]
-    assert [key for key, _ in one_node.events] == [f"node.{ok}.a.started", f"node.{ok}.a.succeeded"]
+    assert [key for key, _ in failures.events] == [f"execution.{bad.id}.failed"]
+    assert [key for key, _ in one_node.events] == [
+        f"node.{ok.id}.a.started",
+        f"node.{ok.id}.a.succeeded",
+    ]
 
 
 async def test_pause_resume_and_cancel_emit_execution_events(make_engine):
     engine = await make_engine(_registry())
     events = await EventLog.attach(engine, "execution.#")
-    wf = unique_id("control-events")
-    await engine.register({"id": wf, "nodes": [node("wait", "wait_for_signal", signal="go")]})
+    wf = await deploy(engine, "control-events", node("wait", "wait_for_signal", signal="go"))
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await engine.pause(execution_id)
     await engine.resume(execution_id)
     await engine.cancel(execution_id, reason="done testing")
-    await events.wait_for(execution_id, f"execution.{wf}.cancelled")
+    await events.wait_for(execution_id, f"execution.{wf.id}.cancelled")
 
     assert events.keys(execution_id) == [
-        f"execution.{wf}.started",
-        f"execution.{wf}.paused",
-        f"execution.{wf}.resumed",
-        f"execution.{wf}.cancelled",
+        f"execution.{wf.id}.started",
+        f"execution.{wf.id}.paused",
+        f"execution.{wf.id}.resumed",
+        f"execution.{wf.id}.cancelled",
     ]
-    [cancelled] = events.find(execution_id, f"execution.{wf}.cancelled")
+    [cancelled] = events.find(execution_id, f"execution.{wf.id}.cancelled")
     assert cancelled.data["status"] == "cancelled"
     assert "done testing" in cancelled.data["error"]["message"]
 
@@ -230,36 +230,67 @@ async def test_node_events_of_a_cancelled_sibling(make_engine):
 
     engine = await make_engine(reg)
     events = await EventLog.attach(engine)
-    wf = unique_id("cancel-events")
-    await engine.register({"id": wf, "nodes": [fn("slow", "hangs"), fn("bad", "fails")]})
+    wf = await deploy(engine, "cancel-events", fn("slow", "hangs"), fn("bad", "fails"))
 
-    result = await engine.run(wf, None, timeout=10)
-    await events.wait_for(result.execution_id, f"execution.{wf}.failed")
+    result = await wf.run()
+    await events.wait_for(result.execution_id, f"execution.{wf.id}.failed")
 
     keys = events.keys(result.execution_id)
-    assert f"node.{wf}.slow.cancelled" in keys
-    assert keys.index(f"node.{wf}.bad.failed") < keys.index(f"node.{wf}.slow.cancelled")
-    assert keys[-1] == f"execution.{wf}.failed"
+    assert f"node.{wf.id}.slow.cancelled" in keys
+    assert keys.index(f"node.{wf.id}.bad.failed") < keys.index(f"node.{wf.id}.slow.cancelled")
+    assert keys[-1] == f"execution.{wf.id}.failed"
 
 
 async def test_repeated_pauses_are_distinct_events(make_engine):
     """Each event has its own id (DESIGN §4): a second pause is news, not a duplicate."""
     engine = await make_engine(_registry())
     events = await EventLog.attach(engine, "execution.#")
-    wf = unique_id("pause-twice")
-    await engine.register({"id": wf, "nodes": [node("wait", "wait_for_signal", signal="go")]})
+    wf = await deploy(engine, "pause-twice", node("wait", "wait_for_signal", signal="go"))
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     for _ in range(2):
         await engine.pause(execution_id)
         await engine.resume(execution_id)
     await engine.signal(execution_id, "go", 1)
     await engine.wait(execution_id, 10)
-    await events.wait_for(execution_id, f"execution.{wf}.succeeded")
+    await events.wait_for(execution_id, f"execution.{wf.id}.succeeded")
 
-    pauses = events.find(execution_id, f"execution.{wf}.paused")
-    resumes = events.find(execution_id, f"execution.{wf}.resumed")
+    pauses = events.find(execution_id, f"execution.{wf.id}.paused")
+    resumes = events.find(execution_id, f"execution.{wf.id}.resumed")
     assert len(pauses) == 2
     assert len(resumes) == 2
     ids = [event.id for _, event in events.of(execution_id)]
     assert len(set(ids)) == len(ids), f"event ids repeat: {ids}"
+
+
+async def test_loop_iterations_have_their_own_routing_keys(make_engine):
+    """``execution.<wf>.*`` announces top-level executions only; each iteration of a loop
+    is ``iteration.<wf>.<loop node>.<status>`` (routing-key grammar version 2)."""
+    engine = await make_engine(_registry())
+    wf = await deploy(
+        engine,
+        "each-routing",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            concurrency=2,
+            body={"nodes": [fn("bump", "inc")]},
+        ),
+    )
+    top_level = await EventLog.attach(engine, f"execution.{wf.id}.*")
+    iterations = await EventLog.attach(engine, f"iteration.{wf.id}.each.*")
+
+    result = await wf.run([1, 2, 3])
+
+    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.output == [2, 3, 4]
+    assert top_level.keys(result.execution_id) == [
+        f"execution.{wf.id}.started",
+        f"execution.{wf.id}.succeeded",
+    ]
+    assert {event.subject for _, event in top_level.events} == {result.execution_id}
+    for index in (1, 2, 3):
+        iteration_id = f"{result.execution_id}.each.1.{index}"
+        [done] = await iterations.wait_for(iteration_id, f"iteration.{wf.id}.each.succeeded")
+        assert done.data["parent_execution_id"] == result.execution_id

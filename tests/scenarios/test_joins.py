@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
-from .helpers import EventLog, fn, node, statuses, unique_id, wait_node
+from .helpers import EventLog, deploy, fn, node, statuses, wait_node
 
 
 def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
@@ -25,23 +24,19 @@ def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
 async def test_if_else_that_rejoins_runs_the_join_once_with_the_live_branch(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("rejoin")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("check", "record"),
-                fn("yes", "record", "check", when="input.ok"),
-                fn("no", "record", "check", when="!input.ok"),
-                fn("merge", "record", "yes", "no"),
-                fn("after", "record", "merge"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "rejoin",
+        fn("check", "record"),
+        fn("yes", "record", "check", when="input.ok"),
+        fn("no", "record", "check", when="!input.ok"),
+        fn("merge", "record", "yes", "no"),
+        fn("after", "record", "merge"),
     )
 
     for ok, live, dead in ((True, "yes", "no"), (False, "no", "yes")):
         calls.clear()
-        result = await engine.run(wf, {"ok": ok}, timeout=10)
+        result = await wf.run({"ok": ok})
 
         assert result.status == ExecutionStatus.SUCCEEDED
         assert result.output == {"from": "after"}
@@ -59,23 +54,19 @@ async def test_if_else_that_rejoins_runs_the_join_once_with_the_live_branch(make
 async def test_all_join_is_skipped_when_no_edge_fired_and_skip_propagates(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("all-skip")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("root", "record"),
-                fn("b", "record", "root", when="false"),
-                fn("c", "record", "root", when="false"),
-                fn("join", "record", "b", "c"),
-                fn("next", "record", "join"),
-                fn("last", "record", "next"),
-                fn("finally", "record", "join.always"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "all-skip",
+        fn("root", "record"),
+        fn("b", "record", "root", when="false"),
+        fn("c", "record", "root", when="false"),
+        fn("join", "record", "b", "c"),
+        fn("next", "record", "join"),
+        fn("last", "record", "next"),
+        fn("finally", "record", "join.always"),
     )
 
-    result = await engine.run(wf, {}, timeout=10)
+    result = await wf.run({})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert set(calls) == {"root", "finally"}
@@ -93,7 +84,7 @@ async def test_all_join_is_skipped_when_no_edge_fired_and_skip_propagates(make_e
 async def test_any_join_fires_once_and_the_execution_waits_for_the_late_branch(make_engine):
     reg = TaskRegistry()
     join_calls: list[Any] = []
-    times: dict[str, float] = {}
+    join_ran = asyncio.Event()
 
     @reg.task("fast")
     async def fast(data):
@@ -101,35 +92,27 @@ async def test_any_join_fires_once_and_the_execution_waits_for_the_late_branch(m
 
     @reg.task("slow")
     async def slow(data):
-        await asyncio.sleep(0.2)
-        times["slow_done"] = time.monotonic()
+        # ends only after the join ran: a join waiting for this branch would time it out
+        async with asyncio.timeout(5):
+            await join_ran.wait()
         return "slow"
 
     @reg.task("first")
     async def first(data):
         join_calls.append(data)
-        times["join"] = time.monotonic()
+        join_ran.set()
         return data
 
     engine = await make_engine(reg)
     events = await EventLog.attach(engine)
-    wf = unique_id("any")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("f", "fast"),
-                fn("s", "slow"),
-                fn("j", "first", "f", "s", join="any"),
-            ],
-        }
+    wf = await deploy(
+        engine, "any", fn("f", "fast"), fn("s", "slow"), fn("j", "first", "f", "s", join="any")
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
-    assert result.status == ExecutionStatus.SUCCEEDED
+    assert result.status == ExecutionStatus.SUCCEEDED, "the any-join waited for the slow branch"
     assert join_calls == ["fast"]
-    assert times["join"] < times["slow_done"], "the any-join waited for the slow branch"
     snapshot = await engine.status(result.execution_id)
     assert statuses(snapshot, "f", "s", "j") == {
         "f": NodeStatus.SUCCEEDED,
@@ -137,41 +120,45 @@ async def test_any_join_fires_once_and_the_execution_waits_for_the_late_branch(m
         "j": NodeStatus.SUCCEEDED,
     }
     assert snapshot.nodes["s"].output == "slow"
-    await events.wait_for(result.execution_id, f"execution.{wf}.succeeded")
+    await events.wait_for(result.execution_id, f"execution.{wf.id}.succeeded")
     keys = events.keys(result.execution_id)
-    assert keys.count(f"node.{wf}.j.started") == 1
-    assert keys.index(f"node.{wf}.s.succeeded") < keys.index(f"execution.{wf}.succeeded")
+    assert keys.count(f"node.{wf.id}.j.started") == 1
+    assert keys.index(f"node.{wf.id}.s.succeeded") < keys.index(f"execution.{wf.id}.succeeded")
 
 
 async def test_at_least_fires_after_n_edges_and_later_edges_do_not_retrigger(make_engine):
     reg = TaskRegistry()
     join_calls: list[Any] = []
+    quorum_ran = asyncio.Event()
 
     @reg.task("wait_ms")
     async def wait_ms(data, ctx):
         await asyncio.sleep(data[ctx.node_id] / 1000)
         return ctx.node_id
 
+    @reg.task("after_quorum")
+    async def after_quorum(data, ctx):
+        async with asyncio.timeout(5):
+            await quorum_ran.wait()
+        return ctx.node_id
+
     @reg.task("join")
     async def join(data):
         join_calls.append(data)
+        quorum_ran.set()
         return sorted(data)
 
     engine = await make_engine(reg)
-    wf = unique_id("at-least")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("a", "wait_ms"),
-                fn("b", "wait_ms"),
-                fn("c", "wait_ms"),
-                fn("quorum", "join", "a", "b", "c", join={"at_least": 2}),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "at-least",
+        fn("a", "wait_ms"),
+        fn("b", "wait_ms"),
+        fn("c", "after_quorum"),  # ends once the quorum ran
+        fn("quorum", "join", "a", "b", "c", join={"at_least": 2}),
     )
 
-    result = await engine.run(wf, {"a": 5, "b": 40, "c": 250}, timeout=10)
+    result = await wf.run({"a": 5, "b": 40})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert join_calls == [{"a": "a", "b": "b"}]
@@ -198,23 +185,19 @@ async def test_at_least_is_skipped_as_soon_as_it_becomes_impossible(make_engine)
         return ctx.node_id
 
     engine = await make_engine(reg)
-    wf = unique_id("at-least-skip")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("start", "noop"),
-                fn("b", "record", "start", when="false"),
-                fn("c", "record", "start", when="false"),
-                fn("d", "hold", "start"),
-                fn("quorum", "record", "b", "c", "d", join={"at_least": 2}),
-                fn("then", "record", "quorum"),
-                fn("cleanup", "record", "quorum.always"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "at-least-skip",
+        node("start", "noop"),
+        fn("b", "record", "start", when="false"),
+        fn("c", "record", "start", when="false"),
+        fn("d", "hold", "start"),
+        fn("quorum", "record", "b", "c", "d", join={"at_least": 2}),
+        fn("then", "record", "quorum"),
+        fn("cleanup", "record", "quorum.always"),
     )
 
-    execution_id = await engine.start(wf, {})
+    execution_id = await wf.start({})
     try:
         await wait_node(engine, execution_id, "quorum", NodeStatus.SKIPPED)
         snapshot = await engine.status(execution_id)
@@ -237,19 +220,15 @@ async def test_at_least_is_skipped_as_soon_as_it_becomes_impossible(make_engine)
 async def test_any_join_is_skipped_when_every_edge_settled_without_firing(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("any-skip")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("a", "record", when="false"),
-                fn("b", "record", when="false"),
-                fn("j", "record", "a", "b", join="any"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "any-skip",
+        fn("a", "record", when="false"),
+        fn("b", "record", when="false"),
+        fn("j", "record", "a", "b", join="any"),
     )
 
-    result = await engine.run(wf, {}, timeout=10)
+    result = await wf.run({})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert calls == {}
@@ -273,19 +252,12 @@ async def test_join_mixing_error_and_success_ports_runs_on_either_outcome(make_e
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("either")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("work", "maybe_fail"),
-                fn("report", "report", "work", "work.error"),
-            ],
-        }
+    wf = await deploy(
+        engine, "either", fn("work", "maybe_fail"), fn("report", "report", "work", "work.error")
     )
 
-    ok = await engine.run(wf, {"fail": False}, timeout=10)
-    failed = await engine.run(wf, {"fail": True}, timeout=10)
+    ok = await wf.run({"fail": False})
+    failed = await wf.run({"fail": True})
 
     assert ok.status == ExecutionStatus.SUCCEEDED
     assert ok.output == "ok"

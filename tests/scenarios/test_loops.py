@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from spane import ExecutionStatus, NodeStatus, TaskRegistry
+import pytest
 
-from .helpers import Probe, eventually, fn, node, unique_id
+from spane import ExecutionStatus, NodeStatus, TaskRegistry
+from spane.schemas.state import LoopState
+
+from .helpers import WAIT, Probe, deploy, eventually, fn, node
 
 
 def body(*nodes: dict[str, object], output: object = None) -> dict[str, object]:
@@ -30,25 +33,19 @@ async def test_for_each_runs_the_body_per_item_and_keeps_item_order(make_engine)
         return f"{data['index']}:{data['item']}"
 
     engine = await make_engine(reg)
-    wf = unique_id("for-each")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input.names }",
-                    body=body(
-                        fn("work", "label", input={"item": "${ item }", "index": "${ index }"})
-                    ),
-                ),
-                fn("after", "label", "each", input={"item": "${ data }", "index": 4}),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "for-each",
+        node(
+            "each",
+            "for_each",
+            items="${ input.names }",
+            body=body(fn("work", "label", input={"item": "${ item }", "index": "${ index }"})),
+        ),
+        fn("after", "label", "each", input={"item": "${ data }", "index": 4}),
     )
 
-    result = await engine.run(wf, {"names": ["a", "b", "c", "d"]}, timeout=10)
+    result = await wf.run({"names": ["a", "b", "c", "d"]})
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     snapshot = await engine.status(result.execution_id)
@@ -65,25 +62,21 @@ async def test_for_each_body_sees_item_and_index_in_expressions_and_output(make_
         return data * data
 
     engine = await make_engine(reg)
-    wf = unique_id("for-each-output")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input }",
-                    body=body(
-                        fn("sq", "square", input="${ item }"),
-                        output={"i": "${ index }", "sq": "${ nodes.sq.output }"},
-                    ),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "for-each-output",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            body=body(
+                fn("sq", "square", input="${ item }"),
+                output={"i": "${ index }", "sq": "${ nodes.sq.output }"},
+            ),
+        ),
     )
 
-    result = await engine.run(wf, [2, 3, 4], timeout=10)
+    result = await wf.run([2, 3, 4])
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == [{"i": 0, "sq": 4}, {"i": 1, "sq": 9}, {"i": 2, "sq": 16}]
@@ -100,23 +93,19 @@ async def test_for_each_respects_its_concurrency_bound(make_engine):
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("for-each-bound")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input }",
-                    concurrency=3,
-                    body=body(fn("w", "work")),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "for-each-bound",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            concurrency=3,
+            body=body(fn("w", "work")),
+        ),
     )
 
-    result = await engine.run(wf, list(range(10)), timeout=10)
+    result = await wf.run(list(range(10)))
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == list(range(10))
@@ -134,18 +123,14 @@ async def test_for_each_over_an_empty_list_outputs_an_empty_list(make_engine):
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("for-each-empty")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("each", "for_each", items="${ input }", body=body(fn("w", "work"))),
-                fn("after", "work", "each"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "for-each-empty",
+        node("each", "for_each", items="${ input }", body=body(fn("w", "work"))),
+        fn("after", "work", "each"),
     )
 
-    result = await engine.run(wf, [], timeout=10)
+    result = await wf.run([])
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == []
@@ -166,24 +151,20 @@ async def test_failed_iteration_fails_the_loop_node(make_engine):
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("for-each-fails")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input }",
-                    concurrency=1,
-                    body=body(fn("w", "picky")),
-                ),
-                fn("recover", "echo", "each.error"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "for-each-fails",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            concurrency=1,
+            body=body(fn("w", "picky")),
+        ),
+        fn("recover", "echo", "each.error"),
     )
 
-    result = await engine.run(wf, ["ok", "bad", "never"], timeout=10)
+    result = await wf.run(["ok", "bad", "never"])
 
     assert result.status == ExecutionStatus.SUCCEEDED
     error = result.output
@@ -196,17 +177,13 @@ async def test_failed_iteration_fails_the_loop_node(make_engine):
 
 async def test_for_each_items_that_are_not_a_list_fail_the_node(make_engine):
     engine = await make_engine(TaskRegistry())
-    wf = unique_id("for-each-not-list")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("each", "for_each", items="${ input }", body=body(node("n", "noop"))),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "for-each-not-list",
+        node("each", "for_each", items="${ input }", body=body(node("n", "noop"))),
     )
 
-    result = await engine.run(wf, {"not": "a list"}, timeout=10)
+    result = await wf.run({"not": "a list"})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -222,14 +199,14 @@ async def test_for_each_with_a_registered_body_workflow(make_engine):
         return data.upper()
 
     engine = await make_engine(reg)
-    body_wf = unique_id("body")
-    wf = unique_id("for-each-workflow")
-    await engine.register({"id": body_wf, "nodes": [fn("u", "upper")]})
-    await engine.register(
-        {"id": wf, "nodes": [node("each", "for_each", items="${ input }", workflow=body_wf)]}
+    body_wf = await deploy(engine, "body", fn("u", "upper"))
+    wf = await deploy(
+        engine,
+        "for-each-workflow",
+        node("each", "for_each", items="${ input }", workflow=body_wf.id),
     )
 
-    result = await engine.run(wf, ["x", "y"], timeout=10)
+    result = await wf.run(["x", "y"])
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == ["X", "Y"]
@@ -243,15 +220,14 @@ async def test_nested_for_each(make_engine):
         return data * 10
 
     engine = await make_engine(reg)
-    wf = unique_id("nested")
     inner = node(
         "inner", "for_each", items="${ item }", body=body(fn("t", "times_ten", input="${ item }"))
     )
-    await engine.register(
-        {"id": wf, "nodes": [node("outer", "for_each", items="${ input }", body=body(inner))]}
+    wf = await deploy(
+        engine, "nested", node("outer", "for_each", items="${ input }", body=body(inner))
     )
 
-    result = await engine.run(wf, [[1, 2], [], [3]], timeout=10)
+    result = await wf.run([[1, 2], [], [3]])
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == [[10, 20], [], [30]]
@@ -267,22 +243,18 @@ async def test_while_loop_runs_while_its_condition_on_index_holds(make_engine):
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("while-index")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "loop",
-                    "while",
-                    condition="index < input.times",
-                    body=body(fn("t", "tick", input="${ index }")),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "while-index",
+        node(
+            "loop",
+            "while",
+            condition="index < input.times",
+            body=body(fn("t", "tick", input="${ index }")),
+        ),
     )
 
-    result = await engine.run(wf, {"times": 3}, timeout=10)
+    result = await wf.run({"times": 3})
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == [0, 1, 2]
@@ -297,28 +269,24 @@ async def test_while_loop_condition_and_body_see_the_previous_iteration_output(m
         return {"v": data * 2}
 
     engine = await make_engine(reg)
-    wf = unique_id("while-output")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "loop",
-                    "while",
-                    condition="iteration.output == null || iteration.output.v < 20",
-                    body=body(
-                        fn(
-                            "d",
-                            "double",
-                            input="${ iteration.output == null ? 1 : iteration.output.v }",
-                        ),
-                    ),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "while-output",
+        node(
+            "loop",
+            "while",
+            condition="iteration.output == null || iteration.output.v < 20",
+            body=body(
+                fn(
+                    "d",
+                    "double",
+                    input="${ iteration.output == null ? 1 : iteration.output.v }",
+                ),
+            ),
+        ),
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == [{"v": 2}, {"v": 4}, {"v": 8}, {"v": 16}, {"v": 32}]
@@ -333,12 +301,11 @@ async def test_while_loop_whose_condition_is_false_at_once_outputs_nothing(make_
         calls.append(data)
 
     engine = await make_engine(reg)
-    wf = unique_id("while-never")
-    await engine.register(
-        {"id": wf, "nodes": [node("loop", "while", condition="false", body=body(fn("t", "tick")))]}
+    wf = await deploy(
+        engine, "while-never", node("loop", "while", condition="false", body=body(fn("t", "tick")))
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == []
@@ -354,23 +321,19 @@ async def test_while_loop_exceeding_max_iterations_fails_clearly(make_engine):
         calls.append(data)
 
     engine = await make_engine(reg)
-    wf = unique_id("while-max")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "loop",
-                    "while",
-                    condition="true",
-                    max_iterations=3,
-                    body=body(fn("t", "tick")),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "while-max",
+        node(
+            "loop",
+            "while",
+            condition="true",
+            max_iterations=3,
+            body=body(fn("t", "tick")),
+        ),
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -388,24 +351,20 @@ async def test_repeat_runs_the_body_the_given_number_of_times(make_engine):
         return data * data
 
     engine = await make_engine(reg)
-    wf = unique_id("repeat")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("fixed", "repeat", times=3, body=body(fn("s", "square", input="${ index }"))),
-                node(
-                    "computed",
-                    "repeat",
-                    times="${ input.k }",
-                    body=body(fn("s", "square", input="${ index + 10 }")),
-                ),
-                node("none", "repeat", times=0, body=body(fn("s", "square", input="${ index }"))),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "repeat",
+        node("fixed", "repeat", times=3, body=body(fn("s", "square", input="${ index }"))),
+        node(
+            "computed",
+            "repeat",
+            times="${ input.k }",
+            body=body(fn("s", "square", input="${ index + 10 }")),
+        ),
+        node("none", "repeat", times=0, body=body(fn("s", "square", input="${ index }"))),
     )
 
-    result = await engine.run(wf, {"k": 2}, timeout=10)
+    result = await wf.run({"k": 2})
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == {"fixed": [0, 1, 4], "computed": [100, 121], "none": []}
@@ -413,15 +372,11 @@ async def test_repeat_runs_the_body_the_given_number_of_times(make_engine):
 
 async def test_repeat_with_a_bad_times_value_fails_the_node(make_engine):
     engine = await make_engine(TaskRegistry())
-    wf = unique_id("repeat-bad")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [node("r", "repeat", times="${ input }", body=body(node("n", "noop")))],
-        }
+    wf = await deploy(
+        engine, "repeat-bad", node("r", "repeat", times="${ input }", body=body(node("n", "noop")))
     )
 
-    result = await engine.run(wf, "three", timeout=10)
+    result = await wf.run("three")
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -439,28 +394,24 @@ async def test_break_ends_the_loop(make_engine):
         return data * 10
 
     engine = await make_engine(reg)
-    wf = unique_id("break")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input }",
-                    concurrency=1,
-                    body=body(
-                        fn("p", "process", input="${ item }"),
-                        node("stop", "break", "p", when="item == 3"),
-                        output="${ nodes.p.output }",
-                    ),
-                ),
-                node("after", "noop", "each"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "break",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            concurrency=1,
+            body=body(
+                fn("p", "process", input="${ item }"),
+                node("stop", "break", "p", when="item == 3"),
+                output="${ nodes.p.output }",
+            ),
+        ),
+        node("after", "noop", "each"),
     )
 
-    result = await engine.run(wf, [1, 2, 3, 4, 5], timeout=10)
+    result = await wf.run([1, 2, 3, 4, 5])
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert processed == [1, 2, 3]
@@ -480,26 +431,22 @@ async def test_break_ends_a_while_loop(make_engine):
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("while-break")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "loop",
-                    "while",
-                    condition="true",
-                    max_iterations=100,
-                    body=body(
-                        fn("t", "tick", input="${ index }"),
-                        node("enough", "break", "t", when="data >= 2"),
-                    ),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "while-break",
+        node(
+            "loop",
+            "while",
+            condition="true",
+            max_iterations=100,
+            body=body(
+                fn("t", "tick", input="${ index }"),
+                node("enough", "break", "t", when="data >= 2"),
+            ),
+        ),
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert calls == [0, 1, 2]
@@ -515,27 +462,23 @@ async def test_continue_ends_only_the_current_iteration(make_engine):
         return data * 100
 
     engine = await make_engine(reg)
-    wf = unique_id("continue")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input }",
-                    concurrency=1,
-                    body=body(
-                        node("skip_even", "continue", when="item % 2 == 0"),
-                        fn("w", "work", "skip_even.always", input="${ item }"),
-                        output="${ nodes.w.output }",
-                    ),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "continue",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            concurrency=1,
+            body=body(
+                node("skip_even", "continue", when="item % 2 == 0"),
+                fn("w", "work", "skip_even.always", input="${ item }"),
+                output="${ nodes.w.output }",
+            ),
+        ),
     )
 
-    result = await engine.run(wf, [1, 2, 3, 4], timeout=10)
+    result = await wf.run([1, 2, 3, 4])
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert worked == [1, 3]
@@ -563,27 +506,23 @@ async def test_break_with_concurrent_iterations_cancels_the_running_ones(make_en
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("break-concurrent")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input }",
-                    concurrency=3,
-                    body=body(
-                        fn("s", "slow", input="${ item }"),
-                        node("stop", "break", "s", when="data == 'stop'"),
-                        output="${ nodes.s.output }",
-                    ),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "break-concurrent",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            concurrency=3,
+            body=body(
+                fn("s", "slow", input="${ item }"),
+                node("stop", "break", "s", when="data == 'stop'"),
+                output="${ nodes.s.output }",
+            ),
+        ),
     )
 
-    result = await engine.run(wf, list(range(6)), timeout=10)
+    result = await wf.run(list(range(6)))
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == ["stop"]
@@ -613,23 +552,19 @@ async def test_failed_iteration_cancels_the_other_running_iterations(make_engine
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("iteration-fails")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input }",
-                    concurrency=3,
-                    body=body(fn("w", "work")),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "iteration-fails",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            concurrency=3,
+            body=body(fn("w", "work")),
+        ),
     )
 
-    result = await engine.run(wf, ["a", "bad", "c", "d"], timeout=10)
+    result = await wf.run(["a", "bad", "c", "d"])
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -655,30 +590,29 @@ async def test_cancelling_an_execution_cancels_its_loop_iterations(make_engine):
             raise
 
     engine = await make_engine(reg)
-    wf = unique_id("cancel-loop")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input }",
-                    concurrency=2,
-                    body=body(fn("h", "hangs")),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "cancel-loop",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            concurrency=2,
+            body=body(fn("h", "hangs")),
+        ),
     )
 
-    execution_id = await engine.start(wf, [1, 2, 3])
+    execution_id = await wf.start([1, 2, 3])
     await eventually(lambda: len(started) == 2, what="two iterations running")
     await engine.cancel(execution_id)
     result = await engine.wait(execution_id, 10)
 
     assert result.status == ExecutionStatus.CANCELLED
     await eventually(lambda: sorted(cancelled) == [1, 2], what="iterations cancelled")
-    await asyncio.sleep(0.05)
+    # the loop's final record: the third iteration was never started
+    loop = (await engine.status(execution_id)).nodes["each"].loop
+    assert loop is not None
+    assert loop.next == 2
     assert started == [1, 2]
 
 
@@ -695,27 +629,30 @@ async def test_paused_loop_starts_no_iteration_and_continues_on_resume(make_engi
         return data * 10
 
     engine = await make_engine(reg)
-    wf = unique_id("pause-loop")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "each",
-                    "for_each",
-                    items="${ input }",
-                    concurrency=1,
-                    body=body(fn("g", "gated")),
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "pause-loop",
+        node(
+            "each",
+            "for_each",
+            items="${ input }",
+            concurrency=1,
+            body=body(fn("g", "gated")),
+        ),
     )
 
-    execution_id = await engine.start(wf, [1, 2, 3])
+    execution_id = await wf.start([1, 2, 3])
     await eventually(lambda: started == [1], what="first iteration running")
     await engine.pause(execution_id)
     gate.set()
-    await asyncio.sleep(0.15)
+
+    async def first_iteration_done() -> LoopState | None:
+        loop = (await engine.status(execution_id)).nodes["each"].loop
+        return loop if loop is not None and loop.completed else None
+
+    # the step recording the first iteration's end is the one that would start the next
+    loop = await eventually(first_iteration_done, what="the first iteration's end recorded")
+    assert (loop.completed, loop.running, loop.next) == ((0,), (), 1)
     assert started == [1], "an iteration started while the execution was paused"
 
     await engine.resume(execution_id)
@@ -724,3 +661,31 @@ async def test_paused_loop_starts_no_iteration_and_continues_on_resume(make_engi
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == [10, 20, 30]
     assert started == [1, 2, 3]
+
+
+async def test_loop_in_a_finally_branch_runs_and_the_execution_ends(make_engine):
+    """DESIGN §2: finally branches (successors of .always edges) run to completion."""
+    engine = await make_engine(TaskRegistry())
+    wf = await deploy(
+        engine,
+        "finally-loop",
+        node("boom", "fail", error="boom"),
+        node(
+            "cleanup",
+            "for_each",
+            "boom.always",
+            items="${ [1, 2] }",
+            body=body(node("t", "transform", output="${ item * 10 }")),
+        ),
+    )
+    execution_id = await wf.start()
+    try:
+        result = await engine.wait(execution_id, WAIT)
+    except TimeoutError:
+        snapshot = await engine.status(execution_id)
+        pytest.fail(
+            "execution never ended: finally loop is "
+            f"{snapshot.nodes['cleanup'].status} with {snapshot.nodes['cleanup'].loop}"
+        )
+    assert result.status == ExecutionStatus.FAILED
+    assert (await engine.status(execution_id)).nodes["cleanup"].output == [10, 20]

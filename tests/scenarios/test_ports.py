@@ -10,7 +10,7 @@ import pytest
 
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 
-from .helpers import EventLog, fn, node, statuses, unique_id
+from .helpers import EventLog, InboxLog, deploy, eventually, fn, node, statuses
 
 
 def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
@@ -39,25 +39,21 @@ def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
 async def test_error_port_runs_only_on_failure_and_the_execution_succeeds(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("catch")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("work", "maybe"),
-                fn("next", "record", "work"),
-                fn("handle", "record", "work.error"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "catch",
+        fn("work", "maybe"),
+        fn("next", "record", "work"),
+        fn("handle", "record", "work.error"),
     )
 
-    ok = await engine.run(wf, {"fail": False}, timeout=10)
+    ok = await wf.run({"fail": False})
     assert ok.status == ExecutionStatus.SUCCEEDED
     assert "handle" not in calls
     assert (await engine.status(ok.execution_id)).nodes["handle"].status == NodeStatus.SKIPPED
 
     calls.clear()
-    failed = await engine.run(wf, {"fail": True}, timeout=10)
+    failed = await wf.run({"fail": True})
 
     assert failed.status == ExecutionStatus.SUCCEEDED
     assert failed.error is None
@@ -88,12 +84,11 @@ async def test_error_port_runs_only_on_failure_and_the_execution_succeeds(make_e
 async def test_always_port_runs_on_success_and_on_failure(make_engine, fail):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("finally")
-    await engine.register(
-        {"id": wf, "nodes": [fn("work", "maybe"), fn("cleanup", "record", "work.always")]}
+    wf = await deploy(
+        engine, "finally", fn("work", "maybe"), fn("cleanup", "record", "work.always")
     )
 
-    result = await engine.run(wf, {"fail": fail}, timeout=10)
+    result = await wf.run({"fail": fail})
 
     assert calls["cleanup"] != []
     snapshot = await engine.status(result.execution_id)
@@ -113,7 +108,6 @@ async def test_unhandled_failure_cancels_siblings_ignores_late_results_runs_fina
     reg = TaskRegistry()
     calls: list[str] = []
     sibling_saw_cancel = asyncio.Event()
-    late_result_sent = asyncio.Event()
 
     @reg.task("boom")
     async def boom(data):
@@ -131,33 +125,33 @@ async def test_unhandled_failure_cancels_siblings_ignores_late_results_runs_fina
                 sibling_saw_cancel.set()
             # ignore the cancellation and report a (late) result anyway
             await asyncio.sleep(0.05)
-            late_result_sent.set()
             return "late"
         return "on time"
 
     @reg.task("record")
     async def record(data, ctx):
         await asyncio.sleep(0.03)
+        if ctx.node_id == "cleanup":
+            # the finally branch ends after the late result is out: the orchestrator
+            # gets the late result before the execution can end
+            await eventually(lambda: inbox.results(ctx.execution_id, "sibling", attempt=1))
         calls.append(ctx.node_id)
         return ctx.node_id
 
     engine = await make_engine(reg)
-    wf = unique_id("unhandled")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("boom", "boom"),
-                fn("sibling", "stubborn"),
-                fn("after_sibling", "record", "sibling"),
-                fn("after_boom", "record", "boom"),
-                fn("cleanup", "record", "boom.always"),
-                fn("cleanup_more", "record", "cleanup"),
-            ],
-        }
+    inbox = InboxLog.attach(engine)
+    wf = await deploy(
+        engine,
+        "unhandled",
+        fn("boom", "boom"),
+        fn("sibling", "stubborn"),
+        fn("after_sibling", "record", "sibling"),
+        fn("after_boom", "record", "boom"),
+        fn("cleanup", "record", "boom.always"),
+        fn("cleanup_more", "record", "cleanup"),
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -170,8 +164,8 @@ async def test_unhandled_failure_cancels_siblings_ignores_late_results_runs_fina
     assert "after_boom" not in calls
     async with asyncio.timeout(5):
         await sibling_saw_cancel.wait()
-        await late_result_sent.wait()
-    await asyncio.sleep(0.05)  # let the late result reach the orchestrator
+    [late] = inbox.results(result.execution_id, "sibling", attempt=1)
+    assert late.output == "late"
     snapshot = await engine.status(result.execution_id)
     assert snapshot.meta.status == ExecutionStatus.FAILED
     sibling = snapshot.nodes["sibling"]
@@ -198,12 +192,9 @@ async def test_execution_error_is_the_first_unhandled_failure(make_engine):
         raise RuntimeError(f"{ctx.node_id} failed")
 
     engine = await make_engine(reg)
-    wf = unique_id("first-error")
-    await engine.register(
-        {"id": wf, "nodes": [fn("early", "fail_after"), fn("late", "fail_after")]}
-    )
+    wf = await deploy(engine, "first-error", fn("early", "fail_after"), fn("late", "fail_after"))
 
-    result = await engine.run(wf, {"early": 0.01, "late": 0.2}, timeout=10)
+    result = await wf.run({"early": 0.01, "late": 0.2})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -216,12 +207,11 @@ async def test_execution_error_is_the_first_unhandled_failure(make_engine):
 async def test_failing_error_handler_fails_the_execution_with_its_own_error(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("handler-fails")
-    await engine.register(
-        {"id": wf, "nodes": [fn("work", "explode"), fn("handler", "explode", "work.error")]}
+    wf = await deploy(
+        engine, "handler-fails", fn("work", "explode"), fn("handler", "explode", "work.error")
     )
 
-    result = await engine.run(wf, {}, timeout=10)
+    result = await wf.run({})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -233,19 +223,15 @@ async def test_fail_node_without_error_port_fails_the_execution(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     events = await EventLog.attach(engine)
-    wf = unique_id("fail-node")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("check", "record"),
-                node("reject", "fail", "check", error="order ${ input.id } rejected"),
-                fn("tidy", "record", "reject.always"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "fail-node",
+        fn("check", "record"),
+        node("reject", "fail", "check", error="order ${ input.id } rejected"),
+        fn("tidy", "record", "reject.always"),
     )
 
-    result = await engine.run(wf, {"id": 42}, timeout=10)
+    result = await wf.run({"id": 42})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -254,43 +240,39 @@ async def test_fail_node_without_error_port_fails_the_execution(make_engine):
     assert result.error.node_id == "reject"
     # .always successors of a fail node run as finally branches
     assert "tidy" in calls
-    await events.wait_for(result.execution_id, f"execution.{wf}.failed")
-    [failed] = events.find(result.execution_id, f"node.{wf}.reject.failed")
+    await events.wait_for(result.execution_id, f"execution.{wf.id}.failed")
+    [failed] = events.find(result.execution_id, f"node.{wf.id}.reject.failed")
     assert failed.data["error"]["message"] == "order 42 rejected"
 
 
 async def test_fail_node_with_structured_error_is_caught_by_error_port(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("fail-caught")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "reject",
-                    "fail",
-                    error={
-                        "type": "Rejected",
-                        "message": "too big: ${ input.total }",
-                        "details": {"limit": 100},
-                    },
-                ),
-                node(
-                    "explain",
-                    "transform",
-                    "reject.error",
-                    output={
-                        "why": "${ nodes.reject.error.message }",
-                        "kind": "${ data.type }",
-                        "limit": "${ data.details.limit }",
-                    },
-                ),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "fail-caught",
+        node(
+            "reject",
+            "fail",
+            error={
+                "type": "Rejected",
+                "message": "too big: ${ input.total }",
+                "details": {"limit": 100},
+            },
+        ),
+        node(
+            "explain",
+            "transform",
+            "reject.error",
+            output={
+                "why": "${ nodes.reject.error.message }",
+                "kind": "${ data.type }",
+                "limit": "${ data.details.limit }",
+            },
+        ),
     )
 
-    result = await engine.run(wf, {"total": 500}, timeout=10)
+    result = await wf.run({"total": 500})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == {"why": "too big: 500", "kind": "Rejected", "limit": 100}
@@ -320,26 +302,21 @@ async def test_unhandled_failure_stops_queued_waiting_and_child_work(make_engine
         return data
 
     engine = await make_engine(reg)
-    child = unique_id("child")
-    wf = unique_id("stop-all")
-    await engine.register({"id": child, "nodes": [fn("inner", "gated")]})
-    await engine.register(
-        {
-            "id": wf,
-            "max_concurrency": 2,
-            "nodes": [
-                fn("bad", "fail_soon"),
-                node("sub", "sub_workflow", workflow=child),
-                fn("busy", "gated"),
-                fn("queued", "gated"),  # over max_concurrency: waits in the queue
-                node("approval", "wait_for_signal", signal="ok"),
-                node("nap", "delay", duration="5s"),
-            ],
-        }
+    child = await deploy(engine, "child", fn("inner", "gated"))
+    wf = await deploy(
+        engine,
+        "stop-all",
+        fn("bad", "fail_soon"),
+        node("sub", "sub_workflow", workflow=child.id),
+        fn("busy", "gated"),
+        fn("queued", "gated"),
+        node("approval", "wait_for_signal", signal="ok"),
+        node("nap", "delay", duration="5s"),
+        max_concurrency=2,
     )
 
     try:
-        result = await engine.run(wf, None, timeout=10)
+        result = await wf.run()
     finally:
         gate.set()
 
@@ -368,15 +345,22 @@ async def test_unhandled_failure_stops_a_node_waiting_to_retry(make_engine):
         calls.append(ctx.node_id)
         raise RuntimeError("retry me later")
 
-    engine = await make_engine(reg)
-    wf = unique_id("stop-retry")
-    retry = {"max_attempts": 3, "initial_interval": "300ms", "jitter": False}
-    await engine.register(
-        {"id": wf, "nodes": [fn("bad", "fail_soon"), fn("retrying", "flaky", retry=retry)]}
-    )
+    @reg.task("fails_once")
+    async def fails_once(data, ctx):
+        if ctx.attempt == 1:
+            raise RuntimeError("retry me too")
+        return "retried"
 
-    result = await engine.run(wf, None, timeout=10)
-    await asyncio.sleep(0.4)  # past the retry delay
+    engine = await make_engine(reg)
+    retry = {"max_attempts": 3, "initial_interval": "300ms", "jitter": False}
+    wf = await deploy(
+        engine, "stop-retry", fn("bad", "fail_soon"), fn("retrying", "flaky", retry=retry)
+    )
+    later = await deploy(engine, "later-retry", fn("again", "fails_once", retry=retry))
+
+    result = await wf.run()
+    # a retry with the same delay, due after the stopped one would have been, runs
+    assert (await later.run()).output == "retried"
 
     assert result.status == ExecutionStatus.FAILED
     assert calls == ["retrying"]
@@ -387,12 +371,11 @@ async def test_unhandled_failure_stops_a_node_waiting_to_retry(make_engine):
 async def test_a_failing_finally_branch_keeps_the_first_error(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    wf = unique_id("finally-fails")
-    await engine.register(
-        {"id": wf, "nodes": [fn("work", "explode"), fn("cleanup", "explode", "work.always")]}
+    wf = await deploy(
+        engine, "finally-fails", fn("work", "explode"), fn("cleanup", "explode", "work.always")
     )
 
-    result = await engine.run(wf, {}, timeout=10)
+    result = await wf.run({})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None

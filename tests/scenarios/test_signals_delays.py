@@ -11,7 +11,7 @@ import pytest
 
 from spane import CommandRejectedError, ExecutionStatus, NodeStatus, TaskRegistry
 
-from .helpers import fn, node, unique_id, wait_node
+from .helpers import deploy, fn, node, wait_node
 
 
 def _registry(received: dict[str, list[Any]]) -> TaskRegistry:
@@ -28,19 +28,15 @@ def _registry(received: dict[str, list[Any]]) -> TaskRegistry:
 async def test_signal_payload_becomes_the_node_output(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("signal")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                fn("prepare", "echo"),
-                node("approval", "wait_for_signal", "prepare", signal="approve"),
-                fn("ship", "echo", "approval"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "signal",
+        fn("prepare", "echo"),
+        node("approval", "wait_for_signal", "prepare", signal="approve"),
+        fn("ship", "echo", "approval"),
     )
 
-    execution_id = await engine.start(wf, {"order": 1})
+    execution_id = await wf.start({"order": 1})
     state = await wait_node(engine, execution_id, "approval", NodeStatus.WAITING)
     assert state.output is None
     assert "ship" not in received
@@ -58,23 +54,19 @@ async def test_signal_payload_becomes_the_node_output(make_engine):
 async def test_signal_failing_the_schema_is_refused_and_the_node_keeps_waiting(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("signal-schema")
     schema = {
         "type": "object",
         "properties": {"approved": {"type": "boolean"}},
         "required": ["approved"],
     }
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("approval", "wait_for_signal", signal="decision", schema=schema),
-                fn("next", "echo", "approval"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "signal-schema",
+        node("approval", "wait_for_signal", signal="decision", schema=schema),
+        fn("next", "echo", "approval"),
     )
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "approval", NodeStatus.WAITING)
 
     with pytest.raises(CommandRejectedError) as caught:
@@ -84,7 +76,7 @@ async def test_signal_failing_the_schema_is_refused_and_the_node_keeps_waiting(m
     assert "decision" in message
     assert "approval" in message
     assert "approved" in message
-    await asyncio.sleep(0.05)
+    # the refusal is the orchestrator's answer: the decision is taken, nothing changed
     snapshot = await engine.status(execution_id)
     assert snapshot.meta.status == ExecutionStatus.RUNNING
     assert snapshot.nodes["approval"].status == NodeStatus.WAITING
@@ -99,12 +91,11 @@ async def test_signal_failing_the_schema_is_refused_and_the_node_keeps_waiting(m
 async def test_signal_nobody_waits_for_is_refused_and_changes_nothing(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("signal-nobody")
-    await engine.register(
-        {"id": wf, "nodes": [node("approval", "wait_for_signal", signal="approve")]}
+    wf = await deploy(
+        engine, "signal-nobody", node("approval", "wait_for_signal", signal="approve")
     )
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "approval", NodeStatus.WAITING)
 
     with pytest.raises(CommandRejectedError) as caught:
@@ -128,15 +119,14 @@ async def test_signal_before_the_node_is_reached_is_refused(make_engine):
         return data
 
     engine = await make_engine(reg)
-    wf = unique_id("signal-early")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [fn("first", "gated"), node("wait", "wait_for_signal", "first", signal="go")],
-        }
+    wf = await deploy(
+        engine,
+        "signal-early",
+        fn("first", "gated"),
+        node("wait", "wait_for_signal", "first", signal="go"),
     )
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "first", NodeStatus.RUNNING)
     try:
         with pytest.raises(CommandRejectedError):
@@ -151,9 +141,8 @@ async def test_signal_before_the_node_is_reached_is_refused(make_engine):
 async def test_signal_to_a_finished_execution_is_refused(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("signal-finished")
-    await engine.register({"id": wf, "nodes": [fn("a", "echo")]})
-    result = await engine.run(wf, 1, timeout=10)
+    wf = await deploy(engine, "signal-finished", fn("a", "echo"))
+    result = await wf.run(1)
 
     with pytest.raises(CommandRejectedError, match="succeeded"):
         await engine.signal(result.execution_id, "anything", {})
@@ -162,19 +151,15 @@ async def test_signal_to_a_finished_execution_is_refused(make_engine):
 async def test_one_signal_reaches_every_node_waiting_for_it(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("signal-many")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("w1", "wait_for_signal", signal="go"),
-                node("w2", "wait_for_signal", signal="go"),
-                fn("both", "echo", "w1", "w2"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "signal-many",
+        node("w1", "wait_for_signal", signal="go"),
+        node("w2", "wait_for_signal", signal="go"),
+        fn("both", "echo", "w1", "w2"),
     )
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "w1", NodeStatus.WAITING)
     await wait_node(engine, execution_id, "w2", NodeStatus.WAITING)
     await engine.signal(execution_id, "go", "now")
@@ -187,20 +172,16 @@ async def test_one_signal_reaches_every_node_waiting_for_it(make_engine):
 async def test_signal_timeout_is_caught_by_the_error_port(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("signal-timeout")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("approval", "wait_for_signal", signal="approve", timeout="80ms"),
-                fn("approved", "echo", "approval"),
-                fn("escalate", "echo", "approval.error"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "signal-timeout",
+        node("approval", "wait_for_signal", signal="approve", timeout="80ms"),
+        fn("approved", "echo", "approval"),
+        fn("escalate", "echo", "approval.error"),
     )
 
     started = time.monotonic()
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert time.monotonic() - started >= 0.07
@@ -215,12 +196,13 @@ async def test_signal_timeout_is_caught_by_the_error_port(make_engine):
 
 async def test_signal_timeout_without_catch_fails_the_execution(make_engine):
     engine = await make_engine(TaskRegistry())
-    wf = unique_id("signal-timeout-fail")
-    await engine.register(
-        {"id": wf, "nodes": [node("approval", "wait_for_signal", signal="ok", timeout=0.05)]}
+    wf = await deploy(
+        engine,
+        "signal-timeout-fail",
+        node("approval", "wait_for_signal", signal="ok", timeout=0.05),
     )
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -230,19 +212,15 @@ async def test_signal_timeout_without_catch_fails_the_execution(make_engine):
 async def test_signal_after_its_timeout_is_refused(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("signal-too-late")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("approval", "wait_for_signal", signal="ok", timeout=0.05),
-                fn("caught", "echo", "approval.error"),
-                node("keep_alive", "wait_for_signal", signal="finish"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "signal-too-late",
+        node("approval", "wait_for_signal", signal="ok", timeout=0.05),
+        fn("caught", "echo", "approval.error"),
+        node("keep_alive", "wait_for_signal", signal="finish"),
     )
 
-    execution_id = await engine.start(wf, None)
+    execution_id = await wf.start()
     await wait_node(engine, execution_id, "caught", NodeStatus.SUCCEEDED)
     with pytest.raises(CommandRejectedError, match="ok"):
         await engine.signal(execution_id, "ok", "late")
@@ -258,16 +236,12 @@ async def test_signal_after_its_timeout_is_refused(make_engine):
 async def test_delay_waits_its_duration_and_passes_its_input_on(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("delay")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [node("nap", "delay", duration="150ms"), fn("after", "echo", "nap")],
-        }
+    wf = await deploy(
+        engine, "delay", node("nap", "delay", duration="150ms"), fn("after", "echo", "nap")
     )
 
     started = time.monotonic()
-    execution_id = await engine.start(wf, {"x": 1})
+    execution_id = await wf.start({"x": 1})
     state = await wait_node(engine, execution_id, "nap", NodeStatus.WAITING)
     assert state.output is None
     result = await engine.wait(execution_id, 10)
@@ -280,39 +254,37 @@ async def test_delay_waits_its_duration_and_passes_its_input_on(make_engine):
 async def test_delay_until_a_past_time_completes_at_once(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("delay-past")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("nap", "delay", until="2000-01-01T00:00:00Z"),
-                fn("after", "echo", "nap"),
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "delay-past",
+        node("nap", "delay", until="2000-01-01T00:00:00Z"),
+        fn("after", "echo", "nap"),
     )
 
-    started = time.monotonic()
-    result = await engine.run(wf, "now", timeout=10)
+    result = await wf.run("now")
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == "now"
-    assert time.monotonic() - started < 1.0
+    nap = (await engine.status(result.execution_id)).nodes["nap"]
+    # a moment already past arms no timer: the node settles in the step that reaches it
+    assert nap.status == NodeStatus.SUCCEEDED
+    assert nap.timers == {}
+    assert nap.finished_at == nap.started_at
 
 
 async def test_delay_until_a_templated_future_time(make_engine):
     received: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(received))
-    wf = unique_id("delay-until")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [node("nap", "delay", until="${ input.at }"), fn("after", "echo", "nap")],
-        }
+    wf = await deploy(
+        engine,
+        "delay-until",
+        node("nap", "delay", until="${ input.at }"),
+        fn("after", "echo", "nap"),
     )
 
     at = (datetime.now(UTC) + timedelta(milliseconds=200)).isoformat()
     started = time.monotonic()
-    result = await engine.run(wf, {"at": at}, timeout=10)
+    result = await wf.run({"at": at})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert time.monotonic() - started >= 0.15
@@ -321,10 +293,9 @@ async def test_delay_until_a_templated_future_time(make_engine):
 
 async def test_delay_until_that_is_not_a_time_fails_the_node_clearly(make_engine):
     engine = await make_engine(TaskRegistry())
-    wf = unique_id("delay-bad")
-    await engine.register({"id": wf, "nodes": [node("nap", "delay", until="${ input.at }")]})
+    wf = await deploy(engine, "delay-bad", node("nap", "delay", until="${ input.at }"))
 
-    result = await engine.run(wf, {"at": "next tuesday"}, timeout=10)
+    result = await wf.run({"at": "next tuesday"})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None

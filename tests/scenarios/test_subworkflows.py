@@ -8,7 +8,7 @@ from typing import Any
 from spane import ExecutionStatus, NodeStatus, TaskRegistry
 from spane.schemas.state import TERMINAL_EXECUTION_STATUSES
 
-from .helpers import EventLog, fn, node, unique_id, wait_node, wait_status
+from .helpers import EventLog, deploy, fn, node, unique_id, wait_node, wait_status
 
 
 def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
@@ -35,27 +35,22 @@ def _registry(calls: dict[str, list[Any]]) -> TaskRegistry:
 async def test_waiting_sub_workflow_outputs_the_child_output(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    child = unique_id("child")
-    parent = unique_id("parent")
-    await engine.register(
-        {
-            "id": child,
-            "nodes": [fn("twice", "double"), fn("again", "double", "twice")],
-            "output": {"result": "${ nodes.again.output.n }", "input_seen": "${ input }"},
-        }
+    child = await deploy(
+        engine,
+        "child",
+        fn("twice", "double"),
+        fn("again", "double", "twice"),
+        output={"result": "${ nodes.again.output.n }", "input_seen": "${ input }"},
     )
-    await engine.register(
-        {
-            "id": parent,
-            "nodes": [
-                fn("prepare", "echo"),
-                node("sub", "sub_workflow", "prepare", workflow=child, input={"n": "${ input.x }"}),
-                fn("use", "echo", "sub"),
-            ],
-        }
+    parent = await deploy(
+        engine,
+        "parent",
+        fn("prepare", "echo"),
+        node("sub", "sub_workflow", "prepare", workflow=child.id, input={"n": "${ input.x }"}),
+        fn("use", "echo", "sub"),
     )
 
-    result = await engine.run(parent, {"x": 3}, timeout=10)
+    result = await parent.run({"x": 3})
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == {"result": 12, "input_seen": {"n": 3}}
@@ -65,7 +60,7 @@ async def test_waiting_sub_workflow_outputs_the_child_output(make_engine):
     [child_id] = sub.children
     await wait_status(engine, child_id, *TERMINAL_EXECUTION_STATUSES)
     child_snapshot = await engine.status(child_id)
-    assert child_snapshot.meta.workflow_id == child
+    assert child_snapshot.meta.workflow_id == child.id
     assert child_snapshot.meta.status == ExecutionStatus.SUCCEEDED
     assert child_snapshot.meta.parent is not None
     assert child_snapshot.meta.parent.execution_id == result.execution_id
@@ -74,21 +69,16 @@ async def test_waiting_sub_workflow_outputs_the_child_output(make_engine):
 async def test_child_failure_is_a_node_failure_catchable_by_the_error_port(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    child = unique_id("child-fails")
-    parent = unique_id("parent-catches")
-    await engine.register({"id": child, "nodes": [fn("work", "explode")]})
-    await engine.register(
-        {
-            "id": parent,
-            "nodes": [
-                node("sub", "sub_workflow", workflow=child),
-                fn("next", "echo", "sub"),
-                fn("recover", "echo", "sub.error"),
-            ],
-        }
+    child = await deploy(engine, "child-fails", fn("work", "explode"))
+    parent = await deploy(
+        engine,
+        "parent-catches",
+        node("sub", "sub_workflow", workflow=child.id),
+        fn("next", "echo", "sub"),
+        fn("recover", "echo", "sub.error"),
     )
 
-    result = await engine.run(parent, {"n": 1}, timeout=10)
+    result = await parent.run({"n": 1})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert "next" not in calls
@@ -105,12 +95,10 @@ async def test_child_failure_is_a_node_failure_catchable_by_the_error_port(make_
 async def test_unhandled_child_failure_fails_the_parent(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    child = unique_id("child-fails")
-    parent = unique_id("parent-fails")
-    await engine.register({"id": child, "nodes": [fn("work", "explode")]})
-    await engine.register({"id": parent, "nodes": [node("sub", "sub_workflow", workflow=child)]})
+    child = await deploy(engine, "child-fails", fn("work", "explode"))
+    parent = await deploy(engine, "parent-fails", node("sub", "sub_workflow", workflow=child.id))
 
-    result = await engine.run(parent, {}, timeout=10)
+    result = await parent.run({})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -129,15 +117,13 @@ async def test_fire_and_forget_sub_workflow_outputs_the_child_execution_id(make_
         return {"child got": data}
 
     engine = await make_engine(reg)
-    child = unique_id("child-async")
-    parent = unique_id("parent-async")
-    await engine.register({"id": child, "nodes": [fn("work", "gated")]})
-    await engine.register(
-        {"id": parent, "nodes": [node("sub", "sub_workflow", workflow=child, wait=False)]}
+    child = await deploy(engine, "child-async", fn("work", "gated"))
+    parent = await deploy(
+        engine, "parent-async", node("sub", "sub_workflow", workflow=child.id, wait=False)
     )
 
     try:
-        result = await engine.run(parent, "hello", timeout=10)
+        result = await parent.run("hello")
         # the parent finished while the child still runs
         assert result.status == ExecutionStatus.SUCCEEDED
         assert set(result.output) == {"execution_id"}
@@ -153,19 +139,15 @@ async def test_fire_and_forget_sub_workflow_outputs_the_child_execution_id(make_
 async def test_unknown_child_workflow_fails_the_node(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    parent = unique_id("parent-unknown")
     missing = unique_id("never-registered")
-    await engine.register(
-        {
-            "id": parent,
-            "nodes": [
-                node("sub", "sub_workflow", workflow=missing),
-                fn("recover", "echo", "sub.error"),
-            ],
-        }
+    parent = await deploy(
+        engine,
+        "parent-unknown",
+        node("sub", "sub_workflow", workflow=missing),
+        fn("recover", "echo", "sub.error"),
     )
 
-    result = await engine.run(parent, {}, timeout=10)
+    result = await parent.run({})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     [error] = calls["recover"]
@@ -177,45 +159,40 @@ async def test_unknown_child_workflow_fails_the_node(make_engine):
 async def test_nested_sub_workflows(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    inner = unique_id("inner")
-    middle = unique_id("middle")
-    outer = unique_id("outer")
-    await engine.register({"id": inner, "nodes": [fn("twice", "double")]})
-    await engine.register(
-        {
-            "id": middle,
-            "nodes": [
-                node("call_inner", "sub_workflow", workflow=inner),
-                fn("twice_again", "double", "call_inner"),
-            ],
-        }
+    inner = await deploy(engine, "inner", fn("twice", "double"))
+    middle = await deploy(
+        engine,
+        "middle",
+        node("call_inner", "sub_workflow", workflow=inner.id),
+        fn("twice_again", "double", "call_inner"),
     )
-    await engine.register(
-        {"id": outer, "nodes": [node("call_middle", "sub_workflow", workflow=middle)]}
-    )
+    outer = await deploy(engine, "outer", node("call_middle", "sub_workflow", workflow=middle.id))
 
-    result = await engine.run(outer, {"n": 5}, timeout=10)
+    result = await outer.run({"n": 5})
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == {"n": 20}
 
 
 async def test_child_lifecycle_events_name_the_parent(make_engine):
+    """A sub-workflow's execution is announced as ``child.<workflow>.<status>``, so that
+    ``execution.<workflow>.*`` means top-level executions only."""
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
-    events = await EventLog.attach(engine, "execution.#")
-    child = unique_id("child-events")
-    parent = unique_id("parent-events")
-    await engine.register({"id": child, "nodes": [fn("work", "echo")]})
-    await engine.register({"id": parent, "nodes": [node("sub", "sub_workflow", workflow=child)]})
+    events = await EventLog.attach(engine, "child.#")
+    top_level = await EventLog.attach(engine, "execution.#")
+    child = await deploy(engine, "child-events", fn("work", "echo"))
+    parent = await deploy(engine, "parent-events", node("sub", "sub_workflow", workflow=child.id))
 
-    result = await engine.run(parent, 1, timeout=10)
+    result = await parent.run(1)
 
     [child_id] = (await engine.status(result.execution_id)).nodes["sub"].children
-    [started] = await events.wait_for(child_id, f"execution.{child}.started")
-    [finished] = await events.wait_for(child_id, f"execution.{child}.succeeded")
+    [started] = await events.wait_for(child_id, f"child.{child.id}.started")
+    [finished] = await events.wait_for(child_id, f"child.{child.id}.succeeded")
     assert started.data["parent_execution_id"] == result.execution_id
     assert finished.data["parent_execution_id"] == result.execution_id
+    await top_level.wait_for(result.execution_id, f"execution.{parent.id}.succeeded")
+    assert {event.subject for _, event in top_level.events} == {result.execution_id}
 
 
 async def test_sub_workflow_timeout_cancels_the_child_and_fails_the_node(make_engine):
@@ -232,14 +209,12 @@ async def test_sub_workflow_timeout_cancels_the_child_and_fails_the_node(make_en
             raise
 
     engine = await make_engine(reg)
-    child = unique_id("child-slow")
-    parent = unique_id("parent-timeout")
-    await engine.register({"id": child, "nodes": [fn("work", "hangs")]})
-    await engine.register(
-        {"id": parent, "nodes": [node("sub", "sub_workflow", workflow=child, timeout="100ms")]}
+    child = await deploy(engine, "child-slow", fn("work", "hangs"))
+    parent = await deploy(
+        engine, "parent-timeout", node("sub", "sub_workflow", workflow=child.id, timeout="100ms")
     )
 
-    result = await engine.run(parent, None, timeout=10)
+    result = await parent.run()
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -262,24 +237,19 @@ async def test_sub_workflow_is_retried_with_a_new_child(make_engine):
         return "second child ok"
 
     engine = await make_engine(reg)
-    child = unique_id("child-flaky")
-    parent = unique_id("parent-retry")
-    await engine.register({"id": child, "nodes": [fn("work", "flaky")]})
-    await engine.register(
-        {
-            "id": parent,
-            "nodes": [
-                node(
-                    "sub",
-                    "sub_workflow",
-                    workflow=child,
-                    retry={"max_attempts": 2, "initial_interval": 0.01, "jitter": False},
-                )
-            ],
-        }
+    child = await deploy(engine, "child-flaky", fn("work", "flaky"))
+    parent = await deploy(
+        engine,
+        "parent-retry",
+        node(
+            "sub",
+            "sub_workflow",
+            workflow=child.id,
+            retry={"max_attempts": 2, "initial_interval": 0.01, "jitter": False},
+        ),
     )
 
-    result = await engine.run(parent, None, timeout=10)
+    result = await parent.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output == "second child ok"
@@ -291,15 +261,8 @@ async def test_sub_workflow_is_retried_with_a_new_child(make_engine):
 
 async def test_recursion_beyond_the_depth_limit_fails(make_engine):
     engine = await make_engine(TaskRegistry())
-    wf = unique_id("recursive")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node("again", "sub_workflow", workflow=wf),
-            ],
-        }
-    )
+    wf = unique_id("recursive")  # the workflow calls itself: its id is needed before it exists
+    await engine.register({"id": wf, "nodes": [node("again", "sub_workflow", workflow=wf)]})
 
     result = await engine.run(wf, None, timeout=10)
 
@@ -319,12 +282,10 @@ async def test_waiting_parent_reports_the_child_while_it_runs(make_engine):
         return data
 
     engine = await make_engine(reg)
-    child = unique_id("child-wait")
-    parent = unique_id("parent-wait")
-    await engine.register({"id": child, "nodes": [fn("work", "gated")]})
-    await engine.register({"id": parent, "nodes": [node("sub", "sub_workflow", workflow=child)]})
+    child = await deploy(engine, "child-wait", fn("work", "gated"))
+    parent = await deploy(engine, "parent-wait", node("sub", "sub_workflow", workflow=child.id))
 
-    execution_id = await engine.start(parent, 9)
+    execution_id = await parent.start(9)
     try:
         sub = await wait_node(engine, execution_id, "sub", NodeStatus.WAITING)
         assert len(sub.children) == 1
@@ -337,21 +298,17 @@ async def test_sub_workflow_can_pin_a_child_version(make_engine):
     calls: dict[str, list[Any]] = {}
     engine = await make_engine(_registry(calls))
     child = unique_id("child-versions")
-    parent = unique_id("parent-pins")
     v1 = await engine.register({"id": child, "nodes": [fn("a", "echo")], "output": "v1"})
     v2 = await engine.register({"id": child, "nodes": [fn("a", "echo")], "output": "v2"})
     assert v2.version == v1.version + 1
-    await engine.register(
-        {
-            "id": parent,
-            "nodes": [
-                node("pinned", "sub_workflow", workflow=child, version=v1.version),
-                node("latest", "sub_workflow", workflow=child),
-            ],
-        }
+    parent = await deploy(
+        engine,
+        "parent-pins",
+        node("pinned", "sub_workflow", workflow=child, version=v1.version),
+        node("latest", "sub_workflow", workflow=child),
     )
 
-    result = await engine.run(parent, None, timeout=10)
+    result = await parent.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == {"pinned": "v1", "latest": "v2"}
@@ -369,20 +326,15 @@ async def test_cancelling_the_child_fails_the_parent_node(make_engine):
         return data
 
     engine = await make_engine(reg)
-    child = unique_id("child-cancelled")
-    parent = unique_id("parent-of-cancelled")
-    await engine.register({"id": child, "nodes": [fn("work", "hangs")]})
-    await engine.register(
-        {
-            "id": parent,
-            "nodes": [
-                node("sub", "sub_workflow", workflow=child),
-                fn("recover", "echo", "sub.error"),
-            ],
-        }
+    child = await deploy(engine, "child-cancelled", fn("work", "hangs"))
+    parent = await deploy(
+        engine,
+        "parent-of-cancelled",
+        node("sub", "sub_workflow", workflow=child.id),
+        fn("recover", "echo", "sub.error"),
     )
 
-    execution_id = await engine.start(parent, None)
+    execution_id = await parent.start()
     sub = await wait_node(engine, execution_id, "sub", NodeStatus.WAITING)
     [child_id] = sub.children
     await wait_node(engine, child_id, "work", NodeStatus.RUNNING)

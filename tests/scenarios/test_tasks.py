@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from spane import ExecutionStatus, NodeStatus, TaskContext, TaskRegistry
 
-from .helpers import fn, node, unique_id
+from .helpers import deploy, fn, node
 
 RETRY_3 = {"max_attempts": 3, "initial_interval": 0.01, "jitter": False}
 
@@ -28,16 +28,15 @@ async def test_task_context_describes_the_attempt(make_engine):
         return "ok"
 
     engine = await make_engine(reg)
-    wf = unique_id("context")
-    await engine.register({"id": wf, "nodes": [fn("look", "inspect", retry=RETRY_3)]})
+    wf = await deploy(engine, "context", fn("look", "inspect", retry=RETRY_3))
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED
     first, second = contexts
     for attempt, ctx in enumerate(contexts, start=1):
         assert ctx.execution_id == result.execution_id
-        assert ctx.workflow_id == wf
+        assert ctx.workflow_id == wf.id
         assert ctx.node_id == "look"
         assert ctx.attempt == attempt
         assert ctx.idempotency_key == f"{result.execution_id}:look:{attempt}"
@@ -53,10 +52,9 @@ async def test_task_without_context_parameter(make_engine):
         return {"got": data}
 
     engine = await make_engine(reg)
-    wf = unique_id("no-ctx")
-    await engine.register({"id": wf, "nodes": [fn("p", "plain")]})
+    wf = await deploy(engine, "no-ctx", fn("p", "plain"))
 
-    result = await engine.run(wf, [1, 2], timeout=10)
+    result = await wf.run([1, 2])
 
     assert result.output == {"got": [1, 2]}
 
@@ -71,25 +69,21 @@ async def test_custom_task_type_receives_its_rendered_config(make_engine):
         return {"width": config["width"], "source": data["url"]}
 
     engine = await make_engine(reg)
-    wf = unique_id("custom")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [
-                node(
-                    "thumb",
-                    "image-resize",
-                    config={
-                        "width": "${ input.size }",
-                        "mode": "fit",
-                        "label": "w=${ input.size }",
-                    },
-                )
-            ],
-        }
+    wf = await deploy(
+        engine,
+        "custom",
+        node(
+            "thumb",
+            "image-resize",
+            config={
+                "width": "${ input.size }",
+                "mode": "fit",
+                "label": "w=${ input.size }",
+            },
+        ),
     )
 
-    result = await engine.run(wf, {"url": "http://x/y.png", "size": 128}, timeout=10)
+    result = await wf.run({"url": "http://x/y.png", "size": 128})
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == {"width": 128, "source": "http://x/y.png"}
@@ -110,15 +104,11 @@ async def test_custom_task_type_sync_handler_and_input_override(make_engine):
         return config["sep"].join(data)
 
     engine = await make_engine(reg)
-    wf = unique_id("custom-sync")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [node("join", "concat", config={"sep": "-"}, input="${ input.parts }")],
-        }
+    wf = await deploy(
+        engine, "custom-sync", node("join", "concat", config={"sep": "-"}, input="${ input.parts }")
     )
 
-    result = await engine.run(wf, {"parts": ["a", "b", "c"]}, timeout=10)
+    result = await wf.run({"parts": ["a", "b", "c"]})
 
     assert result.output == "a-b-c"
 
@@ -135,15 +125,9 @@ async def test_sync_functions_run_in_threads_in_parallel(make_engine):
         return data * 2
 
     engine = await make_engine(reg)
-    wf = unique_id("sync")
-    await engine.register(
-        {
-            "id": wf,
-            "nodes": [fn("a", "blocking", input=1), fn("b", "blocking", input=2)],
-        }
-    )
+    wf = await deploy(engine, "sync", fn("a", "blocking", input=1), fn("b", "blocking", input=2))
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == {"a": 2, "b": 4}
@@ -159,10 +143,9 @@ async def test_sync_function_exception_fails_the_attempt(make_engine):
         return data["a"] / data["b"]
 
     engine = await make_engine(reg)
-    wf = unique_id("sync-error")
-    await engine.register({"id": wf, "nodes": [fn("d", "divide")]})
+    wf = await deploy(engine, "sync-error", fn("d", "divide"))
 
-    result = await engine.run(wf, {"a": 1, "b": 0}, timeout=10)
+    result = await wf.run({"a": 1, "b": 0})
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -190,10 +173,9 @@ async def test_pydantic_input_is_validated_and_pydantic_output_dumped(make_engin
         return Receipt(order_id=order.id, charged=order.total)
 
     engine = await make_engine(reg)
-    wf = unique_id("pydantic")
-    await engine.register({"id": wf, "nodes": [fn("charge", "charge")]})
+    wf = await deploy(engine, "pydantic", fn("charge", "charge"))
 
-    result = await engine.run(wf, {"id": 7, "total": "12.5", "email": "a@b.c"}, timeout=10)
+    result = await wf.run({"id": 7, "total": "12.5", "email": "a@b.c"})
 
     assert result.status == ExecutionStatus.SUCCEEDED, result.error
     assert result.output == {"order_id": 7, "charged": 12.5}
@@ -212,10 +194,9 @@ async def test_pydantic_validation_failure_is_non_retryable_and_names_the_fields
         return {}
 
     engine = await make_engine(reg)
-    wf = unique_id("pydantic-bad")
-    await engine.register({"id": wf, "nodes": [fn("charge", "charge", retry=RETRY_3)]})
+    wf = await deploy(engine, "pydantic-bad", fn("charge", "charge", retry=RETRY_3))
 
-    result = await engine.run(wf, {"id": "seven", "total": 1}, timeout=10)
+    result = await wf.run({"id": "seven", "total": 1})
 
     assert result.status == ExecutionStatus.FAILED
     assert calls == []
@@ -238,10 +219,9 @@ async def test_non_json_result_fails_the_attempt_with_a_clear_error(make_engine)
         return {"when": object()}
 
     engine = await make_engine(reg)
-    wf = unique_id("non-json")
-    await engine.register({"id": wf, "nodes": [fn("w", "weird", retry=RETRY_3)]})
+    wf = await deploy(engine, "non-json", fn("w", "weird", retry=RETRY_3))
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -259,10 +239,9 @@ async def test_task_returning_none_succeeds_with_null_output(make_engine):
         await asyncio.sleep(0)
 
     engine = await make_engine(reg)
-    wf = unique_id("none")
-    await engine.register({"id": wf, "nodes": [fn("n", "nothing")]})
+    wf = await deploy(engine, "none", fn("n", "nothing"))
 
-    result = await engine.run(wf, 1, timeout=10)
+    result = await wf.run(1)
 
     assert result.status == ExecutionStatus.SUCCEEDED
     assert result.output is None
@@ -279,10 +258,9 @@ async def test_oversized_output_fails_the_node_naming_the_limit(make_engine):
         return "x" * (1024 * 1024 + 10)
 
     engine = await make_engine(reg)
-    wf = unique_id("huge-output")
-    await engine.register({"id": wf, "nodes": [fn("h", "huge", retry=RETRY_3)]})
+    wf = await deploy(engine, "huge-output", fn("h", "huge", retry=RETRY_3))
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.FAILED
     assert result.error is not None
@@ -313,10 +291,9 @@ async def test_sync_task_sees_cancellation_through_its_context(make_engine):
         raise RuntimeError("sibling failed")
 
     engine = await make_engine(reg)
-    wf = unique_id("sync-cancel")
-    await engine.register({"id": wf, "nodes": [fn("poll", "polls"), fn("bad", "fails")]})
+    wf = await deploy(engine, "sync-cancel", fn("poll", "polls"), fn("bad", "fails"))
 
-    result = await engine.run(wf, None, timeout=10)
+    result = await wf.run()
 
     assert result.status == ExecutionStatus.FAILED
     assert await asyncio.to_thread(stopped.wait, 5)
