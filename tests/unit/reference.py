@@ -78,10 +78,11 @@ Choices where DESIGN.md is silent (each marked ``SILENT`` below)
 - ``merge`` ignores values that are not dicts; ``first`` is the first fired upstream
   in ``after`` order.
 
-Where the engine contradicts DESIGN.md as written (marked ``OPEN``; reported, not
-decided here), the reference follows the engine behind a named constant
-(:data:`LIST_OF_ONE_IS_LIST`, :data:`NO_SUCCEEDED_LEAF_OUTPUT`), so that flipping it to
-the DESIGN.md reading makes the oracle strict again.
+Two points where the specification's words and the engine differ were decided for the
+engine and recorded in the README's design notes (``DECIDED``): an ``aggregate: list``
+node receives a list even from one fired upstream, and the default output is ``None``
+when no leaf succeeded. The named constants (:data:`LIST_OF_ONE_IS_LIST`,
+:data:`NO_SUCCEEDED_LEAF_OUTPUT`) hold those decisions.
 """
 
 from __future__ import annotations
@@ -105,9 +106,8 @@ TASK_ERROR = "Boom"
 CANCELLED_ERROR = "Cancelled"
 SETTLED = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 
-# OPEN: two points where the engine contradicts DESIGN.md §2 as written. The reference
-# follows the engine on them until the design or the engine is changed; set these to
-# the DESIGN.md reading (False / {}) to make the oracle strict again.
+# DECIDED (README, design notes): where the specification's words and the engine
+# differed, the engine's reading stands.
 LIST_OF_ONE_IS_LIST = True
 """DESIGN: "A node with one fired upstream receives that node's output" (aggregate
 modes are listed for "several"); the engine gives ``aggregate: list`` nodes ``[output]``."""
@@ -423,7 +423,7 @@ class Reference:
         for index, ref in enumerate(node.after):
             if edges.get(index) and ref.source not in values:
                 values[ref.source] = self._edge_value(ref)
-        if node.aggregate == "list" and LIST_OF_ONE_IS_LIST:  # OPEN
+        if node.aggregate == "list" and LIST_OF_ONE_IS_LIST:  # DECIDED
             return list(values.values())
         if len(values) == 1:
             return next(iter(values.values()))
@@ -460,7 +460,7 @@ class Reference:
         if len(outputs) == 1:
             return next(iter(outputs.values()))
         if not outputs:
-            return NO_SUCCEEDED_LEAF_OUTPUT  # OPEN
+            return NO_SUCCEEDED_LEAF_OUTPUT  # DECIDED
         return outputs
 
 
