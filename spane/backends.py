@@ -60,7 +60,8 @@ async def open_backends(
                 "SPANE_MONGODB_URL (e.g. amqp://guest:guest@localhost:5672/, "
                 "redis://localhost:6379/0, mongodb://localhost:27017/spane)"
             )
-        return Backends(MemoryBus(), MemoryStateStore(), MemoryDefinitionStore(), embedded=True)
+        bus = MemoryBus(max_value_bytes=settings.max_value_bytes)
+        return Backends(bus, MemoryStateStore(), MemoryDefinitionStore(), embedded=True)
     missing = missing_urls(settings)
     if missing:
         raise ConfigurationError(
@@ -79,7 +80,12 @@ async def _open_distributed(settings: Settings, process: str) -> Backends:
     assert settings.amqp_url
     assert settings.redis_url
     assert settings.mongodb_url
-    bus = RabbitBus(settings.amqp_url, namespace=settings.namespace, connection_name=process)
+    bus = RabbitBus(
+        settings.amqp_url,
+        namespace=settings.namespace,
+        connection_name=process,
+        max_value_bytes=settings.max_value_bytes,
+    )
     state = RedisStateStore(
         settings.redis_url, namespace=settings.namespace, retention=settings.retention
     )

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     """Limit for an execution input, one node output, one signal payload."""
     task_lease: float = Field(default=60.0, gt=0)
     """Seconds a worker's claim on a task lasts unless renewed (workers renew every third)."""
+    secrets_dir: str | None = None
+    """A directory of secrets, one file per name (Kubernetes secrets mounted as files);
+    read by workers after ``SPANE_SECRET_<NAME>`` variables (``spane.workers.secrets``)."""
     liveness: float = Field(default=15.0, gt=0)
     """Seconds between the orchestrator's checks that a running attempt's claim is alive;
     a worker that died is noticed within ``task_lease + liveness``."""

@@ -96,7 +96,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings or Settings()
-        self.bus: Bus = bus or MemoryBus()
+        self.bus: Bus = bus or MemoryBus(max_value_bytes=self.settings.max_value_bytes)
         self.state: StateStore = state or MemoryStateStore(clock)
         self.definitions: DefinitionStore = definitions or MemoryDefinitionStore()
         self.registry = registry or default_registry

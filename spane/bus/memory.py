@@ -4,6 +4,13 @@ Semantics follow the RabbitMQ adapter where users can observe them: micro-batche
 consumers, redelivery of a batch whose handler raised, priority ordering on task
 queues, topic-pattern event subscriptions, RPC replies for commands. Tasks for a type
 nobody consumes yet wait in their queue, as they do in RabbitMQ's durable queue.
+
+Values are not serialised, so nothing here fails to decode; a trigger body JSON cannot
+carry faithfully (see :mod:`spane.bus.codec`: non-finite numbers, integers past 64 bits,
+nesting past :data:`~spane.bus.codec.MAX_VALUE_DEPTH`, over ``max_value_bytes``) is
+refused by ``publish_trigger`` with :class:`~spane.errors.InvalidMessageError`, as on
+RabbitMQ. Every message gets a unique id (a trigger is started once per publication
+unless it carries the ``spane-idempotency-key`` header).
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ from spane.bus.base import (
     Reply,
     TriggerEvent,
 )
+from spane.bus.codec import MAX_VALUE_DEPTH, json_value_problem
 from spane.bus.topology import topic_matches
+from spane.errors import InvalidMessageError
+from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import InboxMessage, TaskMessage
 
@@ -139,7 +149,8 @@ class _Callback:
 class MemoryBus:
     """:class:`~spane.bus.base.Bus` within one process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
+        self.max_value_bytes = max_value_bytes
         self._inbox: _Queue[InboxMessage] = _Queue()
         self._triggers: _Queue[TriggerEvent] = _Queue()
         self._tasks: dict[str, _Queue[TaskMessage]] = {}
@@ -211,6 +222,11 @@ class MemoryBus:
     async def publish_trigger(
         self, routing_key: str, body: Any, *, headers: dict[str, Any] | None = None
     ) -> None:
+        problem = json_value_problem(body, max_depth=MAX_VALUE_DEPTH)
+        if problem is None and (size := encoded_size(body)) > self.max_value_bytes:
+            problem = f"body is {size} bytes, over the limit of {self.max_value_bytes} bytes"
+        if problem is not None:
+            raise InvalidMessageError(f"invalid trigger: {problem}")
         self._triggers.put(
             Delivery(
                 TriggerEvent(routing_key, body), self._message_id(), headers=dict(headers or {})

@@ -14,6 +14,13 @@ dead-lettering), so a message that keeps failing ends in ``{ns}.dead-letters`` i
 of looping forever. A task queue is declared both by the pool consuming it and by the
 first publication to that type, so tasks wait for a pool that starts later.
 
+What consumers accept, and how every delivery is settled (processed, dead-lettered with
+its reason, or redelivered; nothing acked unsettled; ids of messages without
+``message_id``), is described in :mod:`spane.bus.rabbit_consumer`; the limits on bodies
+(size, nesting, 64-bit integers, finite numbers, content types) in :mod:`spane.bus.codec`.
+``publish_trigger`` refuses a body that breaks those limits with
+:class:`~spane.errors.InvalidMessageError` instead of publishing it.
+
 Publishing goes through one channel with publisher confirms; the confirms of a batch
 are awaited together, tasks and inbox messages are ``mandatory`` (an unroutable message
 raises :class:`aio_pika.exceptions.PublishError`). While the connection is down, a
@@ -25,6 +32,7 @@ publication waits for the robust connection to come back and is retried, for at 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
@@ -54,6 +62,8 @@ from spane.bus.base import (
 from spane.bus.codec import (
     CLOUDEVENTS_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
+    MAX_VALUE_DEPTH,
+    MESSAGE_BYTES_FACTOR,
     SCHEMA_HEADER,
     SCHEMA_VERSION,
     decode_cancel,
@@ -65,6 +75,7 @@ from spane.bus.codec import (
     encode_inbox,
     encode_reply,
     encode_task,
+    json_value_problem,
     message_kind,
 )
 from spane.bus.rabbit_consumer import (
@@ -79,12 +90,13 @@ from spane.bus.rabbit_consumer import (
     cancel_batches,
     dead_letter_copy,
     decode_routed_event,
-    decode_trigger,
     event_batches,
+    trigger_decoder,
 )
 from spane.bus.rabbit_publish import PERSISTENT, Outgoing, publish_all
 from spane.bus.topology import Topology
 from spane.errors import InvalidMessageError
+from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import InboxMessage, StartExecution, TaskMessage
 
@@ -111,6 +123,8 @@ class RabbitBus:
     before raising. A handler that raises is retried after ``retry_delay`` seconds,
     doubling per consecutive failure up to ``max_retry_delay``. ``stop_grace`` bounds how
     long a subscription's ``stop()`` waits for a running handler call before cancelling it.
+    ``max_value_bytes`` (``Settings.max_value_bytes``) bounds a trigger body; a SPANE
+    message body may be :data:`~spane.bus.codec.MESSAGE_BYTES_FACTOR` times that.
     """
 
     def __init__(
@@ -124,8 +138,11 @@ class RabbitBus:
         retry_delay: float = DEFAULT_RETRY_DELAY,
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
         stop_grace: float = DEFAULT_STOP_GRACE,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
         self.url = url
+        self.max_value_bytes = max_value_bytes
+        self.max_message_bytes = MESSAGE_BYTES_FACTOR * max_value_bytes
         self.topology = Topology(namespace)
         self.connection_name = connection_name or default_connection_name()
         self.delivery_limit = delivery_limit
@@ -368,7 +385,7 @@ class RabbitBus:
             log.debug("reply %s arrived after its request gave up", message.correlation_id)
             return
         try:
-            future.set_result(decode_reply(message.body))
+            future.set_result(decode_reply(message.body, max_bytes=self.max_message_bytes))
         except InvalidMessageError as exc:
             future.set_exception(exc)
 
@@ -424,23 +441,11 @@ class RabbitBus:
 
     # -------------------------------------------------------- dead letters
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, queue: str) -> None:
-        """Move an undecodable message to ``{ns}.dlx`` with the reason in a header.
-
-        Falls back to ``reject(requeue=False)`` (the queue's own DLX) if that fails.
-        """
-        log.warning("dead-lettering a message from %s: %s", queue, reason)
+        """Publish ``message``'s copy to ``{ns}.dlx`` with the reason in a header, confirmed
+        (raises if it is not: the consumer then requeues the delivery, which settles it)."""
         copy = dead_letter_copy(message, reason, queue)
-        try:
-            channel = self._channel()
-            outgoing = Outgoing.of(self.topology.dlx, queue, copy, True)
-            await self._publish_all(channel, [outgoing])
-            await message.ack()
-        except Exception as exc:
-            log.warning("copy to the DLX failed (%s); rejecting to the queue's DLX", exc)
-            try:
-                await message.reject(requeue=False)
-            except Exception as again:
-                log.warning("reject failed too (%s); the broker will redeliver", again)
+        outgoing = Outgoing.of(self.topology.dlx, queue, copy, True)
+        await self._publish_all(self._channel(), [outgoing])
 
     # ------------------------------------------------------------ consuming
     async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
@@ -481,8 +486,9 @@ class RabbitBus:
     ) -> BatchConsumer[InboxMessage]:
         channel = await self._consumer_channel(prefetch)
         queue = await self._declare_inbox(channel)
+        decode = body_decoder(functools.partial(decode_inbox, max_bytes=self.max_message_bytes))
         return await self._start_consumer(
-            "inbox", channel, queue, handler, body_decoder(decode_inbox), prefetch, replies=True
+            "inbox", channel, queue, handler, decode, prefetch, replies=True
         )
 
     async def _declare_triggers(self, channel: AbstractRobustChannel) -> AbstractRobustQueue:
@@ -496,7 +502,13 @@ class RabbitBus:
     async def publish_trigger(
         self, routing_key: str, body: Any, *, headers: dict[str, Any] | None = None
     ) -> None:
-        """Publish a trigger; CloudEvents (with ``specversion``) keep their content type."""
+        """Publish a trigger; CloudEvents (with ``specversion``) keep their content type.
+
+        A body JSON cannot carry faithfully (non-finite numbers, integers past 64 bits,
+        nesting past :data:`~spane.bus.codec.MAX_VALUE_DEPTH`, over ``max_value_bytes``)
+        raises :class:`~spane.errors.InvalidMessageError` and publishes nothing.
+        """
+        body_bytes = self._trigger_body(body)
         channel = self._channel()
         if self.topology.triggers_queue not in self._declared:
             await self._declare_triggers(channel)
@@ -509,7 +521,6 @@ class RabbitBus:
             content_type=CLOUDEVENTS_CONTENT_TYPE if is_cloud_event else JSON_CONTENT_TYPE,
         )
         properties.headers = {**(properties.headers or {}), **(headers or {})}
-        body_bytes = json.dumps(body, separators=(",", ":")).encode()
         outgoing = Outgoing(
             self.topology.triggers_exchange, routing_key, body_bytes, properties, True
         )
@@ -520,17 +531,29 @@ class RabbitBus:
     ) -> BatchConsumer[TriggerEvent]:
         channel = await self._consumer_channel(prefetch)
         queue = await self._declare_triggers(channel)
-        return await self._start_consumer(
-            "triggers", channel, queue, handler, decode_trigger, prefetch
-        )
+        decode = trigger_decoder(self.max_value_bytes)
+        return await self._start_consumer("triggers", channel, queue, handler, decode, prefetch)
+
+    def _trigger_body(self, body: Any) -> bytes:
+        problem = json_value_problem(body, max_depth=MAX_VALUE_DEPTH)
+        if problem is not None:
+            raise InvalidMessageError(f"invalid trigger: {problem}")
+        encoded = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        if len(encoded) > self.max_value_bytes:
+            raise InvalidMessageError(
+                f"invalid trigger: body is {len(encoded)} bytes, over the limit of "
+                f"{self.max_value_bytes} bytes"
+            )
+        return encoded
 
     async def consume_tasks(
         self, task_type: str, handler: BatchHandler[TaskMessage], *, prefetch: int
     ) -> BatchConsumer[TaskMessage]:
         channel = await self._consumer_channel(prefetch)
         queue = await self._declare_task_queue(channel, task_type)
+        decode = body_decoder(functools.partial(decode_task, max_bytes=self.max_message_bytes))
         return await self._start_consumer(
-            f"tasks.{task_type}", channel, queue, handler, body_decoder(decode_task), prefetch
+            f"tasks.{task_type}", channel, queue, handler, decode, prefetch
         )
 
     async def _private_queue(
@@ -560,7 +583,7 @@ class RabbitBus:
             channel,
             queue,
             event_batches(handler),
-            decode_routed_event,
+            functools.partial(decode_routed_event, max_bytes=self.max_message_bytes),
             SUBSCRIPTION_PREFETCH,
         )
 
@@ -575,6 +598,6 @@ class RabbitBus:
             channel,
             queue,
             cancel_batches(handler),
-            body_decoder(decode_cancel),
+            body_decoder(functools.partial(decode_cancel, max_bytes=self.max_message_bytes)),
             SUBSCRIPTION_PREFETCH,
         )

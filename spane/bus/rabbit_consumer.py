@@ -2,40 +2,61 @@
 
 Deliveries pushed by the broker (at most ``prefetch`` unacknowledged, per-consumer QoS)
 are appended to a local buffer; one runner task takes *whatever has arrived*, up to
-``prefetch``, decodes it and calls the batch handler, then settles the batch:
+``prefetch``, decodes it and calls the batch handler, then settles the batch. Every
+delivery taken ends in exactly one of three fates:
 
-- handler returned -> ``basic.ack(multiple=True)`` on the batch's last delivery tag;
-- handler raised -> after a growing pause, ``basic.nack(multiple=True, requeue=True)``:
-  the batch is redelivered with the ``redelivered`` flag, and the quorum queue's
-  ``x-delivery-limit`` eventually dead-letters a message that always fails;
-- a message that does not decode is dead-lettered on its own at once (``DeadLetter``),
-  with the reason, and never reaches the handler.
+- **processed**: the handler returned -> ``basic.ack``;
+- **dead-lettered**: it does not decode (any exception of the decoder, an unsupported
+  content type, an unknown schema version, a value JSON cannot carry faithfully -- see
+  :mod:`spane.bus.codec`) -> a persistent copy goes to the DLX with the reason in the
+  ``spane-dead-letter-reason`` header (and the log), then the delivery is acked on its
+  own; it never reaches the handler. A refused request with ``reply_to`` (a command
+  sent as an RPC) is answered ``{"ok": false, "error": <reason>}``;
+- **redelivered**: the handler raised -> after a growing pause, ``basic.nack(requeue=
+  True)``, and the quorum queue's ``x-delivery-limit`` eventually dead-letters a message
+  that always fails; likewise a delivery whose dead-letter copy could not be published
+  (it is dead-lettered, with its reason, when it comes back), one whose settlement
+  failed on a live channel, and one left unsettled by an unexpected failure of this
+  runner (nacked one by one before the next batch is taken).
 
-``multiple=True`` is safe because this runner is the only code settling deliveries of
-its channel and takes them in delivery-tag order: when a batch is settled, every
-earlier tag of that channel was settled by an earlier batch or by the dead-letter path,
-and later tags are still in the buffer. Deliveries are grouped per AMQP channel, since
-tags restart on the channel a robust connection reopens; a delivery whose channel has
-closed is skipped, because the broker redelivers it anyway.
+A delivery whose channel has closed (a connection loss; the robust connection reopens
+the channel and re-consumes) cannot be settled any more: the broker has already put it
+back in the queue. It is skipped -- not decoded, not handed over, not acked -- and
+logged at debug level; it does not stop the batch's other settlements.
+
+Acks and nacks use ``multiple=True`` (one frame per channel for the batch) only when
+every earlier delivery of that channel this consumer took is settled; otherwise each
+delivery is settled on its own. Nothing is ever acked that was not settled: this runner
+is the only code settling deliveries of its channel and keeps the set of deliveries it
+has taken and not yet settled. Deliveries are grouped per AMQP channel, since tags
+restart on the channel a robust connection reopens.
 
 A redelivered message is handled in a batch of its own: if one poison message made a
 batch fail, the others get through on their own instead of sharing its fate at the
 delivery limit.
+
+**Message ids.** A delivery's id is its AMQP ``message_id``. A message published without
+one (an outside producer) gets a fresh unique id per delivery
+(:func:`generated_message_id`): two identical events are two events, so a trigger
+without an id starts its workflow once per delivery (a redelivery after a crash may
+start it again). A producer that needs exactly-once starts sets ``message_id``, or the
+``spane-idempotency-key`` header, which deduplicates starts downstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import aio_pika
+import aiormq.abc
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import ChannelInvalidStateError
 
 from spane.bus.base import (
     BatchHandler,
@@ -45,8 +66,15 @@ from spane.bus.base import (
     Reply,
     TriggerEvent,
 )
-from spane.bus.codec import check_schema, decode_event
+from spane.bus.codec import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    check_content_type,
+    check_schema,
+    decode_event,
+    decode_trigger_body,
+)
 from spane.errors import InvalidMessageError
+from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.schemas.events import LifecycleEvent
 
 log = logging.getLogger("spane.bus.rabbit")
@@ -54,9 +82,11 @@ log = logging.getLogger("spane.bus.rabbit")
 T = TypeVar("T")
 
 Decoder = Callable[[AbstractIncomingMessage], T]
-"""Body (and properties) -> value; raises :class:`InvalidMessageError` with a reason."""
+"""Body (and properties) -> value; raises :class:`InvalidMessageError` with a reason
+(any other exception is treated the same way)."""
 DeadLetter = Callable[[AbstractIncomingMessage, str, str], Awaitable[None]]
-"""``(message, reason, queue name)``: move an undecodable message to the DLX."""
+"""``(message, reason, queue name)``: publish the message's copy to the DLX, confirmed;
+raises if it was not. The consumer settles the delivery itself."""
 Replier = Callable[[AbstractIncomingMessage], Callable[[Reply], Awaitable[None]] | None]
 """Builds :attr:`Delivery.reply` for a message that asks for an answer."""
 
@@ -68,12 +98,23 @@ DEAD_LETTER_REASON_HEADER = "spane-dead-letter-reason"
 DEAD_LETTER_QUEUE_HEADER = "spane-dead-letter-queue"
 """The queue the message was consumed from."""
 MAX_REASON_LENGTH = 1024
+GENERATED_ID_PREFIX = "delivery-"
 
 
-def fallback_message_id(body: bytes) -> str:
-    """Id of a message published without ``message_id``: derived from the body, so that
-    a redelivery of the same outside command keeps its id (and is applied once)."""
-    return "sha256:" + hashlib.sha256(body).hexdigest()[:32]
+def generated_message_id() -> str:
+    """Id of a delivery whose message has no ``message_id``: unique per delivery, so two
+    identical messages are never merged into one (see the module docstring)."""
+    return GENERATED_ID_PREFIX + uuid.uuid4().hex
+
+
+def live_channel(message: AbstractIncomingMessage) -> aiormq.abc.AbstractChannel | None:
+    """The AMQP channel ``message`` came on, or None once that channel has closed (aio-pika
+    raises :class:`ChannelInvalidStateError` on ``message.channel`` then)."""
+    try:
+        channel = message.channel
+    except ChannelInvalidStateError:
+        return None
+    return None if channel.is_closed else channel
 
 
 class BatchConsumer(Generic[T]):
@@ -108,6 +149,8 @@ class BatchConsumer(Generic[T]):
         self._buffer: deque[AbstractIncomingMessage] = deque()
         self._arrived = asyncio.Event()
         self._failures = 0
+        self._unsettled: dict[int, AbstractIncomingMessage] = {}
+        """Deliveries taken from the buffer and not settled yet, by ``id()``."""
         self._busy = False
         self._stopping = False
         self._tag: str | None = None
@@ -162,13 +205,15 @@ class BatchConsumer(Generic[T]):
                 self._arrived.clear()
                 await self._arrived.wait()
             batch = self._take_batch()
+            self._unsettled.update((id(m), m) for m in batch)
             self._busy = True
             try:
                 await self._process(batch)
             except Exception:
-                log.exception("consumer %s: unexpected failure; continuing", self.name)
+                log.exception("consumer %s: unexpected failure on a batch", self.name)
             finally:
                 self._busy = False
+            await self._requeue_unsettled(batch)
 
     def _take_batch(self) -> list[AbstractIncomingMessage]:
         batch: list[AbstractIncomingMessage] = []
@@ -185,13 +230,16 @@ class BatchConsumer(Generic[T]):
         accepted: list[AbstractIncomingMessage] = []
         deliveries: list[Delivery[T]] = []
         for message in messages:
-            if message.channel.is_closed:
-                continue  # its channel died; the broker redelivers it
-            try:
-                deliveries.append(self._delivery(message))
-            except InvalidMessageError as exc:
-                await self._dead_letter(message, str(exc), self._queue.name)
+            if live_channel(message) is None:
+                self._gone(message)
                 continue
+            try:
+                delivery = self._delivery(message)
+            except Exception as exc:
+                reason = str(exc) if isinstance(exc, InvalidMessageError) else _reason(exc)
+                await self._reject(message, reason or type(exc).__name__)
+                continue
+            deliveries.append(delivery)
             accepted.append(message)
         if not deliveries:
             return
@@ -207,38 +255,151 @@ class BatchConsumer(Generic[T]):
                 delay,
             )
             await asyncio.sleep(delay)
-            await _settle(accepted, ok=False)
+            await self._settle(accepted, ok=False)
             return
         self._failures = 0
-        await _settle(accepted, ok=True)
+        await self._settle(accepted, ok=True)
 
     def _delivery(self, message: AbstractIncomingMessage) -> Delivery[T]:
+        check_content_type(message.content_type, message.content_encoding)
         headers: dict[str, Any] = dict(message.headers or {})
         check_schema(headers)
         value = self._decode(message)
         return Delivery(
             value,
-            message.message_id or fallback_message_id(message.body),
+            message.message_id or generated_message_id(),
             reply=self._replier(message) if self._replier is not None else None,
             headers=headers,
             redelivered=bool(message.redelivered),
         )
 
+    # ---------------------------------------------------------- settlement
+    def _gone(self, message: AbstractIncomingMessage) -> None:
+        """``message``'s channel closed: the broker requeued it; nothing to settle."""
+        self._unsettled.pop(id(message), None)
+        log.debug(
+            "consumer %s: delivery %s (message %s) came on a closed channel; "
+            "the broker redelivers it",
+            self.name,
+            message.delivery_tag,
+            message.message_id,
+        )
 
-async def _settle(messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> None:
-    """Ack (or nack with requeue) ``messages`` with one frame per AMQP channel."""
-    last_per_channel: dict[int, AbstractIncomingMessage] = {}
-    for message in messages:
-        last_per_channel[id(message.channel)] = message
-    for last in last_per_channel.values():
+    async def _reject(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """Dead-letter ``message`` with ``reason``; requeue it if the copy fails."""
+        log.warning(
+            "consumer %s: dead-lettering message %s (delivery %s): %s",
+            self.name,
+            message.message_id,
+            message.delivery_tag,
+            reason,
+        )
+        if live_channel(message) is None:
+            self._gone(message)  # requeued already: dead-lettered when it comes back
+            return
+        try:
+            await self._dead_letter(message, reason, self._queue.name)
+        except Exception as exc:
+            log.warning(
+                "consumer %s: copy of message %s to the DLX failed (%r); it is requeued "
+                "and dead-lettered when it comes back",
+                self.name,
+                message.message_id,
+                exc,
+            )
+            await self._settle_each([message], ok=False)
+            return
+        await self._settle_each([message], ok=True)
+        await self._refuse(message, reason)
+
+    async def _refuse(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """Answer a dead-lettered request (``reply_to``) with ``{"ok": false, "error"}``,
+        so its caller learns why instead of timing out."""
+        if self._replier is None or not message.reply_to:
+            return
+        try:
+            reply = self._replier(message)
+            if reply is not None:
+                await reply({"ok": False, "error": reason[:MAX_REASON_LENGTH]})
+        except Exception as exc:
+            log.warning("consumer %s: could not answer a refused request: %r", self.name, exc)
+
+    async def _settle(self, messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> None:
+        """Ack (or nack with requeue) ``messages``: one ``multiple`` frame per channel when
+        every earlier delivery of that channel is settled, else one frame each."""
+        groups: dict[int, list[AbstractIncomingMessage]] = {}
+        for message in messages:
+            channel = live_channel(message)
+            if channel is None:
+                self._gone(message)
+            else:
+                groups.setdefault(id(channel), []).append(message)
+        for channel_id, group in groups.items():
+            last = max(group, key=lambda m: m.delivery_tag or 0)
+            members = {id(m) for m in group}
+            covered = len(group) > 1 and not any(
+                id(other) not in members
+                and (other.delivery_tag or 0) < (last.delivery_tag or 0)
+                and _channel_id(other) == channel_id
+                for other in self._unsettled.values()
+            )
+            if covered and await self._send(last, ok=ok, multiple=True):
+                for message in group:
+                    self._unsettled.pop(id(message), None)
+            else:
+                await self._settle_each(group, ok=ok)
+
+    async def _settle_each(self, messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> None:
+        for message in messages:
+            if live_channel(message) is None:
+                self._gone(message)
+            elif await self._send(message, ok=ok, multiple=False):
+                self._unsettled.pop(id(message), None)
+
+    async def _send(self, message: AbstractIncomingMessage, *, ok: bool, multiple: bool) -> bool:
+        """One ack/nack frame; False (logged) if it could not be sent on a live channel."""
         try:
             if ok:
-                await last.ack(multiple=True)
+                await message.ack(multiple=multiple)
             else:
-                await last.nack(multiple=True, requeue=True)
+                await message.nack(multiple=multiple, requeue=True)
         except Exception as exc:
-            # The channel closed under us: the broker redelivers these messages.
-            log.warning("settling deliveries failed (%s); they will be redelivered", exc)
+            if live_channel(message) is None:
+                self._gone(message)  # closed under us: already requeued by the broker
+                return True
+            log.warning(
+                "consumer %s: %s of delivery %s failed: %r",
+                self.name,
+                "ack" if ok else "nack",
+                message.delivery_tag,
+                exc,
+            )
+            return False
+        return True
+
+    async def _requeue_unsettled(self, batch: Sequence[AbstractIncomingMessage]) -> None:
+        """After a batch: whatever of it is still unsettled goes back to the queue, one by
+        one (never covered by a later ``multiple`` ack)."""
+        left = [m for m in batch if id(m) in self._unsettled]
+        if left:
+            log.warning(
+                "consumer %s: %d delivery(ies) left unsettled; requeueing them",
+                self.name,
+                len(left),
+            )
+            await self._settle_each(left, ok=False)
+        for message in list(self._unsettled.values()):
+            if live_channel(message) is None:
+                self._gone(message)
+
+
+def _channel_id(message: AbstractIncomingMessage) -> int | None:
+    channel = live_channel(message)
+    return None if channel is None else id(channel)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"undecodable message: {type(exc).__name__}: {exc}"
 
 
 # --------------------------------------------------------------- helpers
@@ -251,17 +412,24 @@ def body_decoder(decode: Callable[[bytes], T]) -> Decoder[T]:
     return decoder
 
 
-def decode_trigger(message: AbstractIncomingMessage) -> TriggerEvent:
-    """Any JSON body; the routing key is the event type."""
-    try:
-        body = json.loads(message.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidMessageError(f"trigger body is not JSON: {exc}") from None
-    return TriggerEvent(message.routing_key or "", body)
+def trigger_decoder(max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> Decoder[TriggerEvent]:
+    """Any JSON body within the value limits; the routing key is the event type."""
+
+    def decode(message: AbstractIncomingMessage) -> TriggerEvent:
+        body = decode_trigger_body(message.body, max_bytes=max_bytes)
+        return TriggerEvent(message.routing_key or "", body)
+
+    return decode
 
 
-def decode_routed_event(message: AbstractIncomingMessage) -> tuple[str, LifecycleEvent]:
-    return message.routing_key or "", decode_event(message.body)
+decode_trigger = trigger_decoder()
+"""The trigger decoder with the default size limit."""
+
+
+def decode_routed_event(
+    message: AbstractIncomingMessage, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> tuple[str, LifecycleEvent]:
+    return message.routing_key or "", decode_event(message.body, max_bytes=max_bytes)
 
 
 def event_batches(handler: EventHandler) -> BatchHandler[tuple[str, LifecycleEvent]]:

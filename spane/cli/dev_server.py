@@ -67,7 +67,12 @@ def build_engine(settings: Settings) -> Engine:
         raise ConfigurationError("distributed mode needs all three server URLs")
     return Engine(
         settings=settings,
-        bus=RabbitBus(settings.amqp_url, namespace=settings.namespace, connection_name="spane-dev"),
+        bus=RabbitBus(
+            settings.amqp_url,
+            namespace=settings.namespace,
+            connection_name="spane-dev",
+            max_value_bytes=settings.max_value_bytes,
+        ),
         state=RedisStateStore(
             settings.redis_url, namespace=settings.namespace, retention=settings.retention
         ),

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from spane.bus.base import Bus, Delivery, Subscription
+from spane.bus.codec import json_value_problem
 from spane.errors import SpaneError, TaskError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
 from spane.schemas.messages import TaskFailure, TaskHeartbeat, TaskMessage, TaskResult
@@ -32,7 +33,7 @@ from spane.state.base import ClaimOutcome, ClaimRequest, StateStore
 from spane.workers.context import TaskContext
 from spane.workers.http_pool import HttpPool
 from spane.workers.registry import TaskRegistry, default_registry
-from spane.workers.secrets import EnvSecretProvider, SecretProvider, resolve_secrets
+from spane.workers.secrets import SecretProvider, default_secret_provider, resolve_secrets
 
 log = logging.getLogger("spane.worker")
 
@@ -93,7 +94,7 @@ class Worker:
         self.registry = registry or default_registry
         self.concurrency = concurrency
         self.worker_id = worker_id or new_worker_id(pool)
-        self.secrets = secrets or EnvSecretProvider()
+        self.secrets = secrets or default_secret_provider()
         self.lease = lease
         self.max_output_bytes = max_output_bytes
         self.clock = clock
@@ -328,6 +329,13 @@ class Worker:
             return TaskFailure(
                 type="OutputTooLarge",
                 message=f"output is {size} bytes, over the limit of {self.max_output_bytes} bytes",
+                non_retryable=True,
+            )
+        problem = json_value_problem(output)  # what the orchestrator's decoder would refuse
+        if problem is not None:
+            return TaskFailure(
+                type="OutputNotSerialisable",
+                message=f"task output cannot travel as JSON: {problem}",
                 non_retryable=True,
             )
         return None

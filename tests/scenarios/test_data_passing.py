@@ -319,7 +319,7 @@ async def test_workflow_output_that_cannot_be_evaluated_fails_the_execution(make
 async def test_secrets_reach_the_task_but_are_never_stored_or_published(make_engine, monkeypatch):
     name = f"SPANE_SCENARIO_TOKEN_{unique_id('s').split('-')[1].upper()}"
     value = "s3cr3t-value-never-stored"
-    monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SPANE_SECRET_" + name, value)
     reg = TaskRegistry()
     received: list[Any] = []
     configs: list[Any] = []

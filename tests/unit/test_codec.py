@@ -9,6 +9,7 @@ import pytest
 
 from spane.bus import codec
 from spane.errors import InvalidMessageError
+from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.schemas.events import execution_event, node_event
 from spane.schemas.messages import (
     CancelCommand,
@@ -204,3 +205,172 @@ def test_known_schema_versions_pass(headers: dict[str, Any]) -> None:
 def test_unknown_schema_version_is_refused() -> None:
     with pytest.raises(InvalidMessageError, match="unsupported spane-schema 2"):
         codec.check_schema({"spane-schema": 2})
+
+
+# ------------------------------------------------------------------ limits at the edge
+DEEP = b"[" * 100_000 + b"]" * 100_000
+"""Python's json raises RecursionError on this."""
+HUGE_INT = b"9" * 5000
+"""Python's json raises ValueError on this (int max str digits)."""
+
+
+def _signal(data: bytes) -> bytes:
+    return b'{"command": "signal", "execution_id": "e", "name": "n", "data": ' + data + b"}"
+
+
+def _result(output: bytes) -> bytes:
+    head = b'{"kind": "task_result", "task_id": "e:a:1", "execution_id": "e", "node_id": "a", '
+    return head + b'"attempt": 1, "ok": true, "output": ' + output + b"}"
+
+
+def _task(value: bytes) -> bytes:
+    raw = TASK.model_dump_json().encode()
+    return raw.replace(b'"input":{', b'"input":{"x":' + value + b",", 1)
+
+
+DECODERS: list[tuple[str, Any, Any]] = [
+    ("trigger", codec.decode_trigger_body, lambda v: v),
+    ("inbox signal", codec.decode_inbox, _signal),
+    ("task result", codec.decode_inbox, _result),
+    ("task", codec.decode_task, _task),
+    ("event", codec.decode_event, lambda v: b'{"specversion": "1.0", "data": ' + v + b"}"),
+    ("reply", codec.decode_reply, lambda v: b'{"ok": true, "v": ' + v + b"}"),
+    ("cancel", codec.decode_cancel, lambda v: b"[" + v + b"]"),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (DEEP, "nested deeper than"),
+        (HUGE_INT, "signed 64-bit"),
+        (b"9223372036854775808", "signed 64-bit"),
+        (b"-9223372036854775809", "signed 64-bit"),
+        (b"NaN", "non-finite"),
+        (b"Infinity", "non-finite"),
+        (b"-Infinity", "non-finite"),
+        (b"1e400", "non-finite"),
+        (b'"\xff"', "Invalid JSON"),
+        (b'"\\udc00"', "Invalid JSON"),
+        (b"nope", "Invalid JSON"),
+    ],
+    ids=lambda v: v[:12].decode("latin-1") if isinstance(v, bytes) else v,
+)
+@pytest.mark.parametrize(("what", "decode", "wrap"), DECODERS, ids=[d[0] for d in DECODERS])
+def test_every_decoder_refuses_values_json_cannot_carry(
+    what: str, decode: Any, wrap: Any, value: bytes, reason: str
+) -> None:
+    with pytest.raises(InvalidMessageError) as caught:
+        decode(wrap(value))
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(("what", "decode", "wrap"), DECODERS, ids=[d[0] for d in DECODERS])
+def test_values_at_the_limits_are_accepted(what: str, decode: Any, wrap: Any) -> None:
+    for value in (b"9223372036854775807", b"-9223372036854775808", b"1.7976931348623157e308"):
+        if what in {"event", "cancel"}:
+            continue  # schemas without a free value there
+        decode(wrap(value))
+
+
+def test_nesting_limits() -> None:
+    def nested(depth: int) -> bytes:
+        return b"[" * depth + b"]" * depth
+
+    assert codec.MAX_VALUE_DEPTH == 64
+    codec.decode_trigger_body(nested(64))
+    with pytest.raises(InvalidMessageError, match="nested deeper than 64 levels"):
+        codec.decode_trigger_body(nested(65))
+    # a message body nests its values in an envelope: a 64-deep output fits
+    codec.decode_inbox(_result(nested(64)))
+    limit = codec.MAX_MESSAGE_DEPTH
+    with pytest.raises(InvalidMessageError, match=f"nested deeper than {limit} levels"):
+        codec.decode_inbox(_result(nested(limit)))
+
+
+def test_size_limits() -> None:
+    big = json.dumps("x" * (1024 * 1024 - 2)).encode()
+    assert len(big) == DEFAULT_MAX_VALUE_BYTES
+    assert codec.decode_trigger_body(big) == "x" * (1024 * 1024 - 2)
+    with pytest.raises(InvalidMessageError, match="1048577 bytes, over the limit of 1048576"):
+        codec.decode_trigger_body(big + b" ")
+    with pytest.raises(InvalidMessageError, match="over the limit of 100 bytes"):
+        codec.decode_trigger_body(b"[" + b"1," * 60 + b"1]", max_bytes=100)
+    assert codec.DEFAULT_MAX_MESSAGE_BYTES == codec.MESSAGE_BYTES_FACTOR * DEFAULT_MAX_VALUE_BYTES
+    codec.decode_inbox(_signal(big))  # a 1 MiB payload fits in a message
+    with pytest.raises(InvalidMessageError, match="over the limit of 1000 bytes"):
+        codec.decode_inbox(_signal(big), max_bytes=1000)
+
+
+def test_suspect_text_inside_strings_is_not_refused() -> None:
+    body = b'{"note": "NaN Infinity 99999999999999999999 1e400 [[[[", "n": 1e300}'
+    assert codec.decode_trigger_body(body)["note"].startswith("NaN")
+    assert codec.decode_trigger_body(b'"\\ud83d\\ude00"') == "\U0001f600"
+
+
+def test_decoders_never_raise_anything_but_invalid_message_error() -> None:
+    decoders: list[Any] = [codec.decode_task, codec.decode_inbox, codec.decode_trigger_body]
+    bodies: list[Any] = [DEEP, HUGE_INT, b"\x00", b"", b"[" * 199 + b"]" * 199, None, "text"]
+    for decode in decoders:
+        for body in bodies:
+            with pytest.raises(InvalidMessageError):
+                decode(body)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "",
+        "application/json",
+        "application/cloudevents+json",
+        "APPLICATION/JSON",
+        "application/json; charset=utf-8",
+        'application/json;charset="UTF-8"',
+    ],
+)
+def test_accepted_content_types(content_type: str | None) -> None:
+    codec.check_content_type(content_type)
+    codec.check_content_type(content_type, "utf-8")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoding", "reason"),
+    [
+        ("text/plain", None, "unsupported content type 'text/plain'"),
+        ("application/xml", None, "unsupported content type"),
+        ("application/octet-stream", None, "unsupported content type"),
+        ("application/json; charset=latin-1", None, "unsupported charset"),
+        ("application/json", "gzip", "unsupported content encoding 'gzip'"),
+    ],
+)
+def test_refused_content_types(content_type: str, encoding: str | None, reason: str) -> None:
+    with pytest.raises(InvalidMessageError, match=reason):
+        codec.check_content_type(content_type, encoding)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"a": [1, "x", None, True, 1.5]}, None),
+        ({"a": float("nan")}, "number at .a is nan"),
+        ([2**63], "integer at [0] (64 bits)"),
+        ({"k": "\ud800"}, "lone surrogate"),
+        ({1: "x"}, "key 1 at . is not a string"),
+        ({"s": {1}}, "value at .s is not JSON (a set)"),
+    ],
+)
+def test_json_value_problem(value: Any, problem: str | None) -> None:
+    found = codec.json_value_problem(value)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+
+
+def test_json_value_problem_is_iterative() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert "nested deeper than 64 levels" in (codec.json_value_problem(deep) or "")

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from spane.errors import TaskError
 from spane.expressions import compile_template
-from spane.workers.secrets import EnvSecretProvider, MappingSecretProvider, resolve_secrets
+from spane.workers.secrets import (
+    SECRETS_DIR_ENV,
+    ChainSecretProvider,
+    DirectorySecretProvider,
+    EnvSecretProvider,
+    MappingSecretProvider,
+    default_secret_provider,
+    is_secret_name,
+    resolve_secrets,
+)
 
 PROVIDER = MappingSecretProvider({"TOKEN": "s3cr3t", "USER": "ann", "PORT": "8080"})
 
@@ -96,7 +107,9 @@ def test_missing_secret_is_non_retryable() -> None:
     error = info.value
     assert error.type == "MissingSecret"
     assert error.non_retryable
-    assert error.message == "secret 'MISSING' is not set in this worker's environment"
+    assert error.message == (
+        "secret 'MISSING' is not set on this worker (looked in the secrets given in code)"
+    )
 
 
 def test_dynamic_secret_access_is_refused() -> None:
@@ -146,3 +159,154 @@ def test_env_provider_reads_prefixed_variables(monkeypatch: pytest.MonkeyPatch) 
 
 def test_mapping_provider_repr_hides_values() -> None:
     assert "s3cr3t" not in repr(PROVIDER)
+
+
+# ------------------------------------------------------------------ explicit sources only
+
+
+def test_env_provider_defaults_to_the_secret_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPANE_SECRET_TOKEN", "from-env")
+    monkeypatch.setenv("TOKEN", "unprefixed")
+    assert EnvSecretProvider().get("TOKEN") == "from-env"
+    monkeypatch.delenv("SPANE_SECRET_TOKEN")
+    assert EnvSecretProvider().get("TOKEN") is None  # never the unprefixed variable
+
+
+@pytest.mark.parametrize(
+    "name", ["SPANE_AMQP_URL", "AMQP_URL", "SPANE_REDIS_URL", "PATH", "HOME", "amqp_url"]
+)
+def test_spane_settings_and_other_variables_are_unreachable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    monkeypatch.setenv("SPANE_AMQP_URL", "amqp://guest:hunter2@broker:5672/")
+    monkeypatch.setenv("SPANE_REDIS_URL", "redis://:hunter2@redis:6379/0")
+    monkeypatch.setenv("AMQP_URL", "amqp://guest:hunter2@broker:5672/")
+    monkeypatch.setenv(SECRETS_DIR_ENV, str(tmp_path))
+    provider = default_secret_provider()
+    assert provider.get(name) is None
+    with pytest.raises(TaskError) as info:
+        resolve_secrets("${ secrets." + name + " }", provider)
+    assert info.value.type == "MissingSecret"
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("prefix", ["", "S", "SPANE", "SPANE_", "spane_", "SPANE_AMQP_", "A B"])
+def test_prefixes_reaching_other_variables_are_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        EnvSecretProvider(prefix=prefix)
+
+
+def test_a_prefix_of_ones_own_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAPP_SECRET_KEY", "k")
+    assert EnvSecretProvider(prefix="MYAPP_SECRET_").get("KEY") == "k"
+    assert EnvSecretProvider(prefix="SPANE_SECRET_TEAM_A_").get("KEY") is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "../etc/passwd",
+        "a/b",
+        ".hidden",
+        "..data",
+        "-x",
+        "with space",
+        "tökén",
+        "a\nb",
+        "x" * 300,
+    ],
+)
+def test_invalid_secret_names_are_refused(name: str, tmp_path: Path) -> None:
+    assert not is_secret_name(name)
+    (tmp_path / "ok").write_text("v")
+    assert DirectorySecretProvider(tmp_path).get(name) is None
+    assert EnvSecretProvider().get(name) is None
+    with pytest.raises(TaskError) as info:
+        resolve_secrets('${ secrets["' + name.replace("\\", "") + '"] }', MappingSecretProvider({}))
+    assert info.value.type in {"InvalidSecretName", "ExpressionSyntaxError"}
+    assert info.value.non_retryable
+
+
+@pytest.mark.parametrize("name", ["TOKEN", "api-key", "tls.crt", "_x", "A1"])
+def test_valid_secret_names(name: str) -> None:
+    assert is_secret_name(name)
+
+
+def test_invalid_name_error_type() -> None:
+    with pytest.raises(TaskError) as info:
+        resolve_secrets('${ secrets[".hidden"] }', MappingSecretProvider({".hidden": "x"}))
+    assert info.value.type == "InvalidSecretName"
+
+
+def test_directory_provider_reads_one_file_per_secret(tmp_path: Path) -> None:
+    (tmp_path / "TOKEN").write_text("s3cr3t")
+    (tmp_path / "tls.crt").write_text("-----BEGIN-----\n")
+    (tmp_path / "sub").mkdir()
+    provider = DirectorySecretProvider(tmp_path)
+    assert provider.get("TOKEN") == "s3cr3t"
+    assert provider.get("tls.crt") == "-----BEGIN-----\n"  # exactly as stored
+    assert provider.get("ABSENT") is None
+    assert provider.get("sub") is None  # not a regular file
+    assert resolve_secrets("Bearer ${ secrets.TOKEN }", provider) == "Bearer s3cr3t"
+    assert resolve_secrets('${ secrets["tls.crt"] }', provider) == "-----BEGIN-----\n"
+    assert "s3cr3t" not in repr(provider)
+
+
+def test_directory_provider_follows_kubernetes_links_but_not_out_of_the_directory(
+    tmp_path: Path,
+) -> None:
+    mounted = tmp_path / "mounted"
+    data = mounted / "..2024_01_01"
+    data.mkdir(parents=True)
+    (data / "TOKEN").write_text("k8s")
+    os.symlink("..2024_01_01", mounted / "..data")
+    os.symlink("..data/TOKEN", mounted / "TOKEN")
+    outside = tmp_path / "outside"
+    outside.write_text("not a secret")
+    os.symlink(outside, mounted / "ESCAPE")
+    provider = DirectorySecretProvider(mounted)
+    assert provider.get("TOKEN") == "k8s"
+    assert provider.get("ESCAPE") is None
+
+
+def test_directory_provider_refuses_binary_and_missing_directory(tmp_path: Path) -> None:
+    (tmp_path / "BIN").write_bytes(b"\xff\xfe")
+    with pytest.raises(TaskError) as info:
+        DirectorySecretProvider(tmp_path).get("BIN")
+    assert info.value.type == "InvalidSecret"
+    assert DirectorySecretProvider(tmp_path / "nope").get("TOKEN") is None
+
+
+def test_default_provider_reads_prefix_then_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "FROM_FILE").write_text("file")
+    (tmp_path / "BOTH").write_text("file")
+    monkeypatch.setenv("SPANE_SECRET_BOTH", "env")
+    monkeypatch.delenv(SECRETS_DIR_ENV, raising=False)
+    assert isinstance(default_secret_provider(), EnvSecretProvider)
+    assert default_secret_provider().get("FROM_FILE") is None
+    provider = default_secret_provider({SECRETS_DIR_ENV: str(tmp_path)})
+    assert isinstance(provider, ChainSecretProvider)
+    assert provider.get("FROM_FILE") == "file"
+    assert provider.get("BOTH") == "env"
+    with pytest.raises(TaskError) as info:
+        resolve_secrets("${ secrets.NOPE }", provider)
+    assert "$SPANE_SECRET_NOPE" in str(info.value)
+    assert str(tmp_path / "NOPE") in str(info.value)
+
+
+def test_the_worker_default_cannot_read_the_broker_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defect: ``${ secrets.SPANE_AMQP_URL }`` returned the broker URL with its password."""
+    from spane.bus.memory import MemoryBus
+    from spane.state.memory import MemoryStateStore
+    from spane.workers.runtime import Worker
+
+    monkeypatch.setenv("SPANE_AMQP_URL", "amqp://guest:hunter2@broker:5672/")
+    worker = Worker(MemoryBus(), MemoryStateStore(), pool="function")
+    for text in ("${ secrets.SPANE_AMQP_URL }", '${ secrets["SPANE_AMQP_URL"] }'):
+        with pytest.raises(TaskError) as info:
+            resolve_secrets(text, worker.secrets)
+        assert info.value.type == "MissingSecret"
+        assert "hunter2" not in str(info.value)
