@@ -31,10 +31,8 @@ publication waits for the robust connection to come back and is retried, for at 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
-import json
 import logging
 import os
 import socket
@@ -48,9 +46,7 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
     AbstractRobustQueue,
-    ExchangeType,
 )
-from aiormq import spec
 
 from spane.bus.base import (
     BatchHandler,
@@ -60,23 +56,10 @@ from spane.bus.base import (
     TriggerEvent,
 )
 from spane.bus.codec import (
-    CLOUDEVENTS_CONTENT_TYPE,
-    JSON_CONTENT_TYPE,
-    MAX_VALUE_DEPTH,
     MESSAGE_BYTES_FACTOR,
-    SCHEMA_HEADER,
-    SCHEMA_VERSION,
     decode_cancel,
     decode_inbox,
-    decode_reply,
     decode_task,
-    encode_cancel,
-    encode_event,
-    encode_inbox,
-    encode_reply,
-    encode_task,
-    json_value_problem,
-    message_kind,
 )
 from spane.bus.rabbit_consumer import (
     DEAD_LETTER_QUEUE_HEADER,
@@ -93,21 +76,27 @@ from spane.bus.rabbit_consumer import (
     event_batches,
     trigger_decoder,
 )
-from spane.bus.rabbit_publish import PERSISTENT, Outgoing, publish_all
+from spane.bus.rabbit_declare import Declarer
+from spane.bus.rabbit_messages import (
+    cancel_outgoing,
+    event_outgoing,
+    inbox_outgoing,
+    reply_outgoing,
+    task_outgoing,
+    trigger_outgoing,
+)
+from spane.bus.rabbit_publish import Outgoing, publish_all
+from spane.bus.rabbit_rpc import RpcClient
 from spane.bus.topology import Topology
-from spane.errors import InvalidMessageError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.schemas.events import LifecycleEvent
-from spane.schemas.messages import InboxMessage, StartExecution, TaskMessage
+from spane.schemas.messages import InboxMessage, TaskMessage
 
 __all__ = ["DEAD_LETTER_QUEUE_HEADER", "DEAD_LETTER_REASON_HEADER", "RabbitBus"]
 
 log = logging.getLogger("spane.bus.rabbit")
 
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-ORCHESTRATOR_ROUTING_KEY = ""
 SUBSCRIPTION_PREFETCH = 256
-RPC_PRIORITY = 1
 
 
 def default_connection_name() -> str:
@@ -152,11 +141,8 @@ class RabbitBus:
         self.stop_grace = stop_grace
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractRobustChannel | None = None
-        self._task_types: set[str] = set()
-        self._declared: set[str] = set()
-        self._rpc_channel: AbstractRobustChannel | None = None
-        self._rpc_lock = asyncio.Lock()
-        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._declare = Declarer(self.topology, delivery_limit)
+        self._rpc = RpcClient(self.topology, self._conn, self._publish_rpc, self.max_message_bytes)
         self._consumers: list[BatchConsumer[Any]] = []
         self._token = uuid.uuid4().hex[:8]
         self._counter = itertools.count(1)
@@ -171,7 +157,7 @@ class RabbitBus:
         )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            await self._declare_topology(channel)
+            await self._declare.all(channel)
         except BaseException:
             await connection.close()
             raise
@@ -183,65 +169,16 @@ class RabbitBus:
         for consumer in reversed(self._consumers):
             await consumer.stop()
         self._consumers.clear()
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(ConnectionError("the bus was closed"))
-        self._pending.clear()
+        self._rpc.close()
         connection, self._connection = self._connection, None
-        self._publisher = self._rpc_channel = None
-        self._task_types.clear()
-        self._declared.clear()
+        self._publisher = None
+        self._declare.forget()
         if connection is not None:
             await connection.close()
 
     @property
     def connected(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
-
-    def _quorum_arguments(self) -> dict[str, Any]:
-        return {
-            "x-queue-type": "quorum",
-            "x-delivery-limit": self.delivery_limit,
-            "x-dead-letter-exchange": self.topology.dlx,
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        }
-
-    async def _declare_topology(self, channel: AbstractRobustChannel) -> None:
-        top = self.topology
-        kinds = {
-            top.tasks_exchange: ExchangeType.DIRECT,
-            top.orchestrator_exchange: ExchangeType.DIRECT,
-            top.triggers_exchange: ExchangeType.TOPIC,
-            top.events_exchange: ExchangeType.TOPIC,
-            top.cancellations_exchange: ExchangeType.FANOUT,
-            top.dlx: ExchangeType.FANOUT,
-        }
-        for name, kind in kinds.items():
-            await channel.declare_exchange(name, kind, durable=True)
-        dead = await channel.declare_queue(
-            top.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        await dead.bind(top.dlx, routing_key="")
-        await self._declare_inbox(channel)
-
-    async def _declare_inbox(self, channel: AbstractRobustChannel) -> AbstractRobustQueue:
-        top = self.topology
-        queue = await channel.declare_queue(
-            top.orchestrator_queue, durable=True, arguments=self._quorum_arguments()
-        )
-        await queue.bind(top.orchestrator_exchange, routing_key=ORCHESTRATOR_ROUTING_KEY)
-        return queue
-
-    async def _declare_task_queue(
-        self, channel: AbstractRobustChannel, task_type: str
-    ) -> AbstractRobustQueue:
-        queue = await channel.declare_queue(
-            self.topology.task_queue(task_type), durable=True, arguments=self._quorum_arguments()
-        )
-        await queue.bind(self.topology.tasks_exchange, routing_key=task_type)
-        self._task_types.add(task_type)
-        return queue
 
     def _channel(self) -> AbstractRobustChannel:
         if self._publisher is None:
@@ -254,28 +191,6 @@ class RabbitBus:
         return self._connection
 
     # ----------------------------------------------------------- publishing
-    def _properties(
-        self,
-        *,
-        kind: str,
-        message_id: str,
-        correlation_id: str | None,
-        content_type: str = JSON_CONTENT_TYPE,
-        priority: int | None = None,
-        reply_to: str | None = None,
-    ) -> spec.Basic.Properties:
-        return spec.Basic.Properties(
-            content_type=content_type,
-            delivery_mode=PERSISTENT,
-            message_id=message_id,
-            correlation_id=correlation_id,
-            message_type=kind,
-            priority=priority,
-            reply_to=reply_to,
-            app_id="spane",
-            headers={SCHEMA_HEADER: SCHEMA_VERSION},
-        )
-
     async def publish_tasks(self, tasks: Sequence[TaskMessage]) -> None:
         """Publish task attempts to ``{ns}.tasks.<type>`` (declared on first use).
 
@@ -284,64 +199,22 @@ class RabbitBus:
         if not tasks:
             return
         channel = self._channel()
-        for task_type in sorted({task.type for task in tasks} - self._task_types):
-            await self._declare_task_queue(channel, task_type)
-        await self._publish_all(channel, [self._task_message(task) for task in tasks])
+        for task_type in sorted({task.type for task in tasks} - self._declare.task_types):
+            await self._declare.task_queue(channel, task_type)
+        outgoing = [task_outgoing(self.topology, task) for task in tasks]
+        await self._publish_all(channel, outgoing)
 
     async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
         if messages:
-            await self._publish_all(self._channel(), [self._inbox_message(m) for m in messages])
+            top = self.topology
+            outgoing = [inbox_outgoing(top, m, uuid.uuid4().hex) for m in messages]
+            await self._publish_all(self._channel(), outgoing)
 
     async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
         """CloudEvents in structured mode; an event nobody subscribed to is not an error."""
         if events:
-            outgoing = [self._event_message(key, event) for key, event in events]
+            outgoing = [event_outgoing(self.topology, key, event) for key, event in events]
             await self._publish_all(self._channel(), outgoing)
-
-    def _task_message(self, task: TaskMessage) -> Outgoing:
-        properties = self._properties(
-            kind="task",
-            message_id=task.task_id,
-            correlation_id=task.execution_id,
-            priority=task.priority,
-        )
-        exchange = self.topology.tasks_exchange
-        return Outgoing(exchange, task.type, encode_task(task), properties, mandatory=True)
-
-    def _inbox_message(
-        self,
-        message: InboxMessage,
-        *,
-        priority: int | None = None,
-        reply_to: str | None = None,
-        correlation_id: str | None = None,
-    ) -> Outgoing:
-        if priority is None and isinstance(message, StartExecution):
-            priority = message.priority
-        properties = self._properties(
-            kind=message_kind(message),
-            message_id=uuid.uuid4().hex,
-            correlation_id=correlation_id or message.execution_id,
-            priority=priority,
-            reply_to=reply_to,
-        )
-        return Outgoing(
-            self.topology.orchestrator_exchange,
-            ORCHESTRATOR_ROUTING_KEY,
-            encode_inbox(message),
-            properties,
-            mandatory=True,
-        )
-
-    def _event_message(self, routing_key: str, event: LifecycleEvent) -> Outgoing:
-        properties = self._properties(
-            kind=event.type,
-            message_id=event.id,
-            correlation_id=event.subject,
-            content_type=CLOUDEVENTS_CONTENT_TYPE,
-        )
-        exchange = self.topology.events_exchange
-        return Outgoing(exchange, routing_key, encode_event(event), properties, mandatory=False)
 
     def node_events_wanted(self) -> bool:
         return True  # queues bound to the events exchange are not known to this process
@@ -350,12 +223,7 @@ class RabbitBus:
         """One fanout message carrying every id; workers not running them ignore it."""
         if not task_ids:
             return
-        properties = self._properties(
-            kind="cancel", message_id=uuid.uuid4().hex, correlation_id=None
-        )
-        outgoing = Outgoing(
-            self.topology.cancellations_exchange, "", encode_cancel(task_ids), properties, False
-        )
+        outgoing = cancel_outgoing(self.topology, task_ids, uuid.uuid4().hex)
         await self._publish_all(self._channel(), [outgoing])
 
     async def _publish_all(
@@ -368,51 +236,10 @@ class RabbitBus:
         (``publish_timeout`` by default)."""
         await publish_all(channel, outgoing, self.publish_timeout if timeout is None else timeout)
 
-    # ------------------------------------------------------------------ RPC
-    async def _rpc(self) -> AbstractRobustChannel:
-        """The RPC channel: consumes direct reply-to, publishes requests (lazily opened)."""
-        async with self._rpc_lock:
-            if self._rpc_channel is None:
-                channel = await self._conn().channel(publisher_confirms=True, on_return_raises=True)
-                replies = await channel.declare_queue(DIRECT_REPLY_TO)
-                await replies.consume(self._on_reply, no_ack=True)
-                self._rpc_channel = channel
-            return self._rpc_channel
-
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self._pending.get(message.correlation_id or "")
-        if future is None or future.done():
-            log.debug("reply %s arrived after its request gave up", message.correlation_id)
-            return
-        try:
-            future.set_result(decode_reply(message.body, max_bytes=self.max_message_bytes))
-        except InvalidMessageError as exc:
-            future.set_exception(exc)
-
     async def request(self, message: InboxMessage, timeout: float = 30.0) -> Reply:
-        """Publish a command to the orchestrator inbox and wait for its answer.
-
-        Uses RabbitMQ direct reply-to: the request carries ``reply_to =
-        amq.rabbitmq.reply-to`` and a fresh ``correlation_id`` (the RPC convention; the
-        execution id is in the body), and the answer comes back on this channel.
-        Raises :class:`TimeoutError` after ``timeout`` seconds.
-        """
-        channel = await self._rpc()
-        correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
-        try:
-            async with asyncio.timeout(timeout):
-                request = self._inbox_message(
-                    message,
-                    priority=RPC_PRIORITY,
-                    reply_to=DIRECT_REPLY_TO,
-                    correlation_id=correlation_id,
-                )
-                await self._publish_all(channel, [request], timeout=timeout)
-                return await future
-        finally:
-            self._pending.pop(correlation_id, None)
+        """Publish a command to the orchestrator inbox and wait for its answer (direct
+        reply-to, :mod:`spane.bus.rabbit_rpc`); raises :class:`TimeoutError`."""
+        return await self._rpc.request(message, timeout)
 
     def _replier(
         self, message: AbstractIncomingMessage
@@ -423,21 +250,18 @@ class RabbitBus:
         correlation_id = message.correlation_id
 
         async def reply(value: Reply) -> None:
-            answer = spec.Basic.Properties(
-                content_type=JSON_CONTENT_TYPE,
-                correlation_id=correlation_id,
-                message_type="reply",
-                app_id="spane",
-                headers={SCHEMA_HEADER: SCHEMA_VERSION},
-            )
-            channel = self._channel()
-            outgoing = Outgoing("", reply_to, encode_reply(value), answer, False)
+            outgoing = reply_outgoing(reply_to, correlation_id, value)
             try:
-                await self._publish_all(channel, [outgoing])
+                await self._publish_all(self._channel(), [outgoing])
             except Exception as exc:  # the caller may be gone; the command is applied
                 log.warning("could not answer %s on %s: %s", correlation_id, reply_to, exc)
 
         return reply
+
+    async def _publish_rpc(
+        self, channel: AbstractRobustChannel, outgoing: list[Outgoing], timeout: float
+    ) -> None:
+        await self._publish_all(channel, outgoing, timeout)
 
     # -------------------------------------------------------- dead letters
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, queue: str) -> None:
@@ -485,19 +309,11 @@ class RabbitBus:
         self, handler: BatchHandler[InboxMessage], *, prefetch: int
     ) -> BatchConsumer[InboxMessage]:
         channel = await self._consumer_channel(prefetch)
-        queue = await self._declare_inbox(channel)
+        queue = await self._declare.inbox(channel)
         decode = body_decoder(functools.partial(decode_inbox, max_bytes=self.max_message_bytes))
         return await self._start_consumer(
             "inbox", channel, queue, handler, decode, prefetch, replies=True
         )
-
-    async def _declare_triggers(self, channel: AbstractRobustChannel) -> AbstractRobustQueue:
-        top = self.topology
-        queue = await channel.declare_queue(
-            top.triggers_queue, durable=True, arguments=self._quorum_arguments()
-        )
-        await queue.bind(top.triggers_exchange, routing_key="#")
-        return queue
 
     async def publish_trigger(
         self, routing_key: str, body: Any, *, headers: dict[str, Any] | None = None
@@ -508,49 +324,32 @@ class RabbitBus:
         nesting past :data:`~spane.bus.codec.MAX_VALUE_DEPTH`, over ``max_value_bytes``)
         raises :class:`~spane.errors.InvalidMessageError` and publishes nothing.
         """
-        body_bytes = self._trigger_body(body)
+        outgoing = trigger_outgoing(
+            self.topology,
+            routing_key,
+            body,
+            uuid.uuid4().hex,
+            max_value_bytes=self.max_value_bytes,
+            headers=headers,
+        )
         channel = self._channel()
-        if self.topology.triggers_queue not in self._declared:
-            await self._declare_triggers(channel)
-            self._declared.add(self.topology.triggers_queue)
-        is_cloud_event = isinstance(body, dict) and "specversion" in body
-        properties = self._properties(
-            kind="trigger",
-            message_id=uuid.uuid4().hex,
-            correlation_id=None,
-            content_type=CLOUDEVENTS_CONTENT_TYPE if is_cloud_event else JSON_CONTENT_TYPE,
-        )
-        properties.headers = {**(properties.headers or {}), **(headers or {})}
-        outgoing = Outgoing(
-            self.topology.triggers_exchange, routing_key, body_bytes, properties, True
-        )
+        if not self._declare.triggers_declared:
+            await self._declare.triggers(channel)
         await self._publish_all(channel, [outgoing])
 
     async def consume_triggers(
         self, handler: BatchHandler[TriggerEvent], *, prefetch: int
     ) -> BatchConsumer[TriggerEvent]:
         channel = await self._consumer_channel(prefetch)
-        queue = await self._declare_triggers(channel)
+        queue = await self._declare.triggers(channel)
         decode = trigger_decoder(self.max_value_bytes)
         return await self._start_consumer("triggers", channel, queue, handler, decode, prefetch)
-
-    def _trigger_body(self, body: Any) -> bytes:
-        problem = json_value_problem(body, max_depth=MAX_VALUE_DEPTH)
-        if problem is not None:
-            raise InvalidMessageError(f"invalid trigger: {problem}")
-        encoded = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-        if len(encoded) > self.max_value_bytes:
-            raise InvalidMessageError(
-                f"invalid trigger: body is {len(encoded)} bytes, over the limit of "
-                f"{self.max_value_bytes} bytes"
-            )
-        return encoded
 
     async def consume_tasks(
         self, task_type: str, handler: BatchHandler[TaskMessage], *, prefetch: int
     ) -> BatchConsumer[TaskMessage]:
         channel = await self._consumer_channel(prefetch)
-        queue = await self._declare_task_queue(channel, task_type)
+        queue = await self._declare.task_queue(channel, task_type)
         decode = body_decoder(functools.partial(decode_task, max_bytes=self.max_message_bytes))
         return await self._start_consumer(
             f"tasks.{task_type}", channel, queue, handler, decode, prefetch
