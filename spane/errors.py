@@ -132,3 +132,52 @@ class TaskError(SpaneError):
         self.retry_after = retry_after
         self.details = details
         self.type = type or "TaskError"
+
+
+_TRANSIENT_NAMES = frozenset(
+    {
+        # redis-py
+        "ConnectionError",
+        "TimeoutError",
+        "BusyLoadingError",
+        "ClusterDownError",
+        "TryAgainError",
+        "MasterDownError",
+        # pymongo
+        "AutoReconnect",
+        "ConnectionFailure",
+        "NetworkTimeout",
+        "ServerSelectionTimeoutError",
+        "NotPrimaryError",
+        # aio-pika / aiormq
+        "AMQPConnectionError",
+        "ChannelInvalidStateError",
+        "ConnectionClosed",
+    }
+)
+_TRANSIENT_MODULES = ("redis", "pymongo", "aio_pika", "aiormq")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) means a server is unreachable
+    for now -- Redis, MongoDB or the broker down, restarting, failing over, or a network
+    timeout -- rather than something wrong with the work itself.
+
+    Such failures only delay work: a consumer keeps the message and tries again when the
+    server is back (never dead-letters it). Told by the standard-library types
+    (``ConnectionError``, ``TimeoutError``) and by the class names of the drivers'
+    connection errors, so this module imports no driver.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        kind = type(current)
+        if kind.__module__.startswith(_TRANSIENT_MODULES) and any(
+            base.__name__ in _TRANSIENT_NAMES for base in kind.__mro__
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -12,9 +12,13 @@ delivery taken ends in exactly one of three fates:
   ``spane-dead-letter-reason`` header (and the log), then the delivery is acked on its
   own; it never reaches the handler. A refused request with ``reply_to`` (a command
   sent as an RPC) is answered ``{"ok": false, "error": <reason>}``;
-- **redelivered**: the handler raised -> after a growing pause, ``basic.nack(requeue=
-  True)``, and the quorum queue's ``x-delivery-limit`` eventually dead-letters a message
-  that always fails; likewise a delivery whose dead-letter copy could not be published
+- **waiting**: the handler failed because a server is unreachable (Redis, MongoDB, the
+  broker; :func:`spane.errors.is_transient`) -> the deliveries are kept and the handler
+  is called again after a growing pause, with a log line per try, for as long as the
+  outage lasts: an outage only delays work, it never dead-letters it;
+- **redelivered**: the handler raised for another reason -> after a growing pause,
+  ``basic.nack(requeue=True)``, and the quorum queue's ``x-delivery-limit`` eventually
+  dead-letters a message that always fails; likewise a delivery whose dead-letter copy could not be published
   (it is dead-lettered, with its reason, when it comes back), one whose settlement
   failed on a live channel, and one left unsettled by an unexpected failure of this
   runner (nacked one by one before the next batch is taken).
@@ -73,7 +77,7 @@ from spane.bus.codec import (
     decode_event,
     decode_trigger_body,
 )
-from spane.errors import InvalidMessageError
+from spane.errors import InvalidMessageError, is_transient
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.schemas.events import LifecycleEvent
 
@@ -244,10 +248,10 @@ class BatchConsumer(Generic[T]):
         if not deliveries:
             return
         try:
-            await self._handler(deliveries)
+            await self._handle(deliveries, accepted)
         except Exception:
             self._failures += 1
-            delay = min(self._retry_delay * 2 ** (self._failures - 1), self._max_retry_delay)
+            delay = self._backoff()
             log.exception(
                 "consumer %s: handler failed; %d message(s) redelivered in %.2fs",
                 self.name,
@@ -259,6 +263,40 @@ class BatchConsumer(Generic[T]):
             return
         self._failures = 0
         await self._settle(accepted, ok=True)
+
+    async def _handle(
+        self, deliveries: list[Delivery[T]], messages: Sequence[AbstractIncomingMessage]
+    ) -> None:
+        """Call the handler; while it fails because a server is unreachable (Redis,
+        MongoDB, the broker: :func:`spane.errors.is_transient`), keep the deliveries and
+        call it again after a growing pause, for as long as the outage lasts. Requeueing
+        them would count towards the delivery limit and dead-letter good messages during
+        a long outage. Other failures are raised (the caller requeues the batch)."""
+        outage = 0
+        while True:
+            try:
+                await self._handler(deliveries)
+                return
+            except Exception as exc:
+                live = [m for m in messages if live_channel(m) is not None]
+                if not is_transient(exc) or self._stopping or not live:
+                    raise
+                outage += 1
+                delay = min(self._retry_delay * 2 ** (outage - 1), self._max_retry_delay)
+                log.warning(
+                    "consumer %s: a server is unreachable (%s: %s); %d message(s) kept, "
+                    "retrying in %.2fs (attempt %d)",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    len(live),
+                    delay,
+                    outage,
+                )
+                await asyncio.sleep(delay)
+
+    def _backoff(self) -> float:
+        return float(min(self._retry_delay * 2 ** (self._failures - 1), self._max_retry_delay))
 
     def _delivery(self, message: AbstractIncomingMessage) -> Delivery[T]:
         check_content_type(message.content_type, message.content_encoding)

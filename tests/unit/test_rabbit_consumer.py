@@ -290,3 +290,43 @@ async def test_accepted_content_types(content_type: str | None) -> None:
     await h.run([FakeMessage(h.channel, 1, b"{}", message_id="m", content_type=content_type)])
     assert not h.dead
     assert len(h.batches) == 1
+
+
+class RedisDownError(Exception):
+    """Stands for ``redis.exceptions.ConnectionError`` (classified by module and name)."""
+
+
+RedisDownError.__module__ = "redis.exceptions"
+RedisDownError.__name__ = RedisDownError.__qualname__ = "ConnectionError"
+
+
+async def test_an_outage_keeps_the_batch_and_retries_until_the_server_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler failing because Redis (or MongoDB, or the broker) is unreachable does not
+    requeue: requeues count towards the delivery limit and would dead-letter good
+    messages during a long outage. The batch is kept and handled again; one ack."""
+    h = Harness()
+    ch = h.channel
+    failures = iter([RedisDownError("Error 111 connecting"), TimeoutError("read timed out")])
+
+    async def flaky(batch: Sequence[Delivery[Any]]) -> None:
+        h.batches.append(list(batch))
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+
+    h.consumer._handler = flaky
+    with caplog.at_level(logging.WARNING):
+        await h.run([good(ch, 1), good(ch, 2)])
+    assert len(h.batches) == 3  # two outage failures, then processed
+    assert [d.message_id for d in h.batches[-1]] == ["good-1", "good-2"]
+    assert h.frames == [("ack", 1, 2, True)]
+    assert "a server is unreachable (ConnectionError" in caplog.text
+
+
+async def test_a_non_transient_failure_is_still_requeued_not_retried_in_place() -> None:
+    h = Harness(fail_handler=True)
+    await h.run([good(h.channel, 1)])
+    assert len(h.batches) == 1
+    assert h.frames == [("nack", 1, 1, False)]
