@@ -18,8 +18,9 @@ delivery taken ends in exactly one of three fates:
   outage lasts: an outage only delays work, it never dead-letters it;
 - **redelivered**: the handler raised for another reason -> after a growing pause,
   ``basic.nack(requeue=True)``, and the quorum queue's ``x-delivery-limit`` eventually
-  dead-letters a message that always fails; likewise a delivery whose dead-letter copy could not be published
-  (it is dead-lettered, with its reason, when it comes back), one whose settlement
+  dead-letters a message that always fails; likewise a delivery whose dead-letter copy
+  could not be published (it is dead-lettered, with its reason, when it comes back),
+  one whose settlement
   failed on a live channel, and one left unsettled by an unexpected failure of this
   runner (nacked one by one before the next batch is taken).
 
