@@ -12,7 +12,7 @@ import jsonschema
 from spane.compiler.plan import PlanNode
 from spane.core.dispatch import attempt_failed, enqueue_or_dispatch
 from spane.core.graph import activate_later, fail, resume_deferred, succeed, terminate
-from spane.core.ids import child_execution_id
+from spane.core.ids import child_execution_id, task_id
 from spane.core.loops import advance_loop, iteration_finished
 from spane.core.stopping import end_attempt, stop_children, stop_task, unregister_signal
 from spane.core.working import (
@@ -63,6 +63,8 @@ def on_result(w: Working, message: TaskResult) -> None:
     node = _running_attempt(w, message.node_id, message.attempt)
     if node is None:
         return  # stale: a superseded or cancelled attempt
+    if message.task_id != task_id(w.view.meta.id, node.id, message.attempt):
+        return  # not the task this attempt dispatched
     end_attempt(w, node, message.attempt)
     if message.ok:
         succeed(w, node.id, message.output)
@@ -101,9 +103,10 @@ def on_lost(w: Working, message: AttemptLost) -> None:
 # --------------------------------------------------------------------- timers
 def on_timer(w: Working, timer: Timer) -> None:
     if timer.kind is TimerKind.EXECUTION_TIMEOUT:
-        terminate(
-            w, ExecutionStatus.TIMED_OUT, ErrorInfo(type="Timeout", message="execution timed out")
-        )
+        if w.plan.timeout is None or w.view.meta.deadline != timer.fire_at:
+            return  # not the deadline this execution armed
+        error = ErrorInfo(type="Timeout", message="execution timed out")
+        terminate(w, ExecutionStatus.TIMED_OUT, error)
         return
     if w.view.meta.status == ExecutionStatus.PAUSED:
         w.view.update_meta(held=(*w.view.meta.held, timer))
