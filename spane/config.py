@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spane.core.options import CoreOptions
 from spane.errors import ConfigurationError
 from spane.process import LoopChoice
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -26,6 +30,11 @@ class Settings(BaseSettings):
     retention: float = Field(default=7 * 86400, gt=0)
     """Seconds a finished execution's runtime state stays in Redis (it is archived)."""
     log_level: str = "INFO"
+    """``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or ``CRITICAL`` (any case)."""
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """``json`` (one object per line), ``text``, or ``auto``: text on a terminal, else JSON."""
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    """Port of an orchestrator's / worker's ``/metrics``, ``/livez``, ``/readyz``; 0 = off."""
     event_loop: LoopChoice = "auto"
     """``auto`` (uvloop when installed), ``asyncio`` or ``uvloop`` for the spane processes."""
     gc_tuning: bool = True
@@ -41,14 +50,27 @@ class Settings(BaseSettings):
     """Deepest nesting of sub-workflows and loops."""
     max_value_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Limit for an execution input, one node output, one signal payload."""
-    task_lease: float = Field(default=60.0, gt=0)
+    task_lease: float = Field(default=10.0, gt=0)
     """Seconds a worker's claim on a task lasts unless renewed (workers renew every third)."""
     secrets_dir: str | None = None
     """A directory of secrets, one file per name (Kubernetes secrets mounted as files);
     read by workers after ``SPANE_SECRET_<NAME>`` variables (``spane.workers.secrets``)."""
-    liveness: float = Field(default=15.0, gt=0)
+    liveness: float = Field(default=5.0, gt=0)
     """Seconds between the orchestrator's checks that a running attempt's claim is alive;
     a worker that died is noticed within ``task_lease + liveness``."""
+    api_keys: SecretStr | None = None
+    """API keys of ``spane api``/``spane dev``: comma-separated ``<key>:<scope>[+<scope>]``
+    entries (scopes ``read``, ``write``, ``admin``); unset (and no file) = no key needed."""
+    api_keys_file: str | None = None
+    """A file of API key entries, one per line (``#`` comments); adds to ``api_keys``."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     def core_options(self) -> CoreOptions:
         """The decision core's knobs from these settings."""

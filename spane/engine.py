@@ -25,6 +25,7 @@ from spane.bus.memory import MemoryBus
 from spane.compiler.compile import compile_plan
 from spane.compiler.plan import NodeKind, Plan
 from spane.config import Settings
+from spane.core.explain import Explanation, explain
 from spane.errors import (
     CommandRejectedError,
     ExecutionNotFoundError,
@@ -365,6 +366,20 @@ class Engine:
             ExecutionMeta.model_validate(fields),
             {node_id: NodeState.model_validate(node) for node_id, node in nodes.items()},
         )
+
+    async def explain(self, execution_id: str) -> Explanation:
+        """What every unfinished node of the execution waits on (see
+        :func:`spane.core.explain.explain`). Raises
+        :class:`~spane.errors.ExecutionNotFoundError`."""
+        snapshot = await self.describe(execution_id)
+        meta = snapshot.meta
+        plan = await self.plans.get(meta.workflow_id, meta.version, meta.body)
+        consumers: dict[str, int] | None = None
+        if self.workers:  # embedded: the pools that run here are all there are
+            consumers = {}
+            for worker in self.workers:
+                consumers[worker.pool] = consumers.get(worker.pool, 0) + 1
+        return explain(plan, meta, snapshot.nodes, self.clock(), pool_consumers=consumers)
 
     @property
     def is_open(self) -> bool:

@@ -12,15 +12,27 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 import spane
+from spane.api.auth import ApiKeyMiddleware, ApiKeys, load_api_keys
 from spane.api.bodies import BodyLimitMiddleware
 from spane.api.context import BODY_SLACK_BYTES, ApiConfig, ApiContext
 from spane.api.hub import EventHub
 from spane.api.problems import install_handlers
-from spane.api.routes import commands, executions, health, stream, workflows
+from spane.api.routes import (
+    commands,
+    dashboard,
+    executions,
+    explain,
+    graph,
+    health,
+    hooks,
+    stream,
+    workflows,
+)
 from spane.engine import Engine
+from spane.observability.metrics import CONTENT_TYPE, Metrics
 
 StartupHook = Callable[[Engine], Awaitable[None]]
 
@@ -31,12 +43,14 @@ def create_app(
     config: ApiConfig | None = None,
     manage_engine: bool = True,
     on_startup: Sequence[StartupHook] = (),
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The HTTP face of ``engine``.
 
     ``manage_engine``: open the engine when the app starts and close it when it stops
     (set False when the caller opens and closes it). ``on_startup`` hooks run once the
-    engine is open (e.g. registering definitions).
+    engine is open (e.g. registering definitions). ``GET /metrics`` serves ``metrics``
+    (by default this app's own registry: the process's CPU, memory, file descriptors).
     """
     config = config or ApiConfig()
     hub = EventHub(
@@ -71,7 +85,23 @@ def create_app(
     if max_body is None:
         max_body = engine.settings.max_value_bytes + BODY_SLACK_BYTES
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    keys = config.api_keys or _settings_keys(engine)
+    if keys:  # added last: runs first, before a body is read
+        app.add_middleware(ApiKeyMiddleware, keys=keys)
     install_handlers(app)
-    for module in (workflows, executions, commands, stream, health):
+    for module in (workflows, graph, executions, explain, commands, stream, hooks, health):
         app.include_router(module.router)
+    scraped = metrics or Metrics()
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(scraped.exposition(), media_type=CONTENT_TYPE)
+
+    app.include_router(dashboard.router)  # last: its SPA fallback matches any other GET
     return app
+
+
+def _settings_keys(engine: Engine) -> ApiKeys | None:
+    settings = engine.settings
+    secret = settings.api_keys.get_secret_value() if settings.api_keys else None
+    return load_api_keys(secret, settings.api_keys_file)

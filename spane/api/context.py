@@ -7,6 +7,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request, WebSocket
 
+from spane.api.auth import ApiKeys
 from spane.api.hub import EventHub
 from spane.engine import Engine
 
@@ -24,6 +25,9 @@ class ApiConfig:
     """Executions whose event history is kept (least recently active dropped first)."""
     websocket_queue: int = 1000
     """Events buffered per WebSocket client; a client further behind is disconnected."""
+    api_keys: ApiKeys | None = None
+    """Keys every ``/v1`` call needs (:mod:`spane.api.auth`); None: those of the engine's
+    settings (``SPANE_API_KEYS``, ``SPANE_API_KEYS_FILE``), if any."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,7 +178,9 @@ class RabbitBus:
 
     @property
     def connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        """Connected now (False while the robust connection is reconnecting)."""
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     def _channel(self) -> AbstractRobustChannel:
         if self._publisher is None:

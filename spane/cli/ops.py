@@ -1,6 +1,6 @@
 """The distributed commands of ``spane``: long-running processes and operations.
 
-``orchestrator`` and ``worker`` are the processes of a deployment; ``register``,
+``orchestrator`` and ``worker`` are the processes of a deployment; ``register``, ``explain``,
 ``start``, ``status``, ``signal``, ``pause``, ``resume``, ``cancel`` and ``events`` talk
 to it. All need ``SPANE_AMQP_URL``, ``SPANE_REDIS_URL`` and ``SPANE_MONGODB_URL``; without
 them they exit with a message saying so (status 2).
@@ -34,12 +34,16 @@ from spane.cli.common import (
 if TYPE_CHECKING:
     from spane.backends import Backends
     from spane.config import Settings
+    from spane.core.explain import Explanation
     from spane.engine import Engine, ExecutionSnapshot
+    from spane.observability.health import Checks
+    from spane.observability.metrics import Metrics
     from spane.schemas.events import LifecycleEvent
 
 __all__ = [
     "cancel",
     "events",
+    "explain",
     "orchestrator",
     "pause",
     "register",
@@ -57,11 +61,50 @@ log = logging.getLogger("spane.cli.main")
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from spane.observability.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format, sys.stderr)
+
+
+def _metrics(settings: Settings) -> Metrics | None:
+    """This process's metrics, routed to the bus hooks too; None when SPANE_METRICS_PORT=0."""
+    if not settings.metrics_port:
+        return None
+    from spane.observability.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.install()
+    return metrics
+
+
+@contextlib.asynccontextmanager
+async def _observed(
+    settings: Settings, metrics: Metrics | None, backends: Backends, checks: Checks
+) -> AsyncIterator[None]:
+    """``/metrics``, ``/livez``, ``/readyz`` on SPANE_METRICS_PORT while inside (0: none).
+    Readiness: the broker connection, a Redis read, and the process's own ``checks``."""
+    if not settings.metrics_port:
+        yield
+        return
+    from spane.observability.health import bus_check, state_check
+    from spane.observability.server import ObservabilityServer
+
+    every = {"bus": bus_check(backends.bus), "state": state_check(backends.state), **checks}
+    server = ObservabilityServer(metrics=metrics, checks=every, port=settings.metrics_port)
+    try:
+        await server.start()
+    except OSError as exc:  # e.g. a second process on one machine: it runs, unobserved
+        log.warning(
+            "no metrics/health server on port %d (%s); set SPANE_METRICS_PORT per process",
+            settings.metrics_port,
+            exc,
+        )
+    try:
+        yield
+    finally:
+        await server.stop()
+        if metrics is not None:
+            metrics.uninstall()
 
 
 async def _until_stopped() -> None:
@@ -138,10 +181,12 @@ def orchestrator(
     """Run one orchestrator replica until SIGTERM (any number may run)."""
 
     async def serve() -> int:
+        from spane.observability.health import definitions_check, flag_check
         from spane.orchestrator.service import OrchestratorService
 
         async with _backends("spane orchestrator") as (settings, backends):
             _configure_logging(settings)
+            metrics = _metrics(settings)
             service = OrchestratorService(
                 backends.bus,
                 backends.state,
@@ -149,12 +194,18 @@ def orchestrator(
                 options=settings.core_options(),
                 prefetch=prefetch or settings.prefetch,
                 max_value_bytes=settings.max_value_bytes,
+                metrics=metrics,
             )
-            await service.start()
-            log.info("orchestrator running (namespace %s)", settings.namespace)
-            await _until_stopped()
-            log.info("stopping: finishing the batch in flight")
-            await service.stop()
+            checks = {
+                "definitions": definitions_check(backends.definitions),
+                "consumer": flag_check(lambda: service.consuming, "not consuming the inbox"),
+            }
+            async with _observed(settings, metrics, backends, checks):
+                await service.start()
+                log.info("orchestrator running (namespace %s)", settings.namespace)
+                await _until_stopped()
+                log.info("stopping: finishing the batch in flight")
+                await service.stop()
         return EXIT_OK
 
     _run(serve)
@@ -176,10 +227,12 @@ def worker(
         import_modules(imports or [])
 
     async def serve() -> int:
+        from spane.observability.health import flag_check
         from spane.workers.runtime import Worker
 
         async with _backends(f"spane worker {pool}") as (settings, backends):
             _configure_logging(settings)
+            metrics = _metrics(settings)
             runtime = Worker(
                 backends.bus,
                 backends.state,
@@ -187,12 +240,15 @@ def worker(
                 concurrency=concurrency or settings.worker_concurrency,
                 lease=settings.task_lease,
                 max_output_bytes=settings.max_value_bytes,
+                metrics=metrics,
             )
-            await runtime.start()
-            log.info("worker %s running (pool %s)", runtime.worker_id, pool)
-            await _until_stopped()
-            log.info("stopping: %d task(s) running", runtime.running)
-            await runtime.stop(grace=grace)
+            checks = {"consumer": flag_check(lambda: runtime.consuming, "not consuming tasks")}
+            async with _observed(settings, metrics, backends, checks):
+                await runtime.start()
+                log.info("worker %s running (pool %s)", runtime.worker_id, pool)
+                await _until_stopped()
+                log.info("stopping: %d task(s) running", runtime.running)
+                await runtime.stop(grace=grace)
         return EXIT_OK
 
     _run(serve)
@@ -302,6 +358,42 @@ def status(execution: Annotated[str, typer.Argument(help="Execution id.")]) -> N
     _run(go)
 
 
+def _explain_lines(explanation: Explanation) -> list[str]:
+    lines = [
+        f"execution {explanation.execution_id}",
+        f"  workflow  {explanation.workflow_id} v{explanation.version}",
+        f"  status    {explanation.status}",
+        f"  {explanation.message}",
+    ]
+    for node in explanation.nodes:
+        lines.append(f"  {node.node_id:<24} {node.status:<8} {node.kind:<14} {node.message}")
+        lines.extend(f"  {'':<24} note: {note}" for note in node.notes)
+    return lines
+
+
+def explain(
+    execution: Annotated[str, typer.Argument(help="Execution id.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="text or json.", case_sensitive=False)
+    ] = "text",
+) -> None:
+    """Why is it waiting? What every unfinished node of an execution waits on."""
+    if output.lower() not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--output")
+
+    async def go() -> int:
+        async with _client("spane explain") as engine:
+            explanation = await engine.explain(execution)
+        if output.lower() == "json":
+            typer.echo(json.dumps(explanation.to_dict(), indent=2))
+        else:
+            for line in _explain_lines(explanation):
+                typer.echo(line)
+        return EXIT_OK
+
+    _run(go)
+
+
 def signal_command(
     execution: Annotated[str, typer.Argument(help="Execution id.")],
     name: Annotated[str, typer.Argument(help="Signal name.")],
@@ -404,6 +496,7 @@ def register(app: typer.Typer) -> None:
     app.command("register")(register_command)
     app.command()(start)
     app.command()(status)
+    app.command()(explain)
     app.command("signal")(signal_command)
     for verb, command in (("pause", pause), ("resume", resume), ("cancel", cancel)):
         app.command(verb)(command)

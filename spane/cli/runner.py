@@ -31,9 +31,10 @@ from spane.cli.progress import (
     Silent,
     format_error,
 )
-from spane.config import Settings
+from spane.config import Settings, load_settings
 from spane.engine import Engine, ExecutionResult
 from spane.errors import CommandRejectedError
+from spane.observability.logs import TEXT_FORMAT, JsonFormatter
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.state import ErrorInfo
 from spane.schemas.workflow import WorkflowSpec
@@ -143,7 +144,11 @@ def _logging(view: ProgressView, settings: Settings, quiet: bool) -> Iterator[No
         handler = RichHandler(console=view.console, show_path=False)
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            JsonFormatter()  # run is interactive: text unless JSON is asked for explicitly
+            if settings.log_format == "json"
+            else logging.Formatter(TEXT_FORMAT)
+        )
     level = settings.log_level.upper() if "log_level" in settings.model_fields_set else None
     previous = logger.level
     logger.addHandler(handler)
@@ -168,7 +173,7 @@ async def run_files(
     ``@spane.task`` registers).
     """
     options = options or RunOptions()
-    settings = settings or Settings()
+    settings = settings or load_settings()
     interrupted = asyncio.Event()
     with _on_interrupt(interrupted):
         backends = await open_backends(settings, allow_embedded=True, process="spane run")

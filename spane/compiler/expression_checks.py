@@ -13,6 +13,7 @@ from typing import Any
 from spane.compiler.graph import is_task, templated_fields
 from spane.compiler.hints import did_you_mean
 from spane.compiler.scope import LOOP_ROOTS, Scope, Site
+from spane.compiler.trigger_checks import trigger_schedule_problems
 from spane.errors import ExpressionSyntaxError, Problem
 from spane.expressions import KNOWN_ROOTS, Expression, compile_expression, compile_template
 from spane.schemas.workflow import EventTrigger, NodeSpec, SwitchNode, WhileNode, WorkflowSpec
@@ -152,8 +153,10 @@ def node_expression_problems(node: NodeSpec, loc: str, scope: Scope) -> list[Pro
 
 
 def trigger_problems(spec: WorkflowSpec, scope: Scope) -> list[Problem]:
-    """Problems of the triggers' filters and inputs (which see only ``event``)."""
-    problems: list[Problem] = []
+    """Problems of the triggers: cron expressions, time zones and webhook paths
+    (:mod:`spane.compiler.trigger_checks`), and their filters and inputs (which see
+    only ``event``)."""
+    problems: list[Problem] = trigger_schedule_problems(spec)
     for position, trigger in enumerate(spec.triggers):
         loc = f"triggers[{position}]"
         if isinstance(trigger, EventTrigger) and trigger.filter is not None:

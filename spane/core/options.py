@@ -13,5 +13,5 @@ class CoreOptions:
     """Emit node-level lifecycle events (turn off for very high-volume workflows)."""
     max_depth: int = 10
     """Deepest allowed nesting of sub-workflows and loops."""
-    liveness: float = 15.0
+    liveness: float = 5.0
     """Seconds between checks that a running attempt's worker is alive (its claim)."""

@@ -22,6 +22,7 @@ from spane.core.ids import event_id
 from spane.core.options import CoreOptions
 from spane.errors import StateConflictError, WorkflowNotFoundError
 from spane.expressions.limits import check_value
+from spane.observability.logs import log_context
 from spane.orchestrator.plan_cache import PlanCache
 from spane.schemas.commands import Command
 from spane.schemas.messages import (
@@ -98,7 +99,8 @@ class Transitions:
         commits: list[tuple[str, ExecutionView, dict[str, list[Command]], list[Outcome]]] = []
         for execution_id, (pending, ids) in prepared.items():
             view, applied = loaded[execution_id]
-            outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
+            with log_context(execution_id):
+                outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
             if records is None or view is None:
                 done[execution_id] = outcomes
             else:
@@ -147,7 +149,8 @@ class Transitions:
     ) -> list[Outcome] | None:
         """One load-decide-commit round; None when another writer got there first."""
         view, applied = (await self.state.load_many({execution_id: ids}))[execution_id]
-        outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
+        with log_context(execution_id):
+            outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
         if records is not None and view is not None:
             (committed,) = await self.state.commit_each([(view, records)])
             if not committed:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from spane.bus.base import Bus, Delivery, Subscription, TriggerEvent
 from spane.core.admission import activations
@@ -22,6 +22,7 @@ from spane.core.triggers import TriggerTarget, build_index, match_event
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.orchestrator.apply import Outcome, Transitions
 from spane.orchestrator.archive import Archiver
+from spane.orchestrator.cron import CronLoop, cancel_task
 from spane.orchestrator.outbox import Outbox
 from spane.orchestrator.plan_cache import PlanCache
 from spane.orchestrator.timers import TimerLoop
@@ -37,6 +38,9 @@ from spane.schemas.state import (
     ExecutionStatus,
 )
 from spane.state.base import DefinitionStore, StateStore
+
+if TYPE_CHECKING:
+    from spane.observability.metrics import Metrics
 
 log = logging.getLogger("spane.orchestrator")
 T = TypeVar("T")
@@ -66,6 +70,7 @@ class OrchestratorService:
         clock: Callable[[], float] = time.time,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         on_finished: FinishedHook | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.bus = bus
         self.state = state
@@ -76,14 +81,18 @@ class OrchestratorService:
         self.clock = clock
         self.max_value_bytes = max_value_bytes
         self.on_finished = on_finished
+        self.metrics = metrics
+        """Where this replica's metrics go (None: nowhere, at no cost)."""
         self._subscription: Subscription | None = None
         self._trigger_subscription: Subscription | None = None
         self._trigger_index: list[TriggerTarget] = []
         self._trigger_index_at = float("-inf")
-        self.timers = TimerLoop(bus, state, clock, self.options.liveness)
+        self.timers = TimerLoop(bus, state, clock, self.options.liveness, metrics=metrics)
         self._timer_task: asyncio.Task[None] | None = None
+        self.cron = CronLoop(bus, state, definitions, self.plans, clock)
+        self._cron_task: asyncio.Task[None] | None = None
         self._start_slots = asyncio.Semaphore(START_CONCURRENCY)
-        self.archiver = Archiver(state, definitions)
+        self.archiver = Archiver(state, definitions, clock)
         self._archiver: asyncio.Task[None] | None = None
         self.transitions = Transitions(
             state,
@@ -102,6 +111,12 @@ class OrchestratorService:
         )
         self._timer_task = asyncio.create_task(self.timers.run(), name="spane-timers")
         self._archiver = asyncio.create_task(self.archiver.run(), name="spane-archive")
+        self._cron_task = asyncio.create_task(self.cron.run(), name="spane-cron")
+
+    @property
+    def consuming(self) -> bool:
+        """Whether this replica consumes its inbox (started and not stopped)."""
+        return self._subscription is not None
 
     async def stop(self) -> None:
         if self._trigger_subscription is not None:
@@ -110,6 +125,7 @@ class OrchestratorService:
         if self._subscription is not None:
             await self._subscription.stop()
             self._subscription = None
+        await cancel_task(self._cron_task)
         if self._timer_task is not None:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -127,6 +143,7 @@ class OrchestratorService:
         """One micro-batch: starts first (concurrently), then every execution's messages
         as a group (one load and one commit round trip for all groups), then all
         resulting commands, then the RPC answers."""
+        began = time.perf_counter() if self.metrics is not None else 0.0
         outcomes: dict[int, Outcome] = {}
         starts = [
             (i, d.message)
@@ -155,6 +172,8 @@ class OrchestratorService:
         for index, delivery in enumerate(deliveries):
             if delivery.reply is not None:
                 await delivery.reply(outcomes[index][1])
+        if self.metrics is not None:
+            self.metrics.record_batch(len(deliveries), time.perf_counter() - began)
 
     async def _bounded(self, work: Awaitable[T]) -> T:
         """At most START_CONCURRENCY starts in flight (the Redis pool is finite)."""
@@ -210,6 +229,7 @@ class OrchestratorService:
     def invalidate_triggers(self) -> None:
         """Rebuild the trigger index on the next event (after a registration)."""
         self._trigger_index_at = float("-inf")
+        self.cron.invalidate()
 
     # ------------------------------------------------------------ commands
     async def _execute(self, outbox: Outbox) -> None:
@@ -229,6 +249,8 @@ class OrchestratorService:
             await self.bus.broadcast_cancel(outbox.cancels)
         if outbox.events:
             await self.bus.publish_events(outbox.events)
+        if self.metrics is not None:  # every count derives from the commands carried out
+            self.metrics.record_outbox(outbox.tasks, outbox.events)
         for finished in outbox.finished:
             await self._release_slot(finished)
             self.archiver.add(finished.execution_id)

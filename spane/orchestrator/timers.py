@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from spane.bus.base import Bus
 from spane.core.ids import task_id
@@ -20,6 +21,9 @@ from spane.core.liveness import CheckAgain, Deliver, Lost, Settled, liveness
 from spane.schemas.messages import InboxMessage, TimerFired
 from spane.schemas.state import Timer, TimerKind
 from spane.state.base import StateStore
+
+if TYPE_CHECKING:
+    from spane.observability.metrics import Metrics
 
 log = logging.getLogger("spane.orchestrator")
 
@@ -30,9 +34,16 @@ TIMER_LEASE = 30.0
 
 class TimerLoop:
     def __init__(
-        self, bus: Bus, state: StateStore, clock: Callable[[], float], liveness_period: float
+        self,
+        bus: Bus,
+        state: StateStore,
+        clock: Callable[[], float],
+        liveness_period: float,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.bus = bus
+        self.metrics = metrics
         self.state = state
         self.clock = clock
         self.liveness_period = liveness_period
@@ -59,6 +70,8 @@ class TimerLoop:
     async def fire_due(self) -> None:
         """Deliver what is due, or sleep until the next timer (or a wake-up)."""
         due = await self.state.claim_due_timers(self.clock(), TIMER_BATCH, TIMER_LEASE)
+        if self.metrics is not None:
+            self.metrics.record_timers_due(len(due))
         if due:
             messages: list[InboxMessage] = []
             for timer in due:

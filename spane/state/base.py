@@ -83,7 +83,11 @@ class StateStore(Protocol):
     * start idempotency keys and ``max_executions`` slots: :meth:`claim_start_key`,
       :meth:`acquire_slot`, :meth:`release_slot`, :meth:`slot_holders`;
     * task attempts (at most one live worker each): :meth:`claim_tasks`,
-      :meth:`finish_tasks`, :meth:`cancel_tasks`, :meth:`get_claim`.
+      :meth:`finish_tasks`, :meth:`cancel_tasks`, :meth:`get_claim`;
+    * the archive queue: a commit that finishes an execution queues it in the same
+      atomic step; :meth:`claim_unarchived` takes due ones under a lease and
+      :meth:`mark_archived` forgets them and only then starts their retention, so an
+      execution is never deleted before the archive holds it.
     """
 
     async def connect(self) -> None:
@@ -174,6 +178,15 @@ class StateStore(Protocol):
         """Executions holding a ``max_executions`` slot of the workflow."""
         ...
 
+    async def cron_cursors(self, keys: Sequence[str]) -> dict[str, float]:
+        """The last tick fired (Unix seconds) of each cron trigger key that has one."""
+        ...
+
+    async def advance_cron_cursors(self, ticks: Mapping[str, float]) -> None:
+        """Record cron ticks fired: each key's cursor moves to its tick if that is later
+        (never back), in one round trip."""
+        ...
+
     async def claim_tasks(self, requests: Sequence[ClaimRequest]) -> list[TaskClaim]:
         """Take (or renew) the claim on each request's task id for its ``lease``, in
         order, in one round trip; each outcome says whether to run it (see
@@ -188,6 +201,15 @@ class StateStore(Protocol):
 
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
         """Mark attempts cancelled, so a worker that has not started one never does."""
+        ...
+
+    async def claim_unarchived(self, now: float, limit: int, lease: float) -> list[str]:
+        """Up to ``limit`` finished executions not archived yet, each claimed for
+        ``lease`` seconds (due again then unless marked archived: its archiver died)."""
+        ...
+
+    async def mark_archived(self, execution_ids: Sequence[str]) -> None:
+        """The archive holds these executions: leave the queue, start their retention."""
         ...
 
     async def get_claim(self, task_id: str) -> ClaimInfo | None:

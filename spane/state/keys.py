@@ -13,6 +13,7 @@ Global keys::
     <ns>:timers                         zset  timer id, scored by fire time (or lease end)
     <ns>:timer-data                     hash  timer id -> Timer JSON
     <ns>:executions                     zset  execution id, scored by created_at
+    <ns>:to-archive                     zset  finished, not yet archived: id by due time
     <ns>:executions:<workflow_id>       zset  the same, per workflow
     <ns>:start:<scope>:<key>            str   idempotency key -> execution id
     <ns>:claim:<task_id>                hash  worker, expires_at, result (TaskResult JSON)
@@ -70,6 +71,10 @@ class RedisKeys:
     @property
     def timer_data(self) -> str:
         return f"{self.namespace}:timer-data"
+
+    @property
+    def to_archive(self) -> str:
+        return f"{self.namespace}:to-archive"
 
     @property
     def executions(self) -> str:

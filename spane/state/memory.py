@@ -67,6 +67,9 @@ class MemoryStateStore:
         self._claims: dict[str, _Claim] = {}
         self._slots: dict[str, set[str]] = {}
         self._waiting: dict[str, deque[str]] = {}
+        self._cron: dict[str, float] = {}
+        self._to_archive: dict[str, float] = {}
+        """Finished executions not archived yet, by when they are due (claims push it)."""
 
     async def connect(self) -> None:
         return None
@@ -80,7 +83,7 @@ class MemoryStateStore:
         self._executions[meta.id] = entry
         view.revision = 1
         if meta.status in TERMINAL_EXECUTION_STATUSES:
-            self._retire(meta.id)
+            self._to_archive.setdefault(meta.id, meta.finished_at or meta.created_at)
         return True
 
     async def load_many(
@@ -114,13 +117,26 @@ class MemoryStateStore:
             entry.applied[event_id] = list(commands)
         while len(entry.applied) > MAX_APPLIED_PER_EXECUTION:
             entry.applied.popitem(last=False)
-        if view.meta.status in TERMINAL_EXECUTION_STATUSES and view.meta.id not in self._retired:
-            self._retire(view.meta.id)
+        meta = view.meta
+        if meta.status in TERMINAL_EXECUTION_STATUSES and meta.id not in self._retired:
+            self._to_archive.setdefault(meta.id, meta.finished_at or meta.created_at)
         return True
 
+    async def claim_unarchived(self, now: float, limit: int, lease: float) -> list[str]:
+        due = sorted((at, eid) for eid, at in self._to_archive.items() if at <= now)[:limit]
+        for _, execution_id in due:
+            self._to_archive[execution_id] = now + lease
+        return [execution_id for _, execution_id in due]
+
+    async def mark_archived(self, execution_ids: Sequence[str]) -> None:
+        for execution_id in execution_ids:
+            if self._to_archive.pop(execution_id, None) is not None:
+                self._retire(execution_id)
+
     def _retire(self, execution_id: str) -> None:
-        """Retention: keep the most recent ``max_finished`` finished executions (the
-        archive in the definition store keeps their record)."""
+        """Retention: keep the most recent ``max_finished`` archived executions (the
+        archive in the definition store keeps their record); an execution not archived
+        yet is never dropped."""
         self._finished.append(execution_id)
         self._retired.add(execution_id)
         while len(self._finished) > self._max_finished:
@@ -215,6 +231,13 @@ class MemoryStateStore:
 
     async def slot_holders(self, workflow_id: str) -> list[str]:
         return sorted(self._slots.get(workflow_id, ()))
+
+    async def cron_cursors(self, keys: Sequence[str]) -> dict[str, float]:
+        return {key: self._cron[key] for key in keys if key in self._cron}
+
+    async def advance_cron_cursors(self, ticks: Mapping[str, float]) -> None:
+        for key, tick in ticks.items():
+            self._cron[key] = max(tick, self._cron.get(key, tick))
 
     async def claim_tasks(self, requests: Sequence[ClaimRequest]) -> list[TaskClaim]:
         return [self._claim(r) for r in requests]

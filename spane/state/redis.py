@@ -4,7 +4,7 @@ Each public call is one round trip: a Lua script (atomic steps: create, commit, 
 and task claims, listing) or a pipeline. A commit writes the meta, the nodes the view
 changed and the applied-event record, guarded by the execution's revision; its cost
 grows with the changed nodes, never with the workflow's size. Finished executions
-expire after ``retention`` seconds (they are archived elsewhere). Key layout:
+expire ``retention`` seconds after they are archived (never before). Key layout:
 :mod:`spane.state.keys`; scripts and their contracts: :mod:`spane.state.redis_scripts`;
 arguments and replies: :mod:`spane.state.redis_codec`; batched script calls and the
 cancellation guard: :mod:`spane.state.redis_calls`.
@@ -90,6 +90,7 @@ class RedisStateStore:
         self._claim_task: AsyncScript = register(redis_scripts.CLAIM_TASK)
         self._acquire_slot: _Script = register(redis_scripts.ACQUIRE_SLOT)
         self._release_slot: _Script = register(redis_scripts.RELEASE_SLOT)
+        self._claim_archive: _Script = register(redis_scripts.CLAIM_ARCHIVE)
 
     @keeps_cancellation
     async def connect(self) -> None:
@@ -117,13 +118,14 @@ class RedisStateStore:
                 *keys.all(),
                 self.keys.executions,
                 self.keys.workflow_executions(meta.workflow_id),
+                self.keys.to_archive,
             ],
             args=[
                 meta.model_dump_json(),
                 event_id,
                 encode_commands(commands),
                 self._max_applied,
-                self._expire_ms(meta),
+                _archive_due(meta),
                 repr(meta.created_at),
                 meta.id,
                 *node_pairs(view.changed_nodes),
@@ -174,12 +176,13 @@ class RedisStateStore:
             view.revision,
             meta.model_dump_json(),
             self._max_applied,
-            self._expire_ms(meta),
+            _archive_due(meta),
+            meta.id,
             len(records),
             *event_pairs(records),
             *node_pairs(view.changed_nodes),
         ]
-        return list(self.keys.execution(meta.id).all()), args
+        return [*self.keys.execution(meta.id).all(), self.keys.to_archive], args
 
     @keeps_cancellation
     async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
@@ -276,6 +279,18 @@ class RedisStateStore:
         return execution_id if previous is None else text(previous)
 
     @keeps_cancellation
+    async def cron_cursors(self, keys: Sequence[str]) -> dict[str, float]:
+        if not keys:
+            return {}
+        scores = await self._redis.zmscore(f"{self.keys.namespace}:cron", list(keys))
+        return {key: float(s) for key, s in zip(keys, scores, strict=True) if s is not None}
+
+    @keeps_cancellation
+    async def advance_cron_cursors(self, ticks: Mapping[str, float]) -> None:
+        if ticks:  # GT: a cursor only moves forward
+            await self._redis.zadd(f"{self.keys.namespace}:cron", dict(ticks), gt=True)
+
+    @keeps_cancellation
     async def acquire_slot(self, workflow_id: str, execution_id: str, limit: int) -> bool:
         held = await self._acquire_slot(
             keys=[self.keys.slots(workflow_id), self.keys.slot_queue(workflow_id)],
@@ -341,10 +356,33 @@ class RedisStateStore:
                 pipe.pexpire(key, self._retention_ms)
             await pipe.execute()
 
-    # -------------------------------------------------------------- helpers
-    def _expire_ms(self, meta: ExecutionMeta) -> int:
-        """The TTL to put on a finished execution's keys; 0 while it is live."""
-        return self._retention_ms if meta.status in TERMINAL_EXECUTION_STATUSES else 0
+    # -------------------------------------------------------------- archive
+    @keeps_cancellation
+    async def claim_unarchived(self, now: float, limit: int, lease: float) -> list[str]:
+        if limit <= 0:
+            return []
+        ids: list[bytes] = await self._claim_archive(
+            keys=[self.keys.to_archive], args=[repr(now), limit, repr(now + lease)]
+        )
+        return [raw.decode() for raw in ids]
+
+    @keeps_cancellation
+    async def mark_archived(self, execution_ids: Sequence[str]) -> None:
+        if not execution_ids:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for execution_id in execution_ids:
+                for key in self.keys.execution(execution_id).all():
+                    pipe.pexpire(key, self._retention_ms)
+                pipe.zrem(self.keys.to_archive, execution_id)
+            await pipe.execute()
+
+
+def _archive_due(meta: ExecutionMeta) -> str:
+    """When a finished execution is due for the archive (its finish); '0' while live."""
+    if meta.status not in TERMINAL_EXECUTION_STATUSES:
+        return "0"
+    return repr(meta.finished_at or meta.created_at)
 
 
 __all__ = ["MAX_APPLIED_PER_EXECUTION", "LazyNodes", "RedisStateStore"]

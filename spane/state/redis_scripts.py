@@ -23,11 +23,12 @@ local function record_applied(applied, log, event_id, commands, max_applied)
   end
 end
 
-local function expire_execution(ms)
-  if ms ~= '0' then
-    for i = 1, 4 do
-      redis.call('PEXPIRE', KEYS[i], ms)
-    end
+-- A finished execution is queued for the archive (scored by when it is due); its
+-- keys expire only once it is archived (ARCHIVED), so retention never deletes an
+-- execution the archive does not hold.
+local function queue_archive(key, due, execution_id)
+  if due ~= '0' then
+    redis.call('ZADD', key, 'NX', due, execution_id)
   end
 end
 """
@@ -35,8 +36,9 @@ end
 CREATE = (
     _WRITE_EXECUTION
     + """
--- KEYS: meta, nodes, applied, applied-log, executions index, workflow executions index
--- ARGV: meta JSON, event id, commands JSON, max applied, expire ms ('0' = keep),
+-- KEYS: meta, nodes, applied, applied-log, executions index, workflow executions index,
+--       to-archive zset
+-- ARGV: meta JSON, event id, commands JSON, max applied, archive due ('0' = running),
 --       created_at, execution id, then node id / NodeState JSON pairs
 -- Reply: 0 if the execution exists (nothing written), else 1.
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -48,7 +50,7 @@ hset_pairs(KEYS[2], 8)
 record_applied(KEYS[3], KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
 redis.call('ZADD', KEYS[6], ARGV[6], ARGV[7])
-expire_execution(ARGV[5])
+queue_archive(KEYS[7], ARGV[5], ARGV[7])
 return 1
 """
 )
@@ -56,9 +58,9 @@ return 1
 COMMIT = (
     _WRITE_EXECUTION
     + """
--- KEYS: meta, nodes, applied, applied-log
--- ARGV: expected revision, meta JSON, max applied, expire ms ('0' = keep),
---       number of events N, then N event id / commands JSON pairs,
+-- KEYS: meta, nodes, applied, applied-log, to-archive zset
+-- ARGV: expected revision, meta JSON, max applied, archive due ('0' = running),
+--       execution id, number of events N, then N event id / commands JSON pairs,
 --       then node id / NodeState JSON pairs
 -- Reply: the new revision, or -1 (nothing written) if the stored revision differs
 --        from the expected one or the execution does not exist.
@@ -68,12 +70,12 @@ if not current or current ~= ARGV[1] then
 end
 redis.call('HSET', KEYS[1], 'meta', ARGV[2])
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-local events = tonumber(ARGV[5])
-for i = 6, 5 + 2 * events, 2 do
+local events = tonumber(ARGV[6])
+for i = 7, 6 + 2 * events, 2 do
   record_applied(KEYS[3], KEYS[4], ARGV[i], ARGV[i + 1], tonumber(ARGV[3]))
 end
-hset_pairs(KEYS[2], 6 + 2 * events)
-expire_execution(ARGV[4])
+hset_pairs(KEYS[2], 7 + 2 * events)
+queue_archive(KEYS[5], ARGV[4], ARGV[5])
 return revision
 """
 )
@@ -125,6 +127,18 @@ for _, id in ipairs(ids) do
   end
 end
 return claimed
+"""
+
+CLAIM_ARCHIVE = """
+-- KEYS: to-archive zset
+-- ARGV: now, limit, lease end (now + lease)
+-- Reply: up to `limit` execution ids due for the archive, each re-scored to the lease
+--        end: due again then unless ARCHIVED (its archiver died).
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], ARGV[3], id)
+end
+return ids
 """
 
 ACK_TIMERS = """

@@ -20,7 +20,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -28,6 +28,7 @@ from spane.bus.base import Bus, Delivery, Subscription
 from spane.bus.codec import json_value_problem
 from spane.errors import SpaneError, TaskError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
+from spane.observability.logs import log_context, trimmed_traceback
 from spane.schemas.messages import TaskFailure, TaskHeartbeat, TaskMessage, TaskResult
 from spane.state.base import ClaimOutcome, ClaimRequest, StateStore
 from spane.workers.context import TaskContext
@@ -35,9 +36,12 @@ from spane.workers.http_pool import HttpPool
 from spane.workers.registry import TaskRegistry, default_registry
 from spane.workers.secrets import SecretProvider, default_secret_provider, resolve_secrets
 
+if TYPE_CHECKING:
+    from spane.observability.metrics import Metrics
+
 log = logging.getLogger("spane.worker")
 
-DEFAULT_LEASE = 60.0
+DEFAULT_LEASE = 10.0
 RECENT_CANCELS = 10_000
 SHUTDOWN_GRACE = 30.0
 
@@ -57,7 +61,8 @@ def _to_json_value(value: Any) -> Any:
 
 
 def failure_from(exc: BaseException) -> TaskFailure:
-    """How an exception raised by a task is reported."""
+    """How an exception raised by a task is reported: a :class:`TaskError` as the task
+    described it; any other with its traceback (the last 4 KB) in ``details.traceback``."""
     if isinstance(exc, TaskError):
         return TaskFailure(
             type=exc.type,
@@ -66,9 +71,12 @@ def failure_from(exc: BaseException) -> TaskFailure:
             non_retryable=exc.non_retryable,
             retry_after=exc.retry_after,
         )
+    details = {"traceback": trimmed_traceback(exc)}
     if isinstance(exc, TimeoutError):
-        return TaskFailure(type="Timeout", message=str(exc) or "timed out")
-    return TaskFailure(type=type(exc).__name__, message=str(exc) or type(exc).__name__)
+        return TaskFailure(type="Timeout", message=str(exc) or "timed out", details=details)
+    return TaskFailure(
+        type=type(exc).__name__, message=str(exc) or type(exc).__name__, details=details
+    )
 
 
 class Worker:
@@ -87,10 +95,13 @@ class Worker:
         lease: float = DEFAULT_LEASE,
         max_output_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.bus = bus
         self.state = state
         self.pool = pool
+        self.metrics = metrics
+        """Where this worker's metrics go (None: nowhere, at no cost)."""
         self.registry = registry or default_registry
         self.concurrency = concurrency
         self.worker_id = worker_id or new_worker_id(pool)
@@ -100,6 +111,8 @@ class Worker:
         self.clock = clock
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[str, tuple[asyncio.Task[None], TaskContext]] = {}
+        self._finishing: set[str] = set()
+        """Attempts finished here whose result is not stored yet (duplicates skip them)."""
         self._results: list[tuple[TaskResult, bool]] = []
         """Results to publish, each with whether it is stored already."""
         self._flush_task: asyncio.Task[None] | None = None
@@ -174,8 +187,10 @@ class Worker:
         admitted: dict[str, TaskMessage] = {}
         for delivery in deliveries:
             task = delivery.message
-            if task.task_id in self._running or task.task_id in admitted:
-                continue  # a duplicate delivery of an attempt running (or starting) here
+            if task.task_id in self._running or task.task_id in self._finishing:
+                continue  # a duplicate delivery of an attempt running or finished here
+            if task.task_id in admitted:
+                continue
             if admitted and not self._slot_free():
                 await self._claim_and_start(list(admitted.values()))
                 admitted.clear()
@@ -186,10 +201,7 @@ class Worker:
 
     async def _claim_and_start(self, tasks: Sequence[TaskMessage]) -> None:
         """Claim tasks that each hold a slot; run the claimed ones, free the others' slots."""
-        requests = [
-            ClaimRequest(task.task_id, self.worker_id, max(task.timeout or 0.0, self.lease))
-            for task in tasks
-        ]
+        requests = [ClaimRequest(task.task_id, self.worker_id, self.lease) for task in tasks]
         try:
             claims = await self.state.claim_tasks(requests)
         except BaseException:
@@ -285,15 +297,28 @@ class Worker:
 
     # -------------------------------------------------------------- running
     async def _run(self, task: TaskMessage, context: TaskContext) -> None:
-        try:
-            result = await self._result_of(task, context)
-        except asyncio.CancelledError:
-            log.info("task %s cancelled", task.task_id)
-            return
-        finally:
-            self._running.pop(task.task_id, None)
-            self._slots.release()
-        self._queue_result(result)
+        with log_context(task.execution_id, task.node_id, task.attempt):
+            began = self._began(task)
+            outcome = "cancelled"
+            try:
+                result = await self._result_of(task, context)
+                outcome = "succeeded" if result.ok else "failed"
+            except asyncio.CancelledError:
+                log.info("task %s cancelled", task.task_id)
+                return
+            finally:
+                self._running.pop(task.task_id, None)
+                self._slots.release()
+                if self.metrics is not None:
+                    self.metrics.record_attempt(task, outcome, time.perf_counter() - began)
+            self._queue_result(result)
+
+    def _began(self, task: TaskMessage) -> float:
+        """Record the task's queue wait; the start of its run (perf counter)."""
+        if self.metrics is None:
+            return 0.0
+        self.metrics.record_task_start(task, self.pool, self.clock())
+        return time.perf_counter()
 
     async def _result_of(self, task: TaskMessage, context: TaskContext) -> TaskResult:
         try:
@@ -302,7 +327,9 @@ class Worker:
             raise
         except Exception as exc:
             if not isinstance(exc, TaskError):
-                log.warning("task %s raised %s: %s", task.task_id, type(exc).__name__, exc)
+                log.warning(
+                    "task %s raised %s: %s", task.task_id, type(exc).__name__, exc, exc_info=exc
+                )
             return self._failed(task, failure_from(exc))
         problem = self._output_problem(output)
         if problem is not None:
@@ -365,6 +392,8 @@ class Worker:
 
     # ------------------------------------------------------------ reporting
     def _queue_result(self, result: TaskResult, *, stored: bool = False) -> None:
+        if not stored:  # until its result is stored, a duplicate delivery must not run it
+            self._finishing.add(result.task_id)
         self._results.append((result, stored))
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.create_task(self._flush_soon())
@@ -379,7 +408,9 @@ class Worker:
         while self._results:
             batch, self._results = self._results, []
             try:
-                await self.state.finish_tasks([result for result, stored in batch if not stored])
+                fresh = [result for result, stored in batch if not stored]
+                await self.state.finish_tasks(fresh)
+                self._finishing.difference_update(result.task_id for result in fresh)
                 batch = [(result, True) for result, _ in batch]
                 await self.bus.publish_inbox([result for result, _ in batch])
             except Exception:
@@ -390,6 +421,11 @@ class Worker:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    @property
+    def consuming(self) -> bool:
+        """Whether this worker takes tasks (started, not stopping)."""
+        return bool(self._subscriptions) and not self._stopping
 
 
 __all__ = ["Worker", "failure_from", "new_worker_id"]

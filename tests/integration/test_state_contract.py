@@ -686,6 +686,26 @@ def rng_order(ids: list[str], seed: int) -> list[str]:
     return shuffled
 
 
+# ------------------------------------------------------------------ archive
+
+
+async def test_finished_executions_are_queued_for_the_archive_until_marked(
+    store: StateStore,
+):
+    for name, finished_at in (("ex-1", 200.0), ("ex-2", 100.0), ("live", None)):
+        view = new_view(name)
+        assert await store.create(view, "start", [])
+        if finished_at is not None:
+            view.update_meta(status=ExecutionStatus.SUCCEEDED, finished_at=finished_at)
+            assert await commit(store, view, "finish", [])
+    assert await store.claim_unarchived(150.0, 10, 300.0) == ["ex-2"]  # due by finish time
+    assert await store.claim_unarchived(250.0, 10, 300.0) == ["ex-1"]  # ex-2 is leased
+    assert await store.claim_unarchived(250.0, 10, 300.0) == []
+    assert sorted(await store.claim_unarchived(1000.0, 10, 30.0)) == ["ex-1", "ex-2"]
+    await store.mark_archived(["ex-1", "ex-2"])
+    assert await store.claim_unarchived(1e12, 10, 30.0) == []
+
+
 # ------------------------------------------------------------- Redis specifics
 
 
@@ -723,7 +743,9 @@ async def test_redis_key_layout(redis_store: RedisStateStore):
 
 
 @pytest.mark.real
-async def test_redis_terminal_status_expires_the_execution(redis_store: RedisStateStore):
+async def test_redis_a_finished_execution_expires_only_once_archived(
+    redis_store: RedisStateStore,
+):
     await redis_store.create(new_view(), "start", [])
     view = await loaded(redis_store)
     view.update_node("a", status=NodeStatus.SUCCEEDED)
@@ -732,24 +754,26 @@ async def test_redis_terminal_status_expires_the_execution(redis_store: RedisSta
 
     view.update_meta(status=ExecutionStatus.SUCCEEDED, finished_at=200.0)
     assert await commit(redis_store, view, "e2", [])
+    assert await _pttls(redis_store, "ex-1") == [-1, -1, -1, -1]  # not archived yet
+    assert await redis_store.claim_unarchived(200.0, 10, 30.0) == ["ex-1"]
+    await redis_store.mark_archived(["ex-1"])
     for ttl in await _pttls(redis_store, "ex-1"):
         assert 0 < ttl <= RETENTION * 1000
     client, keys = redis_store.client, redis_store.keys
     assert await client.pttl(keys.executions) == -1
     assert await client.pttl(keys.workflow_executions("wf")) == -1
+    assert await client.exists(keys.to_archive) == 0
 
 
 @pytest.mark.real
 @pytest.mark.parametrize("status", list(ExecutionStatus))
-async def test_redis_create_in_a_terminal_status_expires_at_once(
+async def test_redis_create_in_a_terminal_status_is_queued_for_the_archive(
     redis_store: RedisStateStore, status: ExecutionStatus
 ):
     await redis_store.create(new_view(status=status), "start", [])
-    ttls = await _pttls(redis_store, "ex-1")
-    if status in TERMINAL_EXECUTION_STATUSES:
-        assert all(0 < ttl <= RETENTION * 1000 for ttl in ttls)
-    else:
-        assert ttls == [-1, -1, -1, -1]
+    assert await _pttls(redis_store, "ex-1") == [-1, -1, -1, -1]
+    queued = await redis_store.claim_unarchived(1e12, 10, 30.0)
+    assert queued == (["ex-1"] if status in TERMINAL_EXECUTION_STATUSES else [])
 
 
 @pytest.mark.real

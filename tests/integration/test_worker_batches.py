@@ -321,3 +321,65 @@ async def test_stop_gives_up_on_a_flush_that_cannot_finish_after_the_grace(
     async with asyncio.timeout(5):
         await worker.stop(grace=0.2)
     assert bus.pending()["inbox"] == 0  # nothing published that was not stored
+
+
+class SlowFinish:
+    """Holds ``finish_tasks`` until released: the window between a task's end and its
+    result being stored, where a duplicate delivery used to run the attempt again."""
+
+    def __init__(self, store: Recording) -> None:
+        self.store = store
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self._original = store.finish_tasks
+
+    async def finish_tasks(self, results: Sequence[TaskResult]) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await self._original(results)
+
+
+@pytest.mark.parametrize("step", ["queued", "running", "storing", "stored"])
+async def test_a_duplicate_delivery_never_runs_an_attempt_twice_on_one_worker(
+    bus: MemoryBus, store: Recording, inbox: Inbox, step: str
+):
+    """A redelivered task message, arriving at each step of the attempt on the worker that
+    has it, runs nothing again: the attempt's body runs once, its result is published."""
+    registry = TaskRegistry()
+    gate = asyncio.Event()
+    runs: list[str] = []
+
+    @registry.task("work")
+    async def work(data: dict[str, Any]) -> dict[str, Any]:
+        runs.append(data["name"])
+        await gate.wait()
+        return {"ran": data["name"]}
+
+    slow = SlowFinish(store)
+    store.finish_tasks = slow.finish_tasks  # type: ignore[method-assign]
+    worker = Worker(bus, store, pool="function", registry=registry, concurrency=4)
+    await worker.start()
+    try:
+        if step == "queued":  # two deliveries in one batch, before anything ran
+            await bus.publish_tasks([task("dup"), task("dup")])
+        else:
+            await bus.publish_tasks([task("dup")])
+            await eventually(lambda: runs == ["dup"])
+        if step == "running":
+            await bus.publish_tasks([task("dup")])
+        gate.set()
+        if step in ("storing", "stored"):
+            await asyncio.wait_for(slow.entered.wait(), WAIT)
+            if step == "storing":  # finished, result not stored yet
+                await bus.publish_tasks([task("dup")])
+        slow.release.set()
+        await inbox.wait_for(1)
+        if step == "stored":  # stored and published: the claim re-publishes it
+            await bus.publish_tasks([task("dup")])
+            await inbox.wait_for(2)
+        await eventually(lambda: worker.running == 0)
+        assert runs == ["dup"]
+        assert {result.output["ran"] for result in inbox.results} == {"dup"}
+        assert inbox.unstored == []
+    finally:
+        await worker.stop()

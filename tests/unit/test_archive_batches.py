@@ -1,4 +1,5 @@
-"""Finished executions are archived in batches; one bad record costs only itself."""
+"""Finished executions are archived in batches; one bad record costs only itself; the
+queue of executions to archive is durable, so none is lost or deleted unarchived."""
 
 from __future__ import annotations
 
@@ -89,4 +90,42 @@ async def test_an_unavailable_archive_is_not_retried_once_per_execution(
     await service.archiver.archive_batch(names)
 
     assert archive.writes == [names, ["e0"], ["e1"]]  # then it stops trying
-    assert "8 execution(s) not archived" in caplog.text
+    assert "8 execution(s) wait" in caplog.text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_finished_execution_is_queued_until_the_archive_holds_it() -> None:
+    clock = Clock()
+    state, archive = MemoryStateStore(clock=clock), Down()
+    service = OrchestratorService(MemoryBus(), state, archive, clock=clock)
+    await finished(state, "a")
+
+    assert await service.archiver.archive_due() == 1  # claimed, the write failed
+    assert await state.claim_unarchived(clock.now, 10, 30.0) == []  # leased meanwhile
+    assert await state.get_meta("a") is not None  # and never dropped
+
+    clock.now += 31.0  # the lease ended: due again, archived once the archive is back
+    service.archiver.definitions = working = Picky()
+    assert await service.archiver.archive_due() == 1
+    assert working.writes == [["a"]]
+    assert await state.claim_unarchived(clock.now + 1000, 10, 30.0) == []
+
+
+async def test_memory_retention_never_drops_an_execution_not_archived_yet() -> None:
+    state = MemoryStateStore(max_finished=1)
+    for name in ("a", "b", "c"):
+        await finished(state, name)
+    assert all([await state.get_meta(name) for name in ("a", "b", "c")])  # none archived
+    await state.mark_archived(["a", "b", "c"])
+    assert [await state.get_meta(name) is not None for name in ("a", "b", "c")] == [
+        False,
+        False,
+        True,
+    ]

@@ -12,7 +12,7 @@ def _meta(execution_id: str, status: ExecutionStatus = ExecutionStatus.RUNNING) 
     return ExecutionMeta(id=execution_id, workflow_id="w", version=1, created_at=0.0, status=status)
 
 
-async def test_only_the_most_recent_finished_executions_are_kept() -> None:
+async def test_only_the_most_recent_archived_executions_are_kept() -> None:
     store = MemoryStateStore(max_finished=2)
     for name in ("e1", "e2", "e3", "live"):
         view = ExecutionView(_meta(name), {})
@@ -20,6 +20,9 @@ async def test_only_the_most_recent_finished_executions_are_kept() -> None:
         if name != "live":
             view.update_meta(status=ExecutionStatus.SUCCEEDED)
             assert await store.commit_each([(view, {"finish": []})]) == [True]
+    assert await store.get_meta("e1") is not None  # finished, not archived yet: kept
+    assert sorted(await store.claim_unarchived(1.0, 10, 30.0)) == ["e1", "e2", "e3"]
+    await store.mark_archived(["e1", "e2", "e3"])
     assert await store.get_meta("e1") is None
     assert [await store.get_meta(n) is not None for n in ("e2", "e3", "live")] == [True] * 3
 
@@ -34,7 +37,7 @@ async def test_archive_is_bounded() -> None:
 
 async def test_executions_finished_when_created_are_retired_too() -> None:
     """A workflow (or loop iteration) of inline control nodes only is already finished
-    when it is created: it enters the retention like any other finished execution."""
+    when it is created: it is archived and enters the retention like any other."""
     store = MemoryStateStore(max_finished=3)
     async with Engine(registry=TaskRegistry(), state=store, pools=[]) as engine:
         await engine.register(
