@@ -9,7 +9,7 @@ from spane.errors import InvalidMessageError, is_transient
 
 
 def _driver_error(module: str, name: str, *bases: type[BaseException]) -> BaseException:
-    kind = type(name, bases or (Exception,), {})
+    kind: type[BaseException] = type(name, bases or (Exception,), {})
     kind.__module__ = module
     return kind("boom")
 
