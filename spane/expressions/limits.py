@@ -27,11 +27,27 @@ def check_value(
     if size > max_bytes:
         return f"{what} is {size} bytes, over the limit of {max_bytes} bytes"
     if schema is not None:
-        try:
-            jsonschema.validate(value, dict(schema))
-        except jsonschema.ValidationError as exc:
-            path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-            return f"{what} does not match the input schema at {path}: {exc.message}"
-        except jsonschema.SchemaError as exc:
-            return f"the workflow's input_schema is not a valid JSON Schema: {exc.message}"
+        return schema_problems(value, schema, what)
     return None
+
+
+def schema_problems(value: Any, schema: Mapping[str, Any], what: str) -> str | None:
+    """Every way ``value`` fails ``schema`` (sorted by location), in one message."""
+    document = dict(schema)
+    try:
+        validator_class = jsonschema.validators.validator_for(document)
+        validator_class.check_schema(document)
+    except jsonschema.SchemaError as exc:
+        return f"the workflow's input_schema is not a valid JSON Schema: {exc.message}"
+    errors = sorted(
+        validator_class(document).iter_errors(value), key=lambda e: list(e.absolute_path)
+    )
+    if not errors:
+        return None
+    lines = [
+        f"at {'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        for error in errors
+    ]
+    if len(lines) == 1:
+        return f"{what} does not match the input schema {lines[0]}"
+    return f"{what} does not match the input schema ({len(lines)} problems): " + "; ".join(lines)
