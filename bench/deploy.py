@@ -56,12 +56,20 @@ class Servers:
 
     @classmethod
     def from_env(cls) -> Servers:
-        """``SPANE_BENCH_{AMQP,REDIS,MONGODB}_URL``, localhost by default."""
-        env = os.environ
+        """``SPANE_BENCH_{AMQP,REDIS,MONGODB}_URL``; else containers with
+        ``SPANE_TEST_CONTAINERS=1`` and Docker (:mod:`bench.containers`); else localhost."""
+        from bench.containers import docker_reachable, resolve_url, start_container
+
+        def url(server: str, variable: str, default: str) -> str:
+            env = os.environ
+            return resolve_url(
+                server, variable, default, env, docker=docker_reachable, start=start_container
+            )
+
         return cls(
-            env.get("SPANE_BENCH_AMQP_URL", AMQP_URL),
-            env.get("SPANE_BENCH_REDIS_URL", REDIS_URL),
-            env.get("SPANE_BENCH_MONGODB_URL", MONGODB_URL),
+            url("RabbitMQ", "SPANE_BENCH_AMQP_URL", AMQP_URL),
+            url("Redis", "SPANE_BENCH_REDIS_URL", REDIS_URL),
+            url("MongoDB", "SPANE_BENCH_MONGODB_URL", MONGODB_URL),
         )
 
 

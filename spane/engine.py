@@ -8,7 +8,8 @@ Embedded (the default)::
 
 The engine wires an :class:`~spane.orchestrator.service.OrchestratorService` and one
 :class:`~spane.workers.runtime.Worker` per pool (function, http, every registered custom
-type) to in-memory stores and bus. Given other adapters it runs the same code on them.
+type, and every pool a registered workflow names) to in-memory stores and bus. Given
+other adapters it runs the same code on them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spane.bus.base import Bus, EventHandler, Reply, Subscription
+from spane import recovery
+from spane.bus.base import Bus, EventHandler, QueueStats, Reply, Subscription
+from spane.bus.dead_letters import DeadLetter
 from spane.bus.memory import MemoryBus
 from spane.compiler.compile import compile_plan
 from spane.compiler.plan import NodeKind, Plan
@@ -30,10 +33,14 @@ from spane.errors import (
     CommandRejectedError,
     ExecutionNotFoundError,
     InvalidInputError,
+    InvalidMessageError,
+    NotFoundError,
     TaskNotFoundError,
     WorkflowNotFoundError,
 )
 from spane.expressions.limits import check_value
+from spane.observability import tracing
+from spane.observability.tracing_setup import configure as configure_tracing
 from spane.orchestrator.plan_cache import PlanCache
 from spane.orchestrator.service import OrchestratorService
 from spane.process import tune_gc
@@ -47,6 +54,7 @@ from spane.schemas.messages import (
     SignalCommand,
     StartExecution,
 )
+from spane.schemas.pools import PoolSpec, parse_pool_spec, workflow_pools
 from spane.schemas.state import (
     TERMINAL_EXECUTION_STATUSES,
     ErrorInfo,
@@ -103,7 +111,10 @@ class Engine:
         self.registry = registry or default_registry
         self.clock = clock
         self.plans = PlanCache(self.definitions)
-        self._pools = pools
+        self._pools = None if pools is None else [parse_pool_spec(pool) for pool in pools]
+        """Explicit pools (``TYPE`` or ``TYPE:POOL`` each), or None: every task type this
+        registry can run, on its own pool and on every pool a registered workflow names."""
+        self._served: list[PoolSpec] = []
         self._secrets = secrets
         self._run_orchestrator = run_orchestrator
         self.orchestrator: OrchestratorService | None = None
@@ -123,6 +134,11 @@ class Engine:
     async def open(self) -> None:
         if self.settings.gc_tuning:
             tune_gc()
+        configure_tracing(  # only if OTEL_* asks for it; a process's first call wins
+            "spane-embedded" if self._run_orchestrator else "spane-client",
+            namespace=self.settings.namespace,
+            messaging_system="memory" if isinstance(self.bus, MemoryBus) else "rabbitmq",
+        )
         await self.bus.connect()
         await self.state.connect()
         await self.definitions.connect()
@@ -143,30 +159,48 @@ class Engine:
                 max_value_bytes=self.settings.max_value_bytes,
             )
             await self.orchestrator.start()
-        for pool in self.pool_names():
-            worker = Worker(
-                self.bus,
-                self.state,
-                pool=pool,
-                registry=self.registry,
-                concurrency=self.settings.worker_concurrency,
-                secrets=self._secrets,
-                lease=self.settings.task_lease,
-                max_output_bytes=self.settings.max_value_bytes,
-                clock=self.clock,
-            )
-            await worker.start()
-            self.workers.append(worker)
+        types = ["function", "http", *sorted(self.registry.task_types)]
+        for spec in self._pools if self._pools is not None else map(PoolSpec, types, types):
+            await self._serve(spec)
+
+    async def _serve(self, spec: PoolSpec) -> None:
+        self._served.append(spec)
+        worker = Worker(
+            self.bus,
+            self.state,
+            pool=spec.pool,
+            task_type=spec.task_type,
+            registry=self.registry,
+            concurrency=self.settings.worker_concurrency,
+            secrets=self._secrets,
+            lease=self.settings.task_lease,
+            max_output_bytes=self.settings.max_value_bytes,
+            clock=self.clock,
+        )
+        await worker.start()
+        self.workers.append(worker)
+
+    async def _serve_pools_of(self, spec: WorkflowSpec) -> None:
+        """Automatic pools: start a worker for each pool of ``spec`` none serves yet."""
+        if self._pools is not None or not self.workers:
+            return
+        runnable = {"function", "http", *self.registry.task_types}
+        for pool in sorted(workflow_pools(spec) - set(self._served)):
+            if pool.task_type in runnable:
+                await self._serve(pool)
 
     def pool_names(self) -> list[str]:
-        if self._pools is not None:
-            return list(self._pools)
-        return ["function", "http", *sorted(self.registry.task_types)]
+        """The pools (queues) this engine's workers consume."""
+        specs = self._served or self._pools
+        if specs is None:  # automatic pools, not open yet
+            return ["function", "http", *sorted(self.registry.task_types)]
+        return list(dict.fromkeys(spec.pool for spec in specs))
 
     async def close(self) -> None:
         for worker in self.workers:
             await worker.stop(grace=1.0)
         self.workers.clear()
+        self._served.clear()
         if self.orchestrator is not None:
             await self.orchestrator.stop()
             self.orchestrator = None
@@ -188,6 +222,7 @@ class Engine:
         else:
             spec = spec_from_data(dict(workflow))
         plan = compile_plan(spec)
+        await self._serve_pools_of(spec)
         record = await self.definitions.register(spec, plan.checksum, self.clock())
         self.plans.forget_latest(record.workflow_id)
         if self.orchestrator is not None:
@@ -199,7 +234,8 @@ class Engine:
     ) -> None:
         """Publish a trigger event, as any producer on ``spane.triggers`` would."""
         headers = {"spane-idempotency-key": idempotency_key} if idempotency_key else None
-        await self.bus.publish_trigger(routing_key, body, headers=headers)
+        with tracing.trigger_headers(routing_key, headers) as headers:  # + traceparent
+            await self.bus.publish_trigger(routing_key, body, headers=headers)
 
     # ------------------------------------------------------------ executions
     async def start(
@@ -215,6 +251,7 @@ class Engine:
         """Start an execution; returns its id once the start is durable."""
         if self.workers:
             plan = await self.plans.get(workflow_id, version)
+            await self._serve_pools_of(plan.spec)
             self._check_tasks_registered(plan)
         problem = check_value(
             input, what="execution input", schema=None, max_bytes=self.settings.max_value_bytes
@@ -229,7 +266,8 @@ class Engine:
             idempotency_key=idempotency_key,
             priority=priority,
         )
-        reply = await self.bus.request(message)
+        with tracing.starting(message) as message:  # the caller's trace goes on, if tracing
+            reply = await self.bus.request(message)
         if not reply.get("ok"):
             error = str(reply.get("error"))
             if "not registered" in error or "has no version" in error:
@@ -238,7 +276,6 @@ class Engine:
         return str(reply["execution_id"])
 
     def _check_tasks_registered(self, plan: Plan) -> None:
-        pools = set(self.pool_names())
         for node in plan.nodes.values():
             if node.body is not None:
                 self._check_tasks_registered(node.body)
@@ -246,10 +283,12 @@ class Engine:
                 continue
             if node.type == "function":
                 self.registry.function(str(getattr(node.spec, "function", "")))
-            elif node.type not in pools:
+            pool = PoolSpec(node.type, node.pool or node.type)
+            if pool not in self._served:
                 raise TaskNotFoundError(
-                    f"node {node.id!r} has type {node.type!r}, but no pool of that type runs "
-                    "here; register a handler with @spane.task_type"
+                    f"node {node.id!r} has type {node.type!r} on pool {pool.pool!r}, but no "
+                    "worker of that pool runs here; register a handler with "
+                    "@spane.task_type, or give Engine(pools=...) the pool"
                 )
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionResult:
@@ -321,6 +360,16 @@ class Engine:
     async def cancel(self, execution_id: str, reason: str | None = None) -> None:
         await self._command(CancelCommand(execution_id=execution_id, reason=reason))
 
+    async def retry(self, execution_id: str) -> None:
+        """Run a failed, timed-out or cancelled execution again (:mod:`spane.recovery`)."""
+        await recovery.retry(self._command, self.definitions, execution_id)
+
+    async def replay(
+        self, execution_id: str, from_node: str, input: Any = recovery.SAME_INPUT
+    ) -> str:
+        """A new execution of ``from_node`` on, reusing the other nodes' outputs."""
+        return await recovery.replay(self, execution_id, from_node, input)
+
     async def subscribe(self, pattern: str, handler: EventHandler) -> Subscription:
         """Receive lifecycle events whose routing key matches ``pattern``."""
         subscription = await self.bus.subscribe_events(pattern, handler)
@@ -380,6 +429,47 @@ class Engine:
             for worker in self.workers:
                 consumers[worker.pool] = consumers.get(worker.pool, 0) + 1
         return explain(plan, meta, snapshot.nodes, self.clock(), pool_consumers=consumers)
+
+    # --------------------------------------------------------- dead letters
+    async def list_dead_letters(
+        self, limit: int = 100, *, before: tuple[float, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored dead letters, newest first (``before``: the position ``(dead_at, id)``
+        of the last entry of the previous page)."""
+        return await self.definitions.list_dead_letters(limit, before=before)
+
+    async def get_dead_letter(self, entry_id: str) -> dict[str, Any]:
+        """One stored dead letter. Raises :class:`~spane.errors.NotFoundError`."""
+        entry = await self.definitions.get_dead_letter(entry_id)
+        if entry is None:
+            raise NotFoundError(f"dead letter {entry_id!r} not found")
+        return entry
+
+    async def redrive_dead_letter(self, entry_id: str) -> DeadLetter:
+        """Re-publish a dead letter to its original exchange and routing key, then forget
+        it (kept if the publication fails). Two redrives of one entry at once may both
+        publish it; consumers deduplicate by message and event ids."""
+        try:
+            entry = DeadLetter.from_record(await self.get_dead_letter(entry_id))
+        except InvalidMessageError as exc:
+            raise CommandRejectedError(f"cannot redrive {entry_id!r}: {exc}") from exc
+        await self.bus.redrive(entry)
+        await self.definitions.delete_dead_letter(entry_id)
+        return entry
+
+    async def drop_dead_letter(self, entry_id: str) -> None:
+        """Forget a dead letter. Raises :class:`~spane.errors.NotFoundError`."""
+        if not await self.definitions.delete_dead_letter(entry_id):
+            raise NotFoundError(f"dead letter {entry_id!r} not found")
+
+    async def pool_stats(self) -> dict[str, QueueStats]:
+        """Ready messages and consumers of every pool: ``function``, ``http``, this
+        registry's custom types, the pools served here and those registered workflows'
+        latest versions name (pools of older versions still running are not listed)."""
+        names = {"function", "http", *self.registry.task_types, *self.pool_names()}
+        for record in await self.definitions.list_workflows():
+            names.update(pool.pool for pool in workflow_pools(record.spec))
+        return await self.bus.pool_stats(sorted(names))
 
     @property
     def is_open(self) -> bool:

@@ -1,8 +1,9 @@
 """Real servers for tests: where they are, whether they answer, how to clean up after.
 
-``require_*`` return the URL of a server that answers (``SPANE_TEST_<SERVER>_URL``,
-localhost by default); an unreachable one skips the test with the reason, or fails it
-under ``CI=true`` (DESIGN §8). ``Namespace`` gives one test its own RabbitMQ names,
+``require_*`` return the URL of a server that answers (``SPANE_TEST_<SERVER>_URL``; else,
+with ``SPANE_TEST_CONTAINERS=1`` and a Docker engine, a testcontainers container; else
+localhost: :mod:`bench.containers`); an unreachable one skips the test with the reason,
+or fails it under ``CI=true`` (DESIGN §8). ``Namespace`` gives one test its own RabbitMQ names,
 Redis keys and MongoDB database, and removes them afterwards.
 """
 
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bench.containers import docker_reachable, resolve_url, start_container
 from bench.deploy import (
     delete_rabbit_namespace,
     delete_redis_namespace,
@@ -77,19 +79,27 @@ def _cached_probe(name: str) -> Callable[[str], None]:
     return lambda url: _probed(name, url)
 
 
-def require_redis() -> str:
-    return _require(
-        "Redis", os.environ.get("SPANE_TEST_REDIS_URL", REDIS_URL), _cached_probe("Redis")
+def _url(server: str, variable: str, default: str) -> str:
+    """The variable's URL, a container's (``SPANE_TEST_CONTAINERS=1`` and Docker), or the
+    local default: :func:`bench.containers.resolve_url`."""
+    env = os.environ
+    return resolve_url(
+        server, variable, default, env, docker=docker_reachable, start=start_container
     )
 
 
+def require_redis() -> str:
+    url = _url("Redis", "SPANE_TEST_REDIS_URL", REDIS_URL)
+    return _require("Redis", url, _cached_probe("Redis"))
+
+
 def require_amqp() -> str:
-    url = os.environ.get("SPANE_TEST_AMQP_URL", AMQP_URL)
+    url = _url("RabbitMQ", "SPANE_TEST_AMQP_URL", AMQP_URL)
     return _require("RabbitMQ", url, _cached_probe("RabbitMQ"))
 
 
 def require_mongodb() -> str:
-    url = os.environ.get("SPANE_TEST_MONGODB_URL", MONGODB_URL)
+    url = _url("MongoDB", "SPANE_TEST_MONGODB_URL", MONGODB_URL)
     return _require("MongoDB", url, _cached_probe("MongoDB"))
 
 

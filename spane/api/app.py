@@ -23,16 +23,20 @@ from spane.api.problems import install_handlers
 from spane.api.routes import (
     commands,
     dashboard,
+    dead_letters,
     executions,
     explain,
     graph,
     health,
     hooks,
+    pools,
+    recovery,
     stream,
     workflows,
 )
 from spane.engine import Engine
 from spane.observability.metrics import CONTENT_TYPE, Metrics
+from spane.observability.tracing_setup import TraceContextMiddleware, configure
 
 StartupHook = Callable[[Engine], Awaitable[None]]
 
@@ -85,11 +89,14 @@ def create_app(
     if max_body is None:
         max_body = engine.settings.max_value_bytes + BODY_SLACK_BYTES
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    if configure("spane-api", namespace=engine.settings.namespace):
+        app.add_middleware(TraceContextMiddleware)  # a traceparent header: the caller's trace
     keys = config.api_keys or _settings_keys(engine)
     if keys:  # added last: runs first, before a body is read
         app.add_middleware(ApiKeyMiddleware, keys=keys)
     install_handlers(app)
-    for module in (workflows, graph, executions, explain, commands, stream, hooks, health):
+    routers = (workflows, graph, executions, explain, commands, dead_letters, stream, hooks)
+    for module in (*routers, pools, recovery, health):
         app.include_router(module.router)
     scraped = metrics or Metrics()
 

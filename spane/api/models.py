@@ -142,6 +142,10 @@ class ExecutionSummary(_Response):
     created_at: float
     finished_at: float | None = None
     parent: ParentLink | None = None
+    replay_of: str | None = None
+    """The execution this one replays (``POST /v1/executions/{id}/replay``)."""
+    retries: int = 0
+    """How many times it was retried (``POST /v1/executions/{id}/retry``)."""
 
     @classmethod
     def of(cls, meta: ExecutionMeta) -> ExecutionSummary:
@@ -153,6 +157,8 @@ class ExecutionSummary(_Response):
             created_at=meta.created_at,
             finished_at=meta.finished_at,
             parent=meta.parent,
+            replay_of=meta.replay_of,
+            retries=meta.retries,
         )
 
 

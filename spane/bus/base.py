@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
+from spane.bus.dead_letters import DeadLetter
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import InboxMessage, TaskMessage
 
@@ -38,6 +39,14 @@ class TriggerEvent:
 
     routing_key: str
     body: Any
+
+
+class QueueStats(NamedTuple):
+    """One pool's queue now: ``messages`` waiting (ready, not yet delivered to a worker)
+    and ``consumers`` (worker runtimes taking from it)."""
+
+    messages: int
+    consumers: int
 
 
 BatchHandler = Callable[[Sequence[Delivery[T]]], Awaitable[None]]
@@ -96,11 +105,29 @@ class Bus(Protocol):
     ) -> Subscription: ...
 
     async def consume_tasks(
-        self, task_type: str, handler: BatchHandler[TaskMessage], *, prefetch: int
-    ) -> Subscription: ...
+        self, pool: str, handler: BatchHandler[TaskMessage], *, prefetch: int
+    ) -> Subscription:
+        """Consume the queue of ``pool`` (named like a task type unless a node names it)."""
+        ...
+
+    async def pool_stats(self, pools: Sequence[str]) -> dict[str, QueueStats]:
+        """Each pool's queue depth and consumer count; a queue that does not exist (yet)
+        is ``QueueStats(0, 0)``."""
+        ...
 
     async def subscribe_events(self, pattern: str, handler: EventHandler) -> Subscription:
         """``pattern`` is a topic pattern (``execution.*.failed``, ``node.#``)."""
         ...
 
     async def subscribe_cancellations(self, handler: CancelHandler) -> Subscription: ...
+
+    async def consume_dead_letters(
+        self, handler: BatchHandler[DeadLetter], *, prefetch: int
+    ) -> Subscription:
+        """Messages dead-lettered anywhere (undecodable, refused, over the delivery
+        limit), each batch settled once ``handler`` returns (the orchestrator stores them)."""
+        ...
+
+    async def redrive(self, entry: DeadLetter) -> None:
+        """Re-publish a dead letter's body and properties to where it was first sent."""
+        ...

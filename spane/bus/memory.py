@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -28,12 +30,23 @@ from spane.bus.base import (
     CancelHandler,
     Delivery,
     EventHandler,
+    QueueStats,
     Reply,
     TriggerEvent,
 )
-from spane.bus.codec import MAX_VALUE_DEPTH, json_value_problem
-from spane.bus.topology import topic_matches
-from spane.errors import InvalidMessageError
+from spane.bus.codec import (
+    JSON_CONTENT_TYPE,
+    MAX_VALUE_DEPTH,
+    decode_inbox,
+    decode_task,
+    decode_trigger_body,
+    encode_inbox,
+    encode_task,
+    json_value_problem,
+)
+from spane.bus.dead_letters import DeadLetter, json_headers
+from spane.bus.topology import Topology, topic_matches
+from spane.errors import CommandRejectedError, InvalidMessageError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import InboxMessage, TaskMessage
@@ -160,10 +173,49 @@ class MemoryBus:
         self._counter = itertools.count(1)
         self.dead_letters: list[tuple[Any, str]] = []
         """(message, reason) of messages whose handler kept failing."""
+        self._dead_queue: _Queue[DeadLetter] = _Queue()
+        self.topology = Topology()
+        """The names dead letters record as their origin (the default namespace)."""
 
     def _dead_letter(self, delivery: Delivery[Any], reason: str) -> None:
         log.error("dead-lettering %s: %s", type(delivery.message).__name__, reason)
         self.dead_letters.append((delivery.message, reason))
+        entry = _dead_letter_entry(self.topology, delivery, reason, time.time())
+        self._dead_queue.put(Delivery(entry, entry.id))
+
+    def _lost_dead_letter(self, delivery: Delivery[DeadLetter], reason: str) -> None:
+        log.error("dropping dead letter %s: it could not be kept: %s", delivery.message_id, reason)
+
+    async def consume_dead_letters(
+        self, handler: BatchHandler[DeadLetter], *, prefetch: int
+    ) -> _Consumer[DeadLetter]:
+        """Every message dead-lettered by this bus, as :class:`DeadLetter` entries."""
+        return _Consumer(
+            self._dead_queue, handler, prefetch, "dead-letters", self._lost_dead_letter
+        )
+
+    async def redrive(self, entry: DeadLetter) -> None:
+        """Put a dead letter back in the queue it was first sent to."""
+        top = self.topology
+        message_id = entry.message_id or self._message_id()  # the id it had
+        try:
+            if entry.exchange == top.orchestrator_exchange:
+                self._inbox.put(Delivery(decode_inbox(entry.body), message_id))
+            elif entry.exchange == top.triggers_exchange:
+                body = decode_trigger_body(entry.body, max_bytes=self.max_value_bytes)
+                event = TriggerEvent(entry.routing_key, body)
+                self._triggers.put(Delivery(event, message_id, headers=entry.redrive_headers()))
+            elif entry.exchange == top.tasks_exchange:
+                task = decode_task(entry.body)
+                self._task_queue(entry.routing_key or task.pool_name).put(
+                    Delivery(task, task.task_id), task.priority
+                )
+            else:
+                raise CommandRejectedError(
+                    f"dead letter {entry.id}: unknown exchange {entry.exchange!r}"
+                )
+        except InvalidMessageError as exc:
+            raise CommandRejectedError(f"dead letter {entry.id}: {exc}") from exc
 
     async def connect(self) -> None:
         return None
@@ -176,12 +228,12 @@ class MemoryBus:
         per message, as ``uuid4`` makes)."""
         return f"{self._token}-{next(self._counter)}"
 
-    def _task_queue(self, task_type: str) -> _Queue[TaskMessage]:
-        return self._tasks.setdefault(task_type, _Queue())
+    def _task_queue(self, pool: str) -> _Queue[TaskMessage]:
+        return self._tasks.setdefault(pool, _Queue())
 
     async def publish_tasks(self, tasks: Sequence[TaskMessage]) -> None:
         for task in tasks:
-            self._task_queue(task.type).put(Delivery(task, task.task_id), task.priority)
+            self._task_queue(task.pool_name).put(Delivery(task, task.task_id), task.priority)
 
     async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
         for message in messages:
@@ -244,11 +296,16 @@ class MemoryBus:
         return _Consumer(self._inbox, handler, prefetch, "inbox", self._dead_letter)
 
     async def consume_tasks(
-        self, task_type: str, handler: BatchHandler[TaskMessage], *, prefetch: int
+        self, pool: str, handler: BatchHandler[TaskMessage], *, prefetch: int
     ) -> _Consumer[TaskMessage]:
-        return _Consumer(
-            self._task_queue(task_type), handler, prefetch, task_type, self._dead_letter
-        )
+        return _Consumer(self._task_queue(pool), handler, prefetch, pool, self._dead_letter)
+
+    async def pool_stats(self, pools: Sequence[str]) -> dict[str, QueueStats]:
+        stats: dict[str, QueueStats] = {}
+        for pool in pools:
+            queue = self._tasks.get(pool)
+            stats[pool] = QueueStats(queue.qsize(), queue.consumers) if queue else QueueStats(0, 0)
+        return stats
 
     async def subscribe_events(self, pattern: str, handler: EventHandler) -> _Callback:
         return _Callback(self._event_handlers, (pattern, handler))
@@ -261,3 +318,36 @@ class MemoryBus:
         sizes = {"inbox": self._inbox.qsize()}
         sizes.update({f"tasks.{name}": q.qsize() for name, q in self._tasks.items()})
         return sizes
+
+
+def _dead_letter_entry(
+    top: Topology, delivery: Delivery[Any], reason: str, now: float
+) -> DeadLetter:
+    """What the memory bus keeps of a dead-lettered delivery: the message encoded as it
+    would travel on RabbitMQ, with its origin."""
+    message = delivery.message
+    if isinstance(message, TaskMessage):
+        exchange, key, queue, body = (
+            top.tasks_exchange,
+            message.pool_name,
+            top.task_queue(message.pool_name),
+            encode_task(message),
+        )
+    elif isinstance(message, TriggerEvent):
+        exchange, key, queue = top.triggers_exchange, message.routing_key, top.triggers_queue
+        body = json.dumps(message.body).encode()
+    else:
+        exchange, key, queue = top.orchestrator_exchange, "", top.orchestrator_queue
+        body = encode_inbox(message)
+    return DeadLetter(
+        id=uuid.uuid4().hex,
+        exchange=exchange,
+        routing_key=key,
+        queue=queue,
+        reason=reason,
+        dead_at=now,
+        body=body,
+        headers=json_headers(delivery.headers),
+        content_type=JSON_CONTENT_TYPE,
+        message_id=delivery.message_id,
+    )

@@ -2,7 +2,7 @@
 
 Topology (DESIGN §4), every name prefixed by the namespace (``spane`` by default)::
 
-    {ns}.tasks          direct  -- <type> -->  {ns}.tasks.<type>   quorum, one per pool
+    {ns}.tasks          direct  -- <pool> -->  {ns}.tasks.<pool>   quorum, one per pool
     {ns}.orchestrator   direct  -- ""     -->  {ns}.orchestrator   quorum, the inbox
     {ns}.triggers       topic   (trigger events; consumed by the trigger router)
     {ns}.events         topic   -- <pattern> -> exclusive queue per subscription
@@ -12,7 +12,8 @@ Topology (DESIGN §4), every name prefixed by the namespace (``spane`` by defaul
 Quorum queues carry ``x-delivery-limit`` and ``x-dead-letter-exchange`` (at-least-once
 dead-lettering), so a message that keeps failing ends in ``{ns}.dead-letters`` instead
 of looping forever. A task queue is declared both by the pool consuming it and by the
-first publication to that type, so tasks wait for a pool that starts later.
+first publication to that pool, so tasks wait for a pool that starts later. A pool is
+named like its task type unless a node names one (``pool:``, :mod:`spane.schemas.pools`).
 
 What consumers accept, and how every delivery is settled (processed, dead-lettered with
 its reason, or redelivered; nothing acked unsettled; ids of messages without
@@ -47,11 +48,13 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     AbstractRobustQueue,
 )
+from aio_pika.exceptions import PublishError
 
 from spane.bus.base import (
     BatchHandler,
     CancelHandler,
     EventHandler,
+    QueueStats,
     Reply,
     TriggerEvent,
 )
@@ -61,6 +64,7 @@ from spane.bus.codec import (
     decode_inbox,
     decode_task,
 )
+from spane.bus.dead_letters import DeadLetter
 from spane.bus.rabbit_consumer import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
@@ -76,18 +80,26 @@ from spane.bus.rabbit_consumer import (
     event_batches,
     trigger_decoder,
 )
-from spane.bus.rabbit_declare import Declarer
+from spane.bus.rabbit_dead_letters import (
+    DeadLetterConsumer,
+    redrive_outgoing,
+    redrive_problem,
+    unroutable,
+)
+from spane.bus.rabbit_declare import Declarer, queue_stats
 from spane.bus.rabbit_messages import (
     cancel_outgoing,
     event_outgoing,
     inbox_outgoing,
     reply_outgoing,
     task_outgoing,
+    traced_decoder,
     trigger_outgoing,
 )
 from spane.bus.rabbit_publish import Outgoing, publish_all
 from spane.bus.rabbit_rpc import RpcClient
 from spane.bus.topology import Topology
+from spane.errors import CommandRejectedError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import InboxMessage, TaskMessage
@@ -194,15 +206,15 @@ class RabbitBus:
 
     # ----------------------------------------------------------- publishing
     async def publish_tasks(self, tasks: Sequence[TaskMessage]) -> None:
-        """Publish task attempts to ``{ns}.tasks.<type>`` (declared on first use).
+        """Publish task attempts to ``{ns}.tasks.<pool>`` (declared on first use).
 
         ``priority`` is set on each message; quorum queues honour it from RabbitMQ 4.0.
         """
         if not tasks:
             return
         channel = self._channel()
-        for task_type in sorted({task.type for task in tasks} - self._declare.task_types):
-            await self._declare.task_queue(channel, task_type)
+        for pool in sorted({task.pool_name for task in tasks} - self._declare.task_types):
+            await self._declare.task_queue(channel, pool)
         outgoing = [task_outgoing(self.topology, task) for task in tasks]
         await self._publish_all(channel, outgoing)
 
@@ -273,6 +285,33 @@ class RabbitBus:
         outgoing = Outgoing.of(self.topology.dlx, queue, copy, True)
         await self._publish_all(self._channel(), [outgoing])
 
+    async def consume_dead_letters(
+        self, handler: BatchHandler[DeadLetter], *, prefetch: int
+    ) -> BatchConsumer[DeadLetter]:
+        """Consume ``{ns}.dead-letters`` (:mod:`spane.bus.rabbit_dead_letters`): each
+        batch is acked once ``handler`` returns (it stores them)."""
+        channel = await self._consumer_channel(prefetch)
+        queue = await channel.declare_queue(
+            self.topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        timing = (self.retry_delay, self.max_retry_delay, self.stop_grace)
+        consumer = DeadLetterConsumer.on(channel, queue, handler, prefetch, *timing)
+        await consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    async def redrive(self, entry: DeadLetter) -> None:
+        """Re-publish a dead letter to its original exchange and routing key (confirmed);
+        one :func:`~spane.bus.rabbit_dead_letters.redrive_problem` finds, or that no queue
+        takes, raises :class:`~spane.errors.CommandRejectedError`."""
+        problem = redrive_problem(self.topology, entry)
+        if problem is not None:
+            raise CommandRejectedError(problem)
+        try:
+            await self._publish_all(self._channel(), [redrive_outgoing(entry)])
+        except PublishError as exc:
+            raise CommandRejectedError(unroutable(entry)) from exc
+
     # ------------------------------------------------------------ consuming
     async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
         channel = await self._conn().channel(publisher_confirms=False)
@@ -312,7 +351,7 @@ class RabbitBus:
     ) -> BatchConsumer[InboxMessage]:
         channel = await self._consumer_channel(prefetch)
         queue = await self._declare.inbox(channel)
-        decode = body_decoder(functools.partial(decode_inbox, max_bytes=self.max_message_bytes))
+        decode = traced_decoder(functools.partial(decode_inbox, max_bytes=self.max_message_bytes))
         return await self._start_consumer(
             "inbox", channel, queue, handler, decode, prefetch, replies=True
         )
@@ -348,14 +387,17 @@ class RabbitBus:
         return await self._start_consumer("triggers", channel, queue, handler, decode, prefetch)
 
     async def consume_tasks(
-        self, task_type: str, handler: BatchHandler[TaskMessage], *, prefetch: int
+        self, pool: str, handler: BatchHandler[TaskMessage], *, prefetch: int
     ) -> BatchConsumer[TaskMessage]:
         channel = await self._consumer_channel(prefetch)
-        queue = await self._declare.task_queue(channel, task_type)
-        decode = body_decoder(functools.partial(decode_task, max_bytes=self.max_message_bytes))
-        return await self._start_consumer(
-            f"tasks.{task_type}", channel, queue, handler, decode, prefetch
-        )
+        queue = await self._declare.task_queue(channel, pool)
+        decode = traced_decoder(functools.partial(decode_task, max_bytes=self.max_message_bytes))
+        name = f"tasks.{pool}"
+        return await self._start_consumer(name, channel, queue, handler, decode, prefetch)
+
+    async def pool_stats(self, pools: Sequence[str]) -> dict[str, QueueStats]:
+        """Ready messages and consumers per pool queue (passive declares: creates nothing)."""
+        return await queue_stats(self._conn(), self.topology, pools)
 
     async def _private_queue(
         self, channel: AbstractRobustChannel, purpose: str, exchange: str, routing_key: str

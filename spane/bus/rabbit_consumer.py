@@ -63,6 +63,7 @@ import aiormq.abc
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelInvalidStateError
 
+from spane import retrying
 from spane.bus.base import (
     BatchHandler,
     CancelHandler,
@@ -78,6 +79,7 @@ from spane.bus.codec import (
     decode_event,
     decode_trigger_body,
 )
+from spane.bus.dead_letters import ID_HEADER, ORIGIN_EXCHANGE_HEADER, ORIGIN_ROUTING_KEY_HEADER
 from spane.errors import InvalidMessageError, is_transient
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.schemas.events import LifecycleEvent
@@ -273,28 +275,29 @@ class BatchConsumer(Generic[T]):
         call it again after a growing pause, for as long as the outage lasts. Requeueing
         them would count towards the delivery limit and dead-letter good messages during
         a long outage. Other failures are raised (the caller requeues the batch)."""
-        outage = 0
-        while True:
-            try:
-                await self._handler(deliveries)
-                return
-            except Exception as exc:
-                live = [m for m in messages if live_channel(m) is not None]
-                if not is_transient(exc) or self._stopping or not live:
-                    raise
-                outage += 1
-                delay = min(self._retry_delay * 2 ** (outage - 1), self._max_retry_delay)
-                log.warning(
-                    "consumer %s: a server is unreachable (%s: %s); %d message(s) kept, "
-                    "retrying in %.2fs (attempt %d)",
-                    self.name,
-                    type(exc).__name__,
-                    exc,
-                    len(live),
-                    delay,
-                    outage,
-                )
-                await asyncio.sleep(delay)
+
+        def keep_trying(exc: BaseException) -> bool:
+            live = any(live_channel(m) is not None for m in messages)
+            return is_transient(exc) and not self._stopping and live
+
+        def on_retry(exc: BaseException | None, outage: int, delay: float) -> None:
+            log.warning(
+                "consumer %s: a server is unreachable (%r); %d message(s) kept, "
+                "retrying in %.2fs (attempt %d)",
+                self.name,
+                exc,
+                sum(live_channel(m) is not None for m in messages),
+                delay,
+                outage,
+            )
+
+        policy = retrying.through_outage(
+            first=self._retry_delay,
+            longest=self._max_retry_delay,
+            keep_trying=keep_trying,
+            on_retry=on_retry,
+        )
+        await policy(self._handler, deliveries)
 
     def _backoff(self) -> float:
         return float(min(self._retry_delay * 2 ** (self._failures - 1), self._max_retry_delay))
@@ -504,6 +507,9 @@ def dead_letter_copy(message: AbstractIncomingMessage, reason: str, queue: str) 
     headers: dict[str, Any] = dict(message.headers or {})
     headers[DEAD_LETTER_REASON_HEADER] = reason[:MAX_REASON_LENGTH]
     headers[DEAD_LETTER_QUEUE_HEADER] = queue
+    headers[ORIGIN_EXCHANGE_HEADER] = message.exchange or ""  # where a redrive sends it
+    headers[ORIGIN_ROUTING_KEY_HEADER] = message.routing_key or ""
+    headers[ID_HEADER] = uuid.uuid4().hex  # a redelivered copy is stored once
     return aio_pika.Message(
         message.body,
         headers=headers,

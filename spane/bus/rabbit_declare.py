@@ -7,10 +7,19 @@ ends in ``{ns}.dead-letters`` instead of looping forever.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from typing import Any
 
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue, ExchangeType
+from aio_pika.abc import (
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    AbstractRobustQueue,
+    ExchangeType,
+)
+from aiormq.exceptions import ChannelNotFoundEntity
 
+from spane.bus.base import QueueStats
 from spane.bus.rabbit_messages import ORCHESTRATOR_ROUTING_KEY
 from spane.bus.topology import Topology
 
@@ -83,3 +92,24 @@ class Declarer:
         await queue.bind(top.triggers_exchange, routing_key="#")
         self.triggers_declared = True
         return queue
+
+
+async def queue_stats(
+    connection: AbstractRobustConnection, topology: Topology, pools: Sequence[str]
+) -> dict[str, QueueStats]:
+    """Each pool's ready messages and consumers, from a passive declare of its queue (which
+    creates nothing). A missing queue is ``QueueStats(0, 0)``; the broker closes a channel
+    whose passive declare fails, so each pool gets a short-lived channel of its own."""
+    stats: dict[str, QueueStats] = {}
+    for pool in pools:
+        channel = await connection.channel(publisher_confirms=False)
+        try:
+            queue = await channel.declare_queue(topology.task_queue(pool), passive=True)
+            result = queue.declaration_result
+            stats[pool] = QueueStats(result.message_count or 0, result.consumer_count or 0)
+        except ChannelNotFoundEntity:
+            stats[pool] = QueueStats(0, 0)
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+    return stats

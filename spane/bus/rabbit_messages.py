@@ -7,10 +7,12 @@ publishes what they build (:mod:`spane.bus.rabbit_publish`).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+from aio_pika.abc import AbstractIncomingMessage
 from aiormq import spec
+from pydantic import BaseModel
 
 from spane.bus.base import Reply
 from spane.bus.codec import (
@@ -34,6 +36,37 @@ from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import InboxMessage, StartExecution, TaskMessage
 
 ORCHESTRATOR_ROUTING_KEY = ""
+TRACE_HEADERS = ("traceparent", "tracestate")
+"""A message's W3C trace context (its fields of these names) travels in these headers."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def _with_trace(props: spec.Basic.Properties, message: object) -> spec.Basic.Properties:
+    """Copy the message's trace context (set only while tracing) into its headers."""
+    if getattr(message, "traceparent", None) is not None and props.headers is not None:
+        for name in TRACE_HEADERS:
+            value = getattr(message, name, None)
+            if value is not None:
+                props.headers[name] = value
+    return props
+
+
+def traced_decoder(decode: Callable[[bytes], M]) -> Callable[[AbstractIncomingMessage], M]:
+    """Decode the body; a ``traceparent`` header goes back into the message's fields."""
+
+    def decoder(message: AbstractIncomingMessage) -> M:
+        value = decode(message.body)
+        headers = message.headers
+        if headers and headers.get("traceparent") and "traceparent" in type(value).model_fields:
+            trace = {name: _text(headers[name]) for name in TRACE_HEADERS if headers.get(name)}
+            value = value.model_copy(update=trace)
+        return value
+
+    return decoder
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
 def properties(
@@ -60,7 +93,7 @@ def properties(
 
 
 def task_outgoing(topology: Topology, task: TaskMessage) -> Outgoing:
-    """A task attempt to ``{ns}.tasks`` routed by its type (mandatory: a missing queue
+    """A task attempt to ``{ns}.tasks`` routed by its pool (mandatory: a missing queue
     is an error, not a loss). The task id is the message id."""
     props = properties(
         kind="task",
@@ -68,7 +101,10 @@ def task_outgoing(topology: Topology, task: TaskMessage) -> Outgoing:
         correlation_id=task.execution_id,
         priority=task.priority,
     )
-    return Outgoing(topology.tasks_exchange, task.type, encode_task(task), props, mandatory=True)
+    _with_trace(props, task)
+    return Outgoing(
+        topology.tasks_exchange, task.pool_name, encode_task(task), props, mandatory=True
+    )
 
 
 def inbox_outgoing(
@@ -90,6 +126,7 @@ def inbox_outgoing(
         priority=priority,
         reply_to=reply_to,
     )
+    _with_trace(props, message)
     return Outgoing(
         topology.orchestrator_exchange,
         ORCHESTRATOR_ROUTING_KEY,

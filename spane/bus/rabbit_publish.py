@@ -20,6 +20,8 @@ from aio_pika.exceptions import AMQPError, PublishError
 from aiormq import spec
 from aiormq.exceptions import ChannelInvalidStateError
 
+from spane import retrying
+
 log = logging.getLogger("spane.bus.rabbit")
 
 RETRY_PAUSE = 0.2
@@ -79,7 +81,8 @@ async def publish_all(
     task = asyncio.current_task()
     cancel_requests = task.cancelling() if task is not None else 0
     pending = list(outgoing)
-    while True:
+
+    async def attempt() -> None:
         results = await _send_all(channel, pending, deadline - loop.time())
         failed: list[Outgoing] = []
         last_error: BaseException | None = None
@@ -89,10 +92,37 @@ async def publish_all(
                     raise result
                 failed.append(item)
                 last_error = result
-        if not failed:
-            return
-        pending = failed
-        await _wait_for_recovery(channel, deadline, len(failed), last_error)
+        if failed:
+            pending[:] = failed  # the next try publishes only what failed
+            raise _UnconfirmedError(len(failed), last_error)
+
+    policy = retrying.until_deadline(
+        deadline,
+        retry_on=_UnconfirmedError,
+        pause=RETRY_PAUSE,
+        recover=lambda error: _recovered(channel, deadline, error),
+        on_retry=lambda error: log.warning("publishing %s; retrying", error),
+        give_up=_timed_out,
+    )
+    await policy(attempt)
+
+
+def _timed_out(failure: BaseException | None) -> TimeoutError:
+    if isinstance(failure, _UnconfirmedError):
+        return TimeoutError(
+            f"{failure.count} message(s) not confirmed by RabbitMQ in time "
+            f"(last error: {failure.error!r})"
+        )
+    return TimeoutError(f"not confirmed by RabbitMQ in time ({failure!r})")
+
+
+class _UnconfirmedError(Exception):
+    """Some messages of a publication failed for a transient reason (an outage)."""
+
+    def __init__(self, count: int, error: BaseException | None) -> None:
+        super().__init__(f"{count} message(s) failed ({error!r})")
+        self.count = count
+        self.error = error
 
 
 async def _send_all(
@@ -131,23 +161,13 @@ async def _send_all(
         raise TimeoutError(f"{len(outgoing)} message(s) not confirmed by RabbitMQ in time") from exc
 
 
-async def _wait_for_recovery(
-    channel: AbstractRobustChannel,
-    deadline: float,
-    count: int,
-    error: BaseException | None,
+async def _recovered(
+    channel: AbstractRobustChannel, deadline: float, failure: BaseException | None
 ) -> None:
+    """Before the next try: wait (until the deadline) for the robust channel to be back."""
     loop = asyncio.get_running_loop()
-    if loop.time() >= deadline:
-        raise TimeoutError(
-            f"{count} message(s) not confirmed by RabbitMQ in time (last error: {error!r})"
-        ) from error
-    log.warning("publishing %d message(s) failed (%r); retrying", count, error)
-    await asyncio.sleep(min(RETRY_PAUSE, max(deadline - loop.time(), 0.0)))
     try:
         async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
             await channel.ready()
     except TimeoutError as exc:
-        raise TimeoutError(
-            f"{count} message(s) not published: RabbitMQ unavailable ({error!r})"
-        ) from exc
+        raise TimeoutError(f"{failure}: not published, RabbitMQ unavailable") from exc

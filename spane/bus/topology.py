@@ -16,8 +16,8 @@ DEAD_LETTER_QUEUE = "spane.dead-letters"
 CANCEL_EXCHANGE = "spane.cancellations"
 
 
-def task_queue(task_type: str) -> str:
-    return f"{TASKS_EXCHANGE}.{task_type}"
+def task_queue(pool: str) -> str:
+    return f"{TASKS_EXCHANGE}.{pool}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +33,13 @@ class Topology:
 
     @property
     def tasks_exchange(self) -> str:
-        """Direct exchange; routing key = task type."""
+        """Direct exchange; routing key = pool (by default named like the task type)."""
         return f"{self.namespace}.tasks"
 
-    def task_queue(self, task_type: str) -> str:
-        """Durable quorum queue of one task type (one worker pool)."""
-        return f"{self.namespace}.tasks.{task_type}"
+    def task_queue(self, pool: str) -> str:
+        """Durable quorum queue of one worker pool (``function``, ``http``, a custom task
+        type, or a pool a node names)."""
+        return f"{self.namespace}.tasks.{pool}"
 
     @property
     def orchestrator_exchange(self) -> str:

@@ -91,6 +91,9 @@ def make_app(settings: Settings, specs: Sequence[WorkflowSpec]) -> FastAPI:
             record = await engine.register(spec)
             typer.echo(f"registered {record.workflow_id} v{record.version}", err=True)
 
+    from spane.observability.tracing_setup import configure
+
+    configure("spane-dev", namespace=settings.namespace)  # only if OTEL_* asks for it
     return create_app(build_engine(settings), on_startup=[register_all])
 
 

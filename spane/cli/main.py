@@ -8,7 +8,8 @@ Commands that need no server (:mod:`spane.cli.local`)::
 
 The distributed commands (:mod:`spane.cli.ops`): ``orchestrator``, ``worker``,
 ``register``, ``start``, ``status``, ``signal``, ``pause``, ``resume``, ``cancel``,
-``trigger``, ``events``.
+``trigger``, ``events``; looking in and serving the API (:mod:`spane.cli.inspect`):
+``api``, ``list``, ``history``, ``dead-letters``.
 
 Exit codes:
 
@@ -32,7 +33,7 @@ from typing import Annotated
 
 import typer
 
-from spane.cli import dev, local, ops
+from spane.cli import dev, inspect, local, ops, recovery
 from spane.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, one_line
 from spane.errors import SpaneError
 
@@ -71,6 +72,8 @@ def build_app() -> typer.Typer:
     app.callback()(_root)
     local.register(app)
     ops.register(app)
+    inspect.register(app)
+    recovery.register(app)
     dev.register(app)
     return app
 

@@ -30,6 +30,7 @@ from spane.cli.common import (
     parse_input,
     spane_errors,
 )
+from spane.cli.pools import POOL_HELP, PoolRuntimes, parse_pools, pool_lines
 
 if TYPE_CHECKING:
     from spane.backends import Backends
@@ -64,6 +65,13 @@ def _configure_logging(settings: Settings) -> None:
     from spane.observability.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format, sys.stderr)
+
+
+def _configure_tracing(service: str, settings: Settings) -> None:
+    """OpenTelemetry traces, only if the OTEL_* variables ask for them."""
+    from spane.observability.tracing_setup import configure
+
+    configure(service, namespace=settings.namespace)
 
 
 def _metrics(settings: Settings) -> Metrics | None:
@@ -186,6 +194,7 @@ def orchestrator(
 
         async with _backends("spane orchestrator") as (settings, backends):
             _configure_logging(settings)
+            _configure_tracing("spane-orchestrator", settings)
             metrics = _metrics(settings)
             service = OrchestratorService(
                 backends.bus,
@@ -212,7 +221,7 @@ def orchestrator(
 
 
 def worker(
-    pool: Annotated[str, typer.Option(help="function, http, or a custom task type.")],
+    pool: Annotated[list[str], typer.Option(help=POOL_HELP, metavar="TYPE[:POOL]")],
     imports: Annotated[
         list[str] | None,
         typer.Option("--import", help="Module defining tasks (repeatable)."),
@@ -222,33 +231,23 @@ def worker(
     ] = None,
     grace: Annotated[float, typer.Option(help="Seconds to let running tasks finish.")] = 30.0,
 ) -> None:
-    """Run one worker of a pool until SIGTERM, then finish running tasks (up to --grace)."""
+    """Run a worker of one or more pools until SIGTERM, then finish running tasks (up to
+    --grace). '--pool function:scoring' serves function tasks that workflows route to
+    pool 'scoring' (a node's 'pool:', or 'defaults: {pool: scoring}')."""
+    specs = parse_pools(pool)
     with spane_errors():
         import_modules(imports or [])
 
     async def serve() -> int:
-        from spane.observability.health import flag_check
-        from spane.workers.runtime import Worker
-
-        async with _backends(f"spane worker {pool}") as (settings, backends):
+        async with _backends(f"spane worker {' '.join(map(str, specs))}") as (settings, backends):
             _configure_logging(settings)
+            _configure_tracing(f"spane-worker-{'+'.join(s.pool for s in specs)}", settings)
             metrics = _metrics(settings)
-            runtime = Worker(
-                backends.bus,
-                backends.state,
-                pool=pool,
-                concurrency=concurrency or settings.worker_concurrency,
-                lease=settings.task_lease,
-                max_output_bytes=settings.max_value_bytes,
-                metrics=metrics,
-            )
-            checks = {"consumer": flag_check(lambda: runtime.consuming, "not consuming tasks")}
-            async with _observed(settings, metrics, backends, checks):
-                await runtime.start()
-                log.info("worker %s running (pool %s)", runtime.worker_id, pool)
+            runtimes = PoolRuntimes(specs, backends, settings, concurrency, metrics)
+            async with _observed(settings, metrics, backends, {"consumer": runtimes.check()}):
+                await runtimes.start()
                 await _until_stopped()
-                log.info("stopping: %d task(s) running", runtime.running)
-                await runtime.stop(grace=grace)
+                await runtimes.stop(grace)
         return EXIT_OK
 
     _run(serve)
@@ -336,13 +335,32 @@ def _status_lines(snapshot: ExecutionSnapshot) -> list[str]:
     return lines
 
 
-def status(execution: Annotated[str, typer.Argument(help="Execution id.")]) -> None:
-    """An execution node by node (from Redis, or the archive once it expired there)."""
+def status(
+    execution: Annotated[
+        str | None, typer.Argument(help="Execution id; none: the worker pools.")
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="text or json.", case_sensitive=False)
+    ] = "text",
+) -> None:
+    """An execution node by node (from Redis, or the archive once it expired there); without
+    an id, every pool's waiting tasks and consumers."""
+    if output.lower() not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--output")
+    as_json = output.lower() == "json"
 
     async def go() -> int:
         from spane.errors import ExecutionNotFoundError
 
         async with _client("spane status") as engine:
+            if execution is None:
+                stats = await engine.pool_stats()
+                if as_json:
+                    pools = {p: {"waiting": m, "consumers": c} for p, (m, c) in stats.items()}
+                    typer.echo(json.dumps(pools, indent=2))
+                else:
+                    typer.echo("\n".join(pool_lines(stats)))
+                return EXIT_OK
             try:
                 snapshot = await engine.status(execution)
             except ExecutionNotFoundError:
@@ -350,6 +368,10 @@ def status(execution: Annotated[str, typer.Argument(help="Execution id.")]) -> N
                 if archived is None:
                     raise
                 typer.echo(json.dumps(archived, indent=2))
+                return EXIT_OK
+            if as_json:
+                nodes = {k: v.model_dump(mode="json") for k, v in snapshot.nodes.items()}
+                typer.echo(json.dumps({**snapshot.meta.model_dump(mode="json"), "nodes": nodes}))
                 return EXIT_OK
             for line in _status_lines(snapshot):
                 typer.echo(line)

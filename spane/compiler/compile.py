@@ -31,6 +31,7 @@ from spane.compiler.plan import (
 from spane.compiler.validation import validate
 from spane.errors import InvalidWorkflowError
 from spane.expressions import Expression, compile_expression, compile_template
+from spane.schemas.pools import node_pool
 from spane.schemas.workflow import (
     LOOP_TYPES,
     AtLeast,
@@ -181,6 +182,7 @@ def _plan_node(
         node_refs=_refs(expressions),
         level=level,
         body=_body_plan(node, spec, version),
+        pool=node_pool(node, spec.defaults),
     )
 
 

@@ -1,8 +1,8 @@
 """Validation of one node's own fields that need more than their type. Pure.
 
 Join thresholds (``at_least`` no larger than the number of upstream edges), switch case
-names (not a port name, not twice) and ``break``/``continue`` placement (only in a loop
-body).
+names (not a port name, not twice), ``break``/``continue`` placement (only in a loop
+body) and custom types that are near misses of built-in ones (``type: swtich``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from spane.compiler.hints import count
 from spane.compiler.plan import PORT_ALWAYS, PORT_DEFAULT, PORT_ERROR, PORT_SUCCESS
 from spane.errors import Problem
-from spane.schemas.workflow import AtLeast, NodeSpec, SwitchNode
+from spane.schemas.suggestions import node_type_problem
+from spane.schemas.workflow import AtLeast, CustomNode, NodeSpec, SwitchNode
 
 __all__ = ["RESERVED_CASE_NAMES", "node_field_problems"]
 
@@ -57,6 +58,9 @@ def node_field_problems(node: NodeSpec, loc: str, in_body: bool) -> list[Problem
         problems.append(join)
     if isinstance(node, SwitchNode):
         problems.extend(_switch_problems(node, loc))
+    if isinstance(node, CustomNode):
+        typo = node_type_problem(node.type, node.pool, loc)
+        problems.extend([typo] if typo is not None else [])
     if node.type in _BODY_ONLY_TYPES and not in_body:
         problems.append(Problem(f"{loc}.type", f"{node.type!r} is only valid inside a loop body"))
     return problems

@@ -95,6 +95,9 @@ class PlanNode:
     level: int
     body: Plan | None = None
     """Loops with an inline body: the body's own plan."""
+    pool: str | None = None
+    """Task nodes: the worker pool (queue) their attempts go to (see
+    :func:`spane.schemas.pools.node_pool`); None for control nodes."""
 
     @property
     def ports(self) -> frozenset[str]:

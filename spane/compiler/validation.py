@@ -11,7 +11,8 @@ pydantic; the checks here need the whole graph, and live by concern:
 - join thresholds, switch case names, ``break``/``continue`` placement:
   :mod:`spane.compiler.node_checks`;
 - expressions and templates: :mod:`spane.compiler.expression_checks`;
-- cycles and nodes that can never run: :mod:`spane.compiler.flow_checks`.
+- cycles and nodes that can never run: :mod:`spane.compiler.flow_checks`;
+- task types sharing a worker pool: :mod:`spane.compiler.pool_checks`.
 
 This module runs them over the workflow and, recursively, every loop body.
 """
@@ -29,9 +30,11 @@ from spane.compiler.expression_checks import (
 from spane.compiler.flow_checks import cycle_problems, reachability_problems
 from spane.compiler.graph import topological_order
 from spane.compiler.node_checks import node_field_problems
+from spane.compiler.pool_checks import pool_problems
 from spane.compiler.reference_checks import check_after, index_ids
 from spane.compiler.scope import LOOP_ROOTS, Graph, Scope, Site
 from spane.errors import Problem
+from spane.schemas.suggestions import ordered_problems
 from spane.schemas.workflow import LOOP_TYPES, NodeSpec, SetNode, WorkflowSpec
 
 __all__ = ["defined_variables", "validate"]
@@ -90,9 +93,11 @@ def defined_variables(spec: WorkflowSpec) -> frozenset[str]:
 
 
 def validate(spec: WorkflowSpec) -> list[Problem]:
-    """Every graph-level problem of ``spec``; an empty list means it compiles."""
+    """Every graph-level problem of ``spec`` (ordered by location, no repeats); an empty
+    list means it compiles."""
     variables = defined_variables(spec)
     problems = _validate_graph(spec.nodes, spec.output, "", variables)
     scope = Scope("", frozenset(node.id for node in spec.nodes), variables, in_body=False)
     problems += trigger_problems(spec, scope)
-    return problems
+    problems += pool_problems(spec)
+    return ordered_problems(problems)

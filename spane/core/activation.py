@@ -86,18 +86,18 @@ def _start(w: Working, node: PlanNode, data: Any, context: dict[str, Any]) -> No
     if node.kind is NodeKind.TASK or isinstance(node.spec, SubWorkflowNode):
         enqueue_or_dispatch(w, node.id)
         return
-    w.view.update_node(node.id, attempt=1)
+    attempt = w.view.update_node(node.id, attempt=w.view.node(node.id).attempt + 1).attempt
     match node.spec:
         case BreakNode() | ContinueNode():
             end_iteration(w, node, node.spec, data)
             return
         case DelayNode():
             emit_node(w, node.id, "started")
-            _wait_delay(w, node, node.spec, context)
+            _wait_delay(w, node, node.spec, context, attempt)
             return
         case WaitForSignalNode():
             emit_node(w, node.id, "started")
-            _wait_signal(w, node, node.spec)
+            _wait_signal(w, node, node.spec, attempt)
             return
         case ForEachNode() | WhileNode() | RepeatNode():
             emit_node(w, node.id, "started")
@@ -121,29 +121,32 @@ def _apply_outcome(w: Working, node: PlanNode, outcome: Outcome) -> None:
         succeed(w, node.id, outcome.output, outcome.ports)
 
 
-def _wait_delay(w: Working, node: PlanNode, spec: DelayNode, context: dict[str, Any]) -> None:
+def _wait_delay(
+    w: Working, node: PlanNode, spec: DelayNode, context: dict[str, Any], attempt: int
+) -> None:
     try:
         fire_at = delay_fire_at(node, spec, context, w.now)
     except (ExpressionError, ValueError) as exc:
         message = f"node {node.id!r}: until: {exc}"
-        fail(w, node.id, ErrorInfo(type="ValueError", message=message, node_id=node.id, attempt=1))
+        error = ErrorInfo(type="ValueError", message=message, node_id=node.id, attempt=attempt)
+        fail(w, node.id, error)
         return
     if fire_at <= w.now:
         succeed(w, node.id, w.view.node(node.id).input)
         return
-    w.view.update_node(node.id, status=NodeStatus.WAITING, wait=WaitReason.DELAY, attempt=1)
+    w.view.update_node(node.id, status=NodeStatus.WAITING, wait=WaitReason.DELAY, attempt=attempt)
     set_active(w, node.id, True)
-    schedule(w, TimerKind.DELAY, node.id, 1, fire_at)
+    schedule(w, TimerKind.DELAY, node.id, attempt, fire_at)
 
 
-def _wait_signal(w: Working, node: PlanNode, spec: WaitForSignalNode) -> None:
+def _wait_signal(w: Working, node: PlanNode, spec: WaitForSignalNode, attempt: int) -> None:
     signals = w.view.meta.signals
     waiting = signals.get(spec.signal, ())
     w.view.update_meta(signals={**signals, spec.signal: (*waiting, node.id)})
-    w.view.update_node(node.id, status=NodeStatus.WAITING, wait=WaitReason.SIGNAL, attempt=1)
+    w.view.update_node(node.id, status=NodeStatus.WAITING, wait=WaitReason.SIGNAL, attempt=attempt)
     set_active(w, node.id, True)
     if node.timeout is not None:
-        schedule(w, TimerKind.SIGNAL_TIMEOUT, node.id, 1, w.now + node.timeout)
+        schedule(w, TimerKind.SIGNAL_TIMEOUT, node.id, attempt, w.now + node.timeout)
 
 
 def _not_started(node_id: str, cause: ErrorInfo | None) -> ErrorInfo:

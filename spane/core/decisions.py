@@ -10,7 +10,7 @@ view's changes atomically and then executes the commands.
 from __future__ import annotations
 
 from spane.compiler.plan import Plan
-from spane.core import handlers
+from spane.core import handlers, recovery
 from spane.core.activation import run
 from spane.core.options import CoreOptions
 from spane.core.working import Working
@@ -23,6 +23,7 @@ from spane.schemas.messages import (
     InboxMessage,
     PauseCommand,
     ResumeCommand,
+    RetryCommand,
     SignalCommand,
     StartExecution,
     TaskHeartbeat,
@@ -61,6 +62,8 @@ def new_meta(plan: Plan, start: StartExecution, now: float) -> ExecutionMeta:
         unsettled=len(plan.nodes),
         context=dict(start.context),
         body=start.body,
+        replay_of=start.replay_of,
+        traceparent=start.traceparent,
     )
 
 
@@ -81,6 +84,8 @@ def begin(
     if pending:
         meta = meta.model_copy(update={"status": ExecutionStatus.PENDING, "deadline": None})
     view = ExecutionView(meta, {})
+    if start.seed:
+        recovery.seed_view(plan, view, start.seed)
     w = Working(plan, view, now, options or CoreOptions())
     if not pending:
         handlers.start_roots(w)
@@ -134,6 +139,8 @@ def _handle_command(w: Working, message: InboxMessage) -> None:
             handlers.on_resume(w)
         case CancelCommand():
             handlers.on_cancel(w, message)
+        case RetryCommand():
+            recovery.on_retry(w, message)
         case StartExecution():
             w.refuse(f"execution {message.execution_id} already exists")
         case _:

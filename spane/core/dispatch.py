@@ -109,6 +109,8 @@ def _task_message(w: Working, node: PlanNode, attempt: int, data: Any) -> TaskMe
         timeout=node.timeout,
         priority=max(node.priority, meta.priority),
         dispatched_at=w.now,
+        pool=node.pool if node.pool != node.type else None,  # None: the type's own pool
+        traceparent=meta.traceparent,
     )
 
 
@@ -149,6 +151,7 @@ def _start_child(w: Working, node: PlanNode, spec: SubWorkflowNode, attempt: int
         priority=meta.priority,
         parent=ParentLink(execution_id=meta.id, node_id=node.id),
         depth=meta.depth + 1,
+        traceparent=meta.traceparent,
     )
     w.commands.append(StartChild(start))
     state = w.view.node(node.id)
@@ -176,9 +179,11 @@ def attempt_failed(w: Working, node: PlanNode, attempt: int, failure: TaskFailur
     if meta.failing and node.id not in meta.finally_nodes:
         fail(w, node.id, error)
         return
-    if should_retry(node.retry, failure, attempt - w.view.node(node.id).lost):
+    state = w.view.node(node.id)
+    counted = attempt - state.attempt_base  # the budget starts afresh after a retry
+    if should_retry(node.retry, failure, counted - state.lost):
         seed = task_id(meta.id, node.id, attempt)
-        delay = retry_delay(node.retry, failure, attempt, seed)
+        delay = retry_delay(node.retry, failure, counted, seed)
         w.view.update_node(node.id, status=NodeStatus.WAITING, wait=WaitReason.RETRY, error=error)
         set_active(w, node.id, True)
         schedule(w, TimerKind.RETRY, node.id, attempt, w.now + delay)

@@ -361,7 +361,7 @@ def _ready(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation:
 
 def _running(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation:
     """A task attempt is out: queued for, or claimed by, a worker of its pool."""
-    pool = node.type if node.kind is NodeKind.TASK else None
+    pool = (node.pool or node.type) if node.kind is NodeKind.TASK else None
     consumers = facts.consumers.get(pool, 0) if facts.consumers is not None and pool else None
     deadline = state.timers.get(str(TimerKind.ATTEMPT_TIMEOUT))
     message = (

@@ -192,7 +192,7 @@ def finish(
     extra: dict[str, Any] = {"output": output} if status == ExecutionStatus.SUCCEEDED else {}
     if error is not None:
         extra["error"] = error.model_dump()
-    emit_execution(w, str(status), **extra)
+    emit_execution(w, str(status), seq=meta.retries or None, **extra)  # seq: after a retry
     w.commands.append(
         ExecutionFinished(
             meta.id,

@@ -7,6 +7,8 @@ outcomes (a stale result is ignored, a signal nobody waits for is refused).
 
 from __future__ import annotations
 
+from typing import Any
+
 import jsonschema
 
 from spane.compiler.plan import PlanNode
@@ -14,6 +16,7 @@ from spane.core.dispatch import attempt_failed, enqueue_or_dispatch
 from spane.core.graph import activate_later, fail, resume_deferred, succeed, terminate
 from spane.core.ids import child_execution_id, task_id
 from spane.core.loops import advance_loop, iteration_finished
+from spane.core.recovery import reactivate
 from spane.core.stopping import end_attempt, stop_children, stop_task, unregister_signal
 from spane.core.working import (
     Working,
@@ -148,7 +151,8 @@ def _signal_timed_out(w: Working, node: PlanNode) -> None:
     unregister_signal(w, node.id)
     name = node.spec.signal if isinstance(node.spec, WaitForSignalNode) else "?"
     text = f"no signal {name!r} within {node.timeout}s"
-    fail(w, node.id, ErrorInfo(type="Timeout", message=text, node_id=node.id, attempt=1))
+    attempt = w.view.node(node.id).attempt
+    fail(w, node.id, ErrorInfo(type="Timeout", message=text, node_id=node.id, attempt=attempt))
 
 
 # ------------------------------------------------------------------- children
@@ -203,7 +207,7 @@ def on_signal(w: Working, message: SignalCommand) -> None:
         node = w.plan.node(node_id)
         unregister_signal(w, node_id)
         if node.timeout is not None:
-            cancel_timer(w, TimerKind.SIGNAL_TIMEOUT, node_id, 1)
+            cancel_timer(w, TimerKind.SIGNAL_TIMEOUT, node_id, w.view.node(node_id).attempt)
         succeed(w, node_id, message.data)
 
 
@@ -223,11 +227,17 @@ def _payload_problem(node: PlanNode, message: SignalCommand) -> str | None:
 
 # ------------------------------------------------------------------- control
 def start_roots(w: Working) -> None:
-    """Emit ``started``, arm the execution timeout, queue the roots."""
-    emit_execution(w, "started", input=w.view.meta.input)
+    """Emit ``started``, arm the execution timeout, queue the roots (a replay: every
+    node whose join resolves from its seeded nodes)."""
+    replay_of = w.view.meta.replay_of
+    extra: dict[str, Any] = {"replay_of": replay_of} if replay_of is not None else {}
+    emit_execution(w, "started", input=w.view.meta.input, **extra)
     if w.plan.timeout is not None:
         w.view.update_meta(deadline=w.now + w.plan.timeout)
         schedule(w, TimerKind.EXECUTION_TIMEOUT, None, 0, w.now + w.plan.timeout)
+    if replay_of is not None:
+        reactivate(w)
+        return
     for root in w.plan.roots:
         activate_later(w, root)
 

@@ -53,9 +53,7 @@ def start_loop(w: Working, node: PlanNode, context: dict[str, Any]) -> None:
     if loop is None:
         fail(w, node.id, error or _loop_error(node, "could not start"))
         return
-    w.view.update_node(
-        node.id, status=NodeStatus.WAITING, wait=WaitReason.CHILD, attempt=1, loop=loop
-    )
+    w.view.update_node(node.id, status=NodeStatus.WAITING, wait=WaitReason.CHILD, loop=loop)
     set_active(w, node.id, True)
     advance_loop(w, node)
 
@@ -162,7 +160,7 @@ def _start_iteration(w: Working, node: PlanNode, spec: LoopSpec, loop: LoopState
         extra = {"index": index, "iteration": {"index": index, "output": previous}}
     inline = node.body is not None
     start = StartExecution(
-        execution_id=child_execution_id(meta.id, node.id, 1, index + 1),
+        execution_id=child_execution_id(meta.id, node.id, w.view.node(node.id).attempt, index + 1),
         workflow_id=meta.workflow_id if inline else str(spec.workflow),
         version=meta.version if inline else None,
         input=child_input,
@@ -171,6 +169,7 @@ def _start_iteration(w: Working, node: PlanNode, spec: LoopSpec, loop: LoopState
         depth=meta.depth + 1,
         body=body_path(meta.body, node.id) if inline else None,
         context=extra if inline else {},
+        traceparent=meta.traceparent,
     )
     w.commands.append(StartChild(start))
     results = loop.results if loop.items is not None else [*loop.results, None]
@@ -191,6 +190,10 @@ def iteration_finished(w: Working, node: PlanNode, message: ChildFinished) -> No
     index = message.iteration
     if loop is None or index is None or index not in loop.running:
         return
+    if message.child_execution_id != child_execution_id(
+        w.view.meta.id, node.id, state.attempt, index + 1
+    ):
+        return  # an iteration of the loop's run before a retry
     running = tuple(i for i in loop.running if i != index)
     if message.status != ExecutionStatus.SUCCEEDED:
         loop = loop.model_copy(update={"running": running})

@@ -74,5 +74,8 @@ def stop_children(w: Working, node_id: str) -> None:
 def stop_iterations(w: Working, node_id: str, loop: LoopState) -> None:
     """Cancel the running iterations of a loop node."""
     execution_id = w.view.meta.id
+    attempt = w.view.node(node_id).attempt
     for index in loop.running:
-        w.commands.append(CancelChild(child_execution_id(execution_id, node_id, 1, index + 1)))
+        w.commands.append(
+            CancelChild(child_execution_id(execution_id, node_id, attempt, index + 1))
+        )

@@ -22,6 +22,7 @@ from spane.core.ids import event_id
 from spane.core.options import CoreOptions
 from spane.errors import StateConflictError, WorkflowNotFoundError
 from spane.expressions.limits import check_value
+from spane.observability import tracing
 from spane.observability.logs import log_context
 from spane.orchestrator.plan_cache import PlanCache
 from spane.schemas.commands import Command
@@ -193,6 +194,8 @@ class Transitions:
                 outcomes[index] = ([], error(decision.rejection.reason))
                 continue
             records[eid] = decision.commands
+            if tracing.ENABLED:
+                tracing.finished(view.meta, decision.commands)
             outcomes[index] = (decision.commands, ok(execution_id))
         ordered = [outcomes[i] for i in range(len(pending.deliveries))]
         return ordered, records if view.dirty or any(records.values()) else None
@@ -227,8 +230,11 @@ class Transitions:
                 plan.workflow_id, message.execution_id, plan.max_executions
             )
         options = self.current_options()
-        view, decision = begin(plan, message, self.clock(), options, pending=pending)
-        if not await self.state.create(view, "start", decision.commands):
+        with tracing.execution(message) as message:  # its context: the execution's trace
+            view, decision = begin(plan, message, self.clock(), options, pending=pending)
+            tracing.finished(view.meta, decision.commands)
+            created = await self.state.create(view, "start", decision.commands)
+        if not created:
             recorded = await self._recorded_start(message.execution_id)
             return list(recorded.commands if recorded else []), ok(message.execution_id)
         return decision.commands, ok(message.execution_id)

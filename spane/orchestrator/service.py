@@ -20,9 +20,11 @@ from spane.core.admission import activations
 from spane.core.options import CoreOptions
 from spane.core.triggers import TriggerTarget, build_index, match_event
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
+from spane.observability import tracing
 from spane.orchestrator.apply import Outcome, Transitions
 from spane.orchestrator.archive import Archiver
 from spane.orchestrator.cron import CronLoop, cancel_task
+from spane.orchestrator.dead_letters import DEAD_LETTER_PREFETCH, DeadLetterKeeper
 from spane.orchestrator.outbox import Outbox
 from spane.orchestrator.plan_cache import PlanCache
 from spane.orchestrator.timers import TimerLoop
@@ -85,6 +87,8 @@ class OrchestratorService:
         """Where this replica's metrics go (None: nowhere, at no cost)."""
         self._subscription: Subscription | None = None
         self._trigger_subscription: Subscription | None = None
+        self.dead_letters = DeadLetterKeeper(definitions)
+        self._dead_letter_subscription: Subscription | None = None
         self._trigger_index: list[TriggerTarget] = []
         self._trigger_index_at = float("-inf")
         self.timers = TimerLoop(bus, state, clock, self.options.liveness, metrics=metrics)
@@ -109,6 +113,9 @@ class OrchestratorService:
         self._trigger_subscription = await self.bus.consume_triggers(
             self.handle_triggers, prefetch=self.prefetch
         )
+        self._dead_letter_subscription = await self.bus.consume_dead_letters(
+            self.dead_letters.handle, prefetch=DEAD_LETTER_PREFETCH
+        )
         self._timer_task = asyncio.create_task(self.timers.run(), name="spane-timers")
         self._archiver = asyncio.create_task(self.archiver.run(), name="spane-archive")
         self._cron_task = asyncio.create_task(self.cron.run(), name="spane-cron")
@@ -119,6 +126,9 @@ class OrchestratorService:
         return self._subscription is not None
 
     async def stop(self) -> None:
+        if self._dead_letter_subscription is not None:
+            await self._dead_letter_subscription.stop()
+            self._dead_letter_subscription = None
         if self._trigger_subscription is not None:
             await self._trigger_subscription.stop()
             self._trigger_subscription = None
@@ -143,6 +153,10 @@ class OrchestratorService:
         """One micro-batch: starts first (concurrently), then every execution's messages
         as a group (one load and one commit round trip for all groups), then all
         resulting commands, then the RPC answers."""
+        with tracing.inbox_batch(deliveries):
+            await self._handle_batch(deliveries)
+
+    async def _handle_batch(self, deliveries: Sequence[Delivery[InboxMessage]]) -> None:
         began = time.perf_counter() if self.metrics is not None else 0.0
         outcomes: dict[int, Outcome] = {}
         starts = [
@@ -198,23 +212,25 @@ class OrchestratorService:
                     problem.reason,
                 )
             key = delivery.headers.get(IDEMPOTENCY_HEADER)
-            for match in matches:
-                start = StartExecution(
-                    execution_id=match.execution_id,
-                    workflow_id=match.target.workflow_id,
-                    version=match.target.version,
-                    input=match.input,
-                    idempotency_key=str(key) if key else None,
-                )
-                commands, reply = await self.transitions.start(start)
-                if not reply.get("ok"):
-                    log.warning(
-                        "trigger %s did not start %s: %s",
-                        event.routing_key,
-                        start.workflow_id,
-                        reply.get("error"),
+            with tracing.trigger_received(delivery) as trace:  # the producer's trace goes on
+                for match in matches:
+                    start = StartExecution(
+                        execution_id=match.execution_id,
+                        workflow_id=match.target.workflow_id,
+                        version=match.target.version,
+                        input=match.input,
+                        idempotency_key=str(key) if key else None,
+                        **trace,
                     )
-                outbox.add(commands)
+                    commands, reply = await self.transitions.start(start)
+                    if not reply.get("ok"):
+                        log.warning(
+                            "trigger %s did not start %s: %s",
+                            event.routing_key,
+                            start.workflow_id,
+                            reply.get("error"),
+                        )
+                    outbox.add(commands)
         await self._execute(outbox)
 
     async def _triggers(self) -> list[TriggerTarget]:
@@ -241,7 +257,8 @@ class OrchestratorService:
             await self.state.update_timers(scheduled, cancelled)
             self.timers.scheduled(scheduled)
         if outbox.tasks:
-            await self.bus.publish_tasks(outbox.tasks)
+            with tracing.dispatching(outbox.tasks) as tasks:  # a span per attempt, if tracing
+                await self.bus.publish_tasks(tasks)
         if outbox.inbox:
             await self.bus.publish_inbox(outbox.inbox)
         if outbox.cancels:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from spane import retrying
 from spane.bus.base import Bus
 from spane.core.ids import task_id
 from spane.core.liveness import CheckAgain, Deliver, Lost, Settled, liveness
@@ -58,14 +59,13 @@ class TimerLoop:
             self.changed.set()
 
     async def run(self) -> None:
+        """Fire due timers until cancelled; a failure (a server down) is logged and the
+        loop goes on after ``TIMER_POLL_INTERVAL`` (:func:`spane.retrying.forever`)."""
+        await retrying.forever(TIMER_POLL_INTERVAL, log, "timer loop")(self._fire_forever)
+
+    async def _fire_forever(self) -> None:
         while True:
-            try:
-                await self.fire_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("timer loop failed; retrying")
-                await asyncio.sleep(TIMER_POLL_INTERVAL)
+            await self.fire_due()
 
     async def fire_due(self) -> None:
         """Deliver what is due, or sleep until the next timer (or a wake-up)."""

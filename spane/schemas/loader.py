@@ -1,7 +1,10 @@
 """Reading definitions from YAML / JSON text into :class:`WorkflowSpec`.
 
 Structural errors from pydantic become :class:`~spane.errors.Problem` entries with
-locations like ``nodes[2].request.url``, so every problem is reported at once.
+locations like ``nodes[2].request.url`` (an unknown field with a "did you mean" among
+its model's fields); a definition that fails its model also gets the graph checks of
+:mod:`spane.schemas.draft_checks`, so every problem is reported at once, ordered by
+location.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import yaml
 from pydantic import ValidationError
 
 from spane.errors import InvalidWorkflowError, Problem
+from spane.schemas.draft_checks import draft_problems
+from spane.schemas.suggestions import field_hint, ordered_problems
 from spane.schemas.workflow import WorkflowSpec
 
 _NODE_TAGS = frozenset(
@@ -74,12 +79,13 @@ def problems_from_validation(error: ValidationError) -> list[Problem]:
         if item["type"] == "too_short" and nested:
             continue  # a list "too short" only because its items failed
         message = str(item["msg"]).removeprefix("Value error, ")
+        hint = None
         if item["type"] == "extra_forbidden":
-            message = "unknown field"
+            message, hint = "unknown field", field_hint(loc)
         location = format_location(loc)
         if (location, message) not in seen:
             seen.add((location, message))
-            problems.append(Problem(location, message))
+            problems.append(Problem(location, message, hint))
     return problems
 
 
@@ -103,8 +109,23 @@ def spec_from_data(data: Any) -> WorkflowSpec:
     except ValidationError as exc:
         workflow_id = data.get("id") if isinstance(data, dict) else None
         raise InvalidWorkflowError(
-            problems_from_validation(exc), str(workflow_id) if workflow_id else None
+            _with_graph_problems(problems_from_validation(exc), data),
+            str(workflow_id) if workflow_id else None,
         ) from None
+
+
+def _with_graph_problems(problems: list[Problem], data: Any) -> list[Problem]:
+    """Add what the compiler's graph checks would say, so one pass lists every problem.
+
+    The unknown fields a type typo explains (``cases:`` on ``type: swtich``) are dropped.
+    """
+    draft = draft_problems(data)
+    kept = [
+        problem
+        for problem in problems
+        if not (problem.message == "unknown field" and problem.location in draft.explained)
+    ]
+    return ordered_problems([*kept, *draft.problems])
 
 
 def load_workflow_text(text: str, source: str = "<text>") -> WorkflowSpec:

@@ -10,15 +10,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from spane.schemas.state import ErrorInfo, ExecutionStatus, ParentLink, Timer
+from spane.schemas.state import ErrorInfo, ExecutionStatus, NodeState, ParentLink, Timer
 
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _unset(value: Any) -> bool:
+    return value is None
+
+
 class TaskMessage(_Message):
-    """One attempt of a task node, sent to the pool of its ``type``."""
+    """One attempt of a task node, sent to its pool: ``pool``, else the one named like
+    its ``type``."""
 
     task_id: str
     """``<execution>:<node>:<attempt>``; also the idempotency key."""
@@ -40,6 +45,18 @@ class TaskMessage(_Message):
     timeout: float | None = None
     priority: int = 0
     dispatched_at: float = 0.0
+    traceparent: str | None = Field(default=None, exclude=True, repr=False)
+    """W3C trace context this message was sent in (set only while tracing); never in the
+    JSON body: the RabbitMQ bus carries it in the AMQP ``traceparent`` header."""
+    tracestate: str | None = Field(default=None, exclude=True, repr=False)
+    pool: str | None = Field(default=None, exclude_if=_unset)
+    """The pool (queue) it is routed to when the node names one other than its type;
+    left out of the body otherwise, so such messages stay as they always were."""
+
+    @property
+    def pool_name(self) -> str:
+        """The pool this attempt is routed to: the routing key and queue of its message."""
+        return self.pool or self.type
 
 
 class TaskFailure(_Message):
@@ -59,6 +76,10 @@ class TaskResult(_Message):
     ok: bool
     output: Any = None
     error: TaskFailure | None = None
+    traceparent: str | None = Field(default=None, exclude=True, repr=False)
+    """W3C trace context this message was sent in (set only while tracing); never in the
+    JSON body: the RabbitMQ bus carries it in the AMQP ``traceparent`` header."""
+    tracestate: str | None = Field(default=None, exclude=True, repr=False)
 
 
 class TaskHeartbeat(_Message):
@@ -124,6 +145,15 @@ class StartExecution(_Message):
     """For loop iterations: the node id whose inline body is the child's plan."""
     context: dict[str, Any] = Field(default_factory=dict)
     """Extra expression context for the child (``item``, ``index``)."""
+    traceparent: str | None = Field(default=None, exclude=True, repr=False)
+    """W3C trace context this message was sent in (set only while tracing); never in the
+    JSON body: the RabbitMQ bus carries it in the AMQP ``traceparent`` header."""
+    tracestate: str | None = Field(default=None, exclude=True, repr=False)
+    replay_of: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """A replay: the execution whose node states ``seed`` reuses."""
+    seed: dict[str, NodeState] = Field(default_factory=dict, exclude_if=lambda v: not v)
+    """A replay: settled node states taken over as they are (never run again); see
+    :func:`spane.core.recovery.replay_seed`."""
 
 
 class SignalCommand(_Message):
@@ -149,6 +179,14 @@ class CancelCommand(_Message):
     reason: str | None = None
 
 
+class RetryCommand(_Message):
+    """Run a failed, timed-out or cancelled execution again from the nodes that did not
+    succeed (:mod:`spane.core.recovery`)."""
+
+    command: Literal["retry"] = "retry"
+    execution_id: str
+
+
 def _inbox_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         tag = value.get("kind") or value.get("command")
@@ -167,13 +205,14 @@ InboxMessage = Annotated[
     | Annotated[SignalCommand, Tag("signal")]
     | Annotated[PauseCommand, Tag("pause")]
     | Annotated[ResumeCommand, Tag("resume")]
-    | Annotated[CancelCommand, Tag("cancel")],
+    | Annotated[CancelCommand, Tag("cancel")]
+    | Annotated[RetryCommand, Tag("retry")],
     Discriminator(
         _inbox_tag,
         custom_error_type="unknown_message",
         custom_error_message=(
             "message needs 'kind' (task_result, heartbeat, timer, child_finished, activate, "
-            "attempt_lost) or 'command' (start, signal, pause, resume, cancel)"
+            "attempt_lost) or 'command' (start, signal, pause, resume, cancel, retry)"
         ),
     ),
 ]
@@ -191,6 +230,7 @@ ExecutionMessage = (
     | PauseCommand
     | ResumeCommand
     | CancelCommand
+    | RetryCommand
 )
 """Inbox messages about an existing execution (everything but a start)."""
 

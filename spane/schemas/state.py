@@ -134,6 +134,9 @@ class NodeState(_Record):
     children: tuple[str, ...] = ()
     """Child execution ids of a sub-workflow node, one per attempt."""
     loop: LoopState | None = None
+    attempt_base: int = Field(default=0, exclude_if=lambda v: v == 0)
+    """Attempts made before the execution's last retry: the retry budget counts from
+    here (attempt numbers go on, so task, timer and child ids never repeat)."""
 
 
 class ExecutionMeta(_Record):
@@ -179,3 +182,7 @@ class ExecutionMeta(_Record):
     loop_control: Literal["break", "continue"] | None = None
     """``break`` / ``continue`` when a loop body ended that way."""
     traceparent: str | None = None
+    retries: int = Field(default=0, exclude_if=lambda v: v == 0)
+    """How many times it was retried (numbers the retried event and the events after)."""
+    replay_of: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The execution this one replays (``POST /v1/executions/{id}/replay``)."""

@@ -12,9 +12,11 @@ at once.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -28,6 +30,10 @@ from spane.schemas.durations import Duration
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9\-_.]*$"
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+POOL_PATTERN = r"^[a-z][a-z0-9\-_.]*$"
+"""A worker pool's name (like a custom node type's): also the last part of its queue's
+name, ``<namespace>.tasks.<pool>``."""
+POOL_MAX_LENGTH = 128
 
 CONTROL_TYPES = frozenset(
     {
@@ -78,11 +84,52 @@ class RetryPolicy(_Model):
     """Error types (exception class names, ``Timeout``, ...) that are never retried."""
 
 
+def _unset(value: Any) -> bool:
+    """Leave an optional field added later out of a dump while unset, so the checksum of
+    a definition that does not use it stays what it was."""
+    return value is None
+
+
+def pool_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a pool (or a task type), or None."""
+    if not name:
+        return "a pool name cannot be empty"
+    if len(name) > POOL_MAX_LENGTH:
+        return f"pool name {name[:20]!r}... is longer than {POOL_MAX_LENGTH} characters"
+    if re.fullmatch(POOL_PATTERN, name) is None:
+        return (
+            f"{name!r} is not a valid pool name: a lowercase letter, then lowercase "
+            "letters, digits, '-', '_' or '.'"
+        )
+    return None
+
+
+def _check_pool(name: str) -> str:
+    problem = pool_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+PoolName = Annotated[str, AfterValidator(_check_pool)]
+
+
+def _pool_field() -> Any:
+    return Field(
+        default=None,
+        exclude_if=_unset,
+        json_schema_extra={"pattern": POOL_PATTERN, "maxLength": POOL_MAX_LENGTH},
+    )
+
+
 class Defaults(_Model):
     """Values every node inherits unless it sets its own."""
 
     timeout: Duration | None = None
     retry: RetryPolicy | None = None
+    pool: PoolName | None = _pool_field()
+    """The worker pool of ``function`` nodes that name none (other task types keep the
+    pool named like their type unless they name one)."""
 
 
 class AtLeast(_Model):
@@ -126,6 +173,9 @@ class _TaskNodeBase(_NodeBase):
     """Per attempt; a task that neither finishes nor heartbeats in time is retried."""
     retry: RetryPolicy | None = None
     priority: int | None = Field(default=None, ge=0, le=9)
+    pool: PoolName | None = _pool_field()
+    """The worker pool (queue) this node's attempts go to; default: ``defaults.pool``
+    for a ``function`` node, else the pool named like the node's type."""
 
 
 class FunctionNode(_TaskNodeBase):

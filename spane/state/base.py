@@ -43,6 +43,7 @@ class ClaimOutcome(StrEnum):
     RUNNING = "running"  # another worker holds a live claim
     FINISHED = "finished"  # already done: re-publish the stored result
     CANCELLED = "cancelled"  # the attempt was cancelled before it started: drop it
+    UNKNOWN = "unknown"  # no such running attempt (forged, or superseded): drop it
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,18 @@ class ClaimRequest:
     worker_id: str
     lease: float
     """Seconds the claim stays live unless renewed."""
+    attempt: AttemptRef | None = None
+    """The attempt the task message names: claimed only if that attempt is the running
+    attempt of its node (a forged or superseded task message runs nothing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRef:
+    """An attempt of a node of an execution, as a task message names it."""
+
+    execution_id: str
+    node_id: str
+    attempt: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,11 +265,23 @@ class DefinitionStore(Protocol):
     async def get_archived(self, execution_id: str) -> dict[str, Any] | None: ...
 
     async def record_dead_letter(self, entry: dict[str, Any]) -> None:
-        """Keep a message that could not be processed, with the reason."""
+        """Keep a message that could not be processed, with the reason. An entry with an
+        ``id`` replaces the one stored under that id (storing it twice keeps one)."""
         ...
 
-    async def list_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Newest first."""
+    async def list_dead_letters(
+        self, limit: int = 100, *, before: tuple[float, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` entries, newest first: by ``dead_at`` then ``id``, descending;
+        with ``before`` (a ``(dead_at, id)`` position), only the entries after it."""
+        ...
+
+    async def get_dead_letter(self, entry_id: str) -> dict[str, Any] | None:
+        """The entry stored under ``entry_id`` (None if there is none)."""
+        ...
+
+    async def delete_dead_letter(self, entry_id: str) -> bool:
+        """Forget an entry; False if there was none."""
         ...
 
     async def close(self) -> None: ...

@@ -6,7 +6,9 @@ store keeps references and hands out views without copying whole executions.
 
 from __future__ import annotations
 
+import copy
 import heapq
+import itertools
 import json
 import time
 from collections import OrderedDict, deque
@@ -18,11 +20,18 @@ from spane.errors import WorkflowNotFoundError
 from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
-from spane.schemas.state import TERMINAL_EXECUTION_STATUSES, ExecutionMeta, NodeState, Timer
+from spane.schemas.state import (
+    TERMINAL_EXECUTION_STATUSES,
+    ExecutionMeta,
+    NodeState,
+    NodeStatus,
+    Timer,
+)
 from spane.schemas.view import ExecutionView
 from spane.schemas.workflow import WorkflowSpec
 from spane.state.base import (
     Applied,
+    AttemptRef,
     ClaimOutcome,
     ClaimRequest,
     TaskClaim,
@@ -120,7 +129,17 @@ class MemoryStateStore:
         meta = view.meta
         if meta.status in TERMINAL_EXECUTION_STATUSES and meta.id not in self._retired:
             self._to_archive.setdefault(meta.id, meta.finished_at or meta.created_at)
+        elif meta.status not in TERMINAL_EXECUTION_STATUSES:
+            self._running_again(meta.id)
         return True
+
+    def _running_again(self, execution_id: str) -> None:
+        """A retried execution runs again: out of the archive queue and of retention
+        (Redis: the COMMIT script's PERSIST); archived again when it finishes."""
+        self._to_archive.pop(execution_id, None)
+        if execution_id in self._retired:
+            self._retired.discard(execution_id)
+            self._finished.remove(execution_id)
 
     async def claim_unarchived(self, now: float, limit: int, lease: float) -> list[str]:
         due = sorted((at, eid) for eid, at in self._to_archive.items() if at <= now)[:limit]
@@ -250,10 +269,19 @@ class MemoryStateStore:
             return TaskClaim(ClaimOutcome.FINISHED, claim.result)
         if claim is not None and claim.cancelled:
             return TaskClaim(ClaimOutcome.CANCELLED)
+        if request.attempt is not None and not self._is_running(request.attempt):
+            return TaskClaim(ClaimOutcome.UNKNOWN)
         if claim is not None and claim.expires_at > now and claim.worker_id != request.worker_id:
             return TaskClaim(ClaimOutcome.RUNNING)
         self._claims[request.task_id] = _Claim(request.worker_id, now + request.lease)
         return TaskClaim(ClaimOutcome.CLAIMED)
+
+    def _is_running(self, ref: AttemptRef) -> bool:
+        entry = self._executions.get(ref.execution_id)
+        node = entry.nodes.get(ref.node_id) if entry is not None else None
+        return (
+            node is not None and node.status == NodeStatus.RUNNING and node.attempt == ref.attempt
+        )
 
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
         for task_id in task_ids:
@@ -282,7 +310,10 @@ class MemoryDefinitionStore:
         """Archived records as JSON: one object each instead of a tree of dicts (less
         memory, and nothing for the garbage collector to walk)."""
         self._max_archived = max_archived
-        self._dead_letters: deque[dict[str, Any]] = deque(maxlen=max_dead_letters)
+        self._dead_letters: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        """By id (a generated key for entries without one), oldest first."""
+        self._max_dead_letters = max_dead_letters
+        self._dead_counter = itertools.count()
 
     async def connect(self) -> None:
         return None
@@ -331,10 +362,29 @@ class MemoryDefinitionStore:
         return json.loads(record) if record is not None else None
 
     async def record_dead_letter(self, entry: dict[str, Any]) -> None:
-        self._dead_letters.append(dict(entry))
+        key = str(entry["id"]) if "id" in entry else f"\0{next(self._dead_counter)}"
+        self._dead_letters[key] = copy.deepcopy(entry)
+        while len(self._dead_letters) > self._max_dead_letters:
+            self._dead_letters.popitem(last=False)
 
-    async def list_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        return list(reversed(self._dead_letters))[: max(limit, 0)]
+    async def list_dead_letters(
+        self, limit: int = 100, *, before: tuple[float, str] | None = None
+    ) -> list[dict[str, Any]]:
+        def position(entry: dict[str, Any]) -> tuple[float, str]:
+            return float(entry.get("dead_at") or 0.0), str(entry.get("id") or "")
+
+        newest = list(reversed(self._dead_letters.values()))
+        newest.sort(key=position, reverse=True)  # stable: ties stay newest first
+        if before is not None:
+            newest = [entry for entry in newest if position(entry) < before]
+        return [copy.deepcopy(entry) for entry in newest[: max(limit, 0)]]
+
+    async def get_dead_letter(self, entry_id: str) -> dict[str, Any] | None:
+        entry = self._dead_letters.get(entry_id)
+        return copy.deepcopy(entry) if entry is not None else None
+
+    async def delete_dead_letter(self, entry_id: str) -> bool:
+        return self._dead_letters.pop(entry_id, None) is not None
 
     async def close(self) -> None:
         return None

@@ -7,7 +7,8 @@ Collections (in one database: the ``database`` argument, else the URL's path, el
                   unique index (workflow_id, version): one document per version
     executions    {_id: execution id, workflow_id, version, status, created_at,
                    finished_at, record}        index (workflow_id, created_at)
-    dead_letters  the entries as given, newest first by ``_id``
+    dead_letters  the entries as given, ``_id`` = their ``id`` when they have one
+                  index (dead_at, _id): newest first, and the pages after a position
 
 ``spec`` and ``record`` hold JSON text, not BSON sub-documents. Workflow specs and
 execution records carry user data (JSON Schemas, variables, node outputs), and BSON
@@ -62,6 +63,9 @@ _WORKFLOW_INDEXES: Final = [
 _EXECUTION_INDEXES: Final = [
     IndexModel([("workflow_id", ASCENDING), ("created_at", ASCENDING)], name="workflow_created")
 ]
+_DEAD_LETTER_INDEXES: Final = [
+    IndexModel([("dead_at", DESCENDING), ("_id", DESCENDING)], name="dead_at_id")
+]
 _HEAD: Final = {"_id": False, "version": True, "checksum": True, "created_at": True}
 """Projection of a workflow document without its spec."""
 _ARCHIVE_FIELDS: Final = ("workflow_id", "version", "status", "created_at", "finished_at")
@@ -108,6 +112,7 @@ class MongoDefinitionStore:
         """Create the indexes if missing (idempotent); raises if the server is unreachable."""
         await self._workflows.create_indexes(_WORKFLOW_INDEXES)
         await self._executions.create_indexes(_EXECUTION_INDEXES)
+        await self._dead_letters.create_indexes(_DEAD_LETTER_INDEXES)
         self._indexed = True
 
     async def close(self) -> None:
@@ -232,21 +237,41 @@ class MongoDefinitionStore:
         The entry is stored as a document (BSON types such as ``bytes`` are fine).
         """
         await self._ready()
-        await self._dead_letters.insert_one(dict(entry))  # a copy: PyMongo adds ``_id``
+        document = dict(entry)  # a copy: PyMongo adds ``_id``
+        if "id" not in entry:
+            await self._dead_letters.insert_one(document)
+            return
+        document["_id"] = str(entry["id"])
+        await self._dead_letters.replace_one({"_id": document["_id"]}, document, upsert=True)
 
-    async def list_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Up to ``limit`` entries, newest first.
-
-        Ordered by ``_id`` (ObjectId): exact within one process, to the second across
-        processes.
-        """
+    async def list_dead_letters(
+        self, limit: int = 100, *, before: tuple[float, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` entries, newest first by ``(dead_at, _id)``; entries without
+        ``dead_at`` and ``id`` (older records) by insertion (their ObjectId)."""
         await self._ready()
         if limit <= 0:
             return []  # PyMongo reads limit=0 as "no limit"
+        query: Document = {}
+        if before is not None:
+            at, entry_id = before
+            query = {"$or": [{"dead_at": {"$lt": at}}, {"dead_at": at, "_id": {"$lt": entry_id}}]}
         cursor = self._dead_letters.find(
-            {}, projection={"_id": False}, sort=[("_id", DESCENDING)], limit=limit
+            query,
+            projection={"_id": False},
+            sort=[("dead_at", DESCENDING), ("_id", DESCENDING)],
+            limit=limit,
         )
         return await cursor.to_list()
+
+    async def get_dead_letter(self, entry_id: str) -> dict[str, Any] | None:
+        await self._ready()
+        return await self._dead_letters.find_one({"_id": entry_id}, projection={"_id": False})
+
+    async def delete_dead_letter(self, entry_id: str) -> bool:
+        await self._ready()
+        result = await self._dead_letters.delete_one({"_id": entry_id})
+        return result.deleted_count > 0
 
     async def _ready(self) -> None:
         if not self._indexed:

@@ -319,15 +319,20 @@ class RedisStateStore:
         replies = await run_each(
             self._redis,
             self._claim_task,
-            [
-                (
-                    [self.keys.claim(request.task_id)],
-                    [request.worker_id, repr(now), repr(now + request.lease), self._retention_ms],
-                )
-                for request in requests
-            ],
+            [self._claim_call(request, now) for request in requests],
         )
         return [task_claim(reply) for reply in replies]
+
+    def _claim_call(self, request: ClaimRequest, now: float) -> ScriptCall:
+        """Keys and arguments of CLAIM_TASK (with the attempt check when it names one)."""
+        keys = [self.keys.claim(request.task_id)]
+        args: list[Any] = [request.worker_id, repr(now), repr(now + request.lease)]
+        args.append(self._retention_ms)
+        ref = request.attempt
+        if ref is not None:
+            keys.append(self.keys.execution(ref.execution_id).nodes)
+            args += (ref.node_id, ref.attempt)
+        return keys, args
 
     @keeps_cancellation
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:

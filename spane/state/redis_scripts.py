@@ -76,6 +76,17 @@ for i = 7, 6 + 2 * events, 2 do
 end
 hset_pairs(KEYS[2], 7 + 2 * events)
 queue_archive(KEYS[5], ARGV[4], ARGV[5])
+-- Running again (a retry of a finished execution): out of the archive queue, and the
+-- retention an archived execution's keys had is over (the archive upserts it again
+-- when it finishes).
+if ARGV[4] == '0' then
+  if redis.call('PERSIST', KEYS[1]) == 1 then
+    redis.call('PERSIST', KEYS[2])
+    redis.call('PERSIST', KEYS[3])
+    redis.call('PERSIST', KEYS[4])
+  end
+  redis.call('ZREM', KEYS[5], ARGV[5])
+end
 return revision
 """
 )
@@ -158,17 +169,29 @@ return removed
 """
 
 CLAIM_TASK = """
--- KEYS: the task's claim hash {worker, expires_at, result, cancelled}
--- ARGV: worker id, now, lease end (now + lease), key TTL in ms
+-- KEYS: the task's claim hash {worker, expires_at, result, cancelled}[, the execution's
+--       nodes hash when the attempt is checked]
+-- ARGV: worker id, now, lease end (now + lease), key TTL in ms[, node id, attempt]
 -- Reply: {'finished', TaskResult JSON} when a result is stored; {'cancelled'} when the
---        attempt was cancelled; {'running', worker} when another worker's claim is
---        still live; else {'claimed'} after taking (or renewing) the claim.
+--        attempt was cancelled; {'unknown'} when the node's running attempt is not this
+--        one (a forged or superseded task message); {'running', worker} when another
+--        worker's claim is still live; else {'claimed'} after taking (or renewing) it.
 local claim = redis.call('HMGET', KEYS[1], 'worker', 'expires_at', 'result', 'cancelled')
 if claim[3] then
   return {'finished', claim[3]}
 end
 if claim[4] then
   return {'cancelled'}
+end
+if KEYS[2] then
+  local raw = redis.call('HGET', KEYS[2], ARGV[5])
+  if not raw then
+    return {'unknown'}
+  end
+  local node = cjson.decode(raw)
+  if node['status'] ~= 'running' or tonumber(node['attempt']) ~= tonumber(ARGV[6]) then
+    return {'unknown'}
+  end
 end
 if claim[1] and claim[1] ~= ARGV[1] and tonumber(claim[2]) > tonumber(ARGV[2]) then
   return {'running', claim[1]}

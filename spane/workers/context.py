@@ -30,6 +30,10 @@ class TaskContext:
     logger: logging.LoggerAdapter[logging.Logger] = field(
         default_factory=lambda: logging.LoggerAdapter(logging.getLogger("spane.task"), {})
     )
+    pool: str = ""
+    """The worker pool (queue) the attempt came from."""
+    worker_id: str = ""
+    """The worker running it (also the holder of its claim)."""
     _heartbeat: HeartbeatSender | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 

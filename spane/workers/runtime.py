@@ -19,22 +19,24 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from spane import retrying
 from spane.bus.base import Bus, Delivery, Subscription
 from spane.bus.codec import json_value_problem
-from spane.errors import SpaneError, TaskError
+from spane.errors import SpaneError, TaskError, TaskNotFoundError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
+from spane.observability import tracing
 from spane.observability.logs import log_context, trimmed_traceback
 from spane.schemas.messages import TaskFailure, TaskHeartbeat, TaskMessage, TaskResult
-from spane.state.base import ClaimOutcome, ClaimRequest, StateStore
+from spane.state.base import AttemptRef, ClaimOutcome, ClaimRequest, StateStore
 from spane.workers.context import TaskContext
 from spane.workers.http_pool import HttpPool
-from spane.workers.registry import TaskRegistry, default_registry
+from spane.workers.registry import TaskHandler, TaskRegistry, default_registry
 from spane.workers.secrets import SecretProvider, default_secret_provider, resolve_secrets
+from spane.workers.threads import TaskThreads
 
 if TYPE_CHECKING:
     from spane.observability.metrics import Metrics
@@ -44,10 +46,24 @@ log = logging.getLogger("spane.worker")
 DEFAULT_LEASE = 10.0
 RECENT_CANCELS = 10_000
 SHUTDOWN_GRACE = 30.0
+FLUSH_RETRY_PAUSE = 0.5
+"""Seconds between tries to store and publish results while a server is down."""
 
 
 class WorkerStoppingError(SpaneError, RuntimeError):
     """Raised into the bus so the rest of a batch is handed back when the worker stops."""
+
+
+def _attempt_of(task: TaskMessage) -> AttemptRef:
+    """The attempt a task message names; its claim succeeds only if that attempt runs."""
+    return AttemptRef(task.execution_id, task.node_id, task.attempt)
+
+
+def _handler(registry: TaskRegistry, task: TaskMessage) -> TaskHandler:
+    """The registered handler of a function or custom task; TaskNotFoundError if none."""
+    if task.type == "function":
+        return registry.function(task.function or "")
+    return registry.handler_for_type(task.type)
 
 
 def new_worker_id(pool: str) -> str:
@@ -80,7 +96,8 @@ def failure_from(exc: BaseException) -> TaskFailure:
 
 
 class Worker:
-    """One worker process's pool: ``function``, ``http`` or a custom task type."""
+    """Runs the tasks of one pool: ``task_type`` tasks (default: the type named like the
+    pool: ``function``, ``http`` or a custom type) from the queue of ``pool``."""
 
     def __init__(
         self,
@@ -88,6 +105,7 @@ class Worker:
         state: StateStore,
         *,
         pool: str,
+        task_type: str | None = None,
         registry: TaskRegistry | None = None,
         concurrency: int = 10,
         worker_id: str | None = None,
@@ -100,6 +118,7 @@ class Worker:
         self.bus = bus
         self.state = state
         self.pool = pool
+        self.task_type = task_type or pool
         self.metrics = metrics
         """Where this worker's metrics go (None: nowhere, at no cost)."""
         self.registry = registry or default_registry
@@ -116,7 +135,7 @@ class Worker:
         self._results: list[tuple[TaskResult, bool]] = []
         """Results to publish, each with whether it is stored already."""
         self._flush_task: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: TaskThreads | None = None
         self._http: HttpPool | None = None
         self._subscriptions: list[Subscription] = []
         self._stopping = False
@@ -127,13 +146,12 @@ class Worker:
         self._renewer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self.pool == "http":
+        if self.task_type == "http":
             self._http = HttpPool()
             await self._http.__aenter__()
         else:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self.concurrency, thread_name_prefix=f"spane-{self.pool}"
-            )
+            # daemon threads: a sync task past its timeout is abandoned, never waited for
+            self._executor = TaskThreads(thread_name_prefix=f"spane-{self.pool}")
         self._renewer = asyncio.create_task(self._renew_claims(), name=f"spane-renew-{self.pool}")
         self._subscriptions.append(await self.bus.subscribe_cancellations(self._on_cancel))
         self._subscriptions.append(
@@ -201,7 +219,10 @@ class Worker:
 
     async def _claim_and_start(self, tasks: Sequence[TaskMessage]) -> None:
         """Claim tasks that each hold a slot; run the claimed ones, free the others' slots."""
-        requests = [ClaimRequest(task.task_id, self.worker_id, self.lease) for task in tasks]
+        requests = [
+            ClaimRequest(task.task_id, self.worker_id, self.lease, attempt=_attempt_of(task))
+            for task in tasks
+        ]
         try:
             claims = await self.state.claim_tasks(requests)
         except BaseException:
@@ -218,6 +239,11 @@ class Worker:
                 self._running[task.task_id] = (runner, context)
                 continue
             self._slots.release()
+            if outcome is ClaimOutcome.UNKNOWN:
+                log.warning(
+                    "task %s names no running attempt (forged, or superseded); not run",
+                    task.task_id,
+                )
             if outcome is ClaimOutcome.FINISHED and claim.result is not None:
                 self._queue_result(claim.result, stored=True)
 
@@ -266,6 +292,8 @@ class Worker:
             idempotency_key=task.task_id,
             deadline=deadline,
             logger=logger,
+            pool=self.pool,
+            worker_id=self.worker_id,
             _heartbeat=heartbeat,
             _loop=asyncio.get_running_loop(),
         )
@@ -297,7 +325,10 @@ class Worker:
 
     # -------------------------------------------------------------- running
     async def _run(self, task: TaskMessage, context: TaskContext) -> None:
-        with log_context(task.execution_id, task.node_id, task.attempt):
+        with (
+            log_context(task.execution_id, task.node_id, task.attempt),
+            tracing.running(task) as run,
+        ):
             began = self._began(task)
             outcome = "cancelled"
             try:
@@ -311,7 +342,7 @@ class Worker:
                 self._slots.release()
                 if self.metrics is not None:
                     self.metrics.record_attempt(task, outcome, time.perf_counter() - began)
-            self._queue_result(result)
+            self._queue_result(run.finish(result))  # carries the attempt's span, if tracing
 
     def _began(self, task: TaskMessage) -> float:
         """Record the task's queue wait; the start of its run (perf counter)."""
@@ -326,6 +357,7 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            tracing.record_exception(exc)
             if not isinstance(exc, TaskError):
                 log.warning(
                     "task %s raised %s: %s", task.task_id, type(exc).__name__, exc, exc_info=exc
@@ -368,16 +400,29 @@ class Worker:
         return None
 
     async def _execute(self, task: TaskMessage, context: TaskContext) -> Any:
-        if self.pool == "http":
+        if task.type != self.task_type:
+            reason = f"got a {task.type!r} task but runs {self.task_type!r} tasks"
+            raise self._refuse(task, "WrongTaskType", f"{reason}; give each task type its own pool")
+        if self.task_type == "http":
             assert self._http is not None
             return await self._http.run(task, self.secrets)
+        try:
+            handler = _handler(self.registry, task)
+        except TaskNotFoundError as exc:
+            raise self._refuse(task, "TaskNotFoundError", str(exc)) from None
         data = resolve_secrets(task.input, self.secrets) if task.input_template else task.input
-        if self.pool == "function":
-            handler = self.registry.function(task.function or "")
+        if task.type == "function":
             return await handler.call(data, None, context, self._executor)
-        handler = self.registry.handler_for_type(task.type)
         config = resolve_secrets(task.config or {}, self.secrets)
         return await handler.call(data, config, context, self._executor)
+
+    def _refuse(self, task: TaskMessage, kind: str, reason: str) -> TaskError:
+        """A task this worker cannot run fails at once (a retry would land on the same
+        pool's workers, which run the same code), and the worker says so in its log."""
+        message = f"worker {self.worker_id} (pool {self.pool!r}): {reason}"
+        log.error("task %s not run: %s", task.task_id, message)
+        details = {"function": task.function, "pool": self.pool, "worker": self.worker_id}
+        return TaskError(message, non_retryable=True, type=kind, details=details)
 
     @staticmethod
     def _failed(task: TaskMessage, failure: TaskFailure) -> TaskResult:
@@ -405,18 +450,24 @@ class Worker:
     async def _flush(self) -> None:
         """Store the queued results, then publish them: a result is durable before the
         orchestrator can act on it (a redelivered task then re-publishes it)."""
-        while self._results:
-            batch, self._results = self._results, []
-            try:
-                fresh = [result for result, stored in batch if not stored]
-                await self.state.finish_tasks(fresh)
-                self._finishing.difference_update(result.task_id for result in fresh)
-                batch = [(result, True) for result, _ in batch]
-                await self.bus.publish_inbox([result for result, _ in batch])
-            except Exception:
-                log.exception("storing or publishing %d result(s) failed; retrying", len(batch))
-                self._results = batch + self._results
-                await asyncio.sleep(0.5)
+        while self._results:  # each try takes every result queued by then
+            await retrying.forever(FLUSH_RETRY_PAUSE, log, "storing or publishing results")(
+                self._flush_queued
+            )
+
+    async def _flush_queued(self) -> None:
+        """One try: store the queued results not stored yet, then publish them all; on a
+        failure they go back to the head of the queue (the stored ones marked so)."""
+        batch, self._results = self._results, []
+        try:
+            fresh = [result for result, stored in batch if not stored]
+            await self.state.finish_tasks(fresh)
+            self._finishing.difference_update(result.task_id for result in fresh)
+            batch = [(result, True) for result, _ in batch]
+            await self.bus.publish_inbox([result for result, _ in batch])
+        except Exception:
+            self._results = batch + self._results
+            raise
 
     @property
     def running(self) -> int:

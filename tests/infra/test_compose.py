@@ -89,11 +89,11 @@ def test_spane_command_lines_are_accepted_by_the_cli(services: dict[str, dict[st
     command, params = parse_spane_args(command_of(services["worker-function"]))
     assert (command, params["pool"], list(params["imports"])) == (
         "worker",
-        "function",
+        ["function"],
         ["examples.shop"],
     )
     command, params = parse_spane_args(command_of(services["worker-http"]))
-    assert (command, params["pool"]) == ("worker", "http")
+    assert (command, params["pool"]) == ("worker", ["http"])
     # `spane api` is being added; until then the API runs as `spane dev` (see the file).
     command, params = parse_spane_args(command_of(services["api"]))
     assert command in {"api", "dev"}

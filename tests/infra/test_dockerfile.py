@@ -162,7 +162,11 @@ def test_custom_image_derives_from_spane_and_runs_a_function_pool() -> None:
     args = cmd.exec_form()
     assert args is not None
     command, params = parse_spane_args(args)
-    assert (command, params["pool"], list(params["imports"])) == ("worker", "function", ["mytasks"])
+    assert (command, params["pool"], list(params["imports"])) == (
+        "worker",
+        ["function"],
+        ["mytasks"],
+    )
 
 
 def test_custom_image_tasks_run_under_the_import_name_of_its_command() -> None:

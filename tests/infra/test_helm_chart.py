@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from spane.bus.topology import Topology
+from spane.cli.pools import parse_pools
 from tests.infra.conftest import NodeValidator
 from tests.infra.support import CHART, parse_spane_args, spane_has_command
 
@@ -74,6 +75,7 @@ def effective_pool(values: dict[str, Any], entry: dict[str, Any]) -> dict[str, A
     pool = {**values["poolDefaults"], **entry}
     pool["autoscaling"] = {**values["poolDefaults"]["autoscaling"], **entry.get("autoscaling", {})}
     pool.setdefault("pool", entry["name"])
+    pool.setdefault("type", pool["pool"])
     return pool
 
 
@@ -162,6 +164,9 @@ def test_values_schema_rejects_mistakes(helm: ModuleType) -> None:
     mistakes: list[dict[str, Any]] = [
         {"pools": [{"name": "function"}]},  # a function pool without imports
         {"pools": [{"name": "fn", "pool": "function", "imports": []}]},
+        {"pools": [{"name": "scoring", "type": "function"}]},  # function tasks need imports
+        {"pools": [{"name": "http", "pool": "Http"}]},  # the CLI would refuse the pool
+        {"pools": [{"name": "http", "type": "a:b"}]},
         {"pools": [{"name": "Bad_Name", "pool": "http"}]},
         {"pools": [{"name": "http", "concurrency": 0}]},
         {"pools": [{"name": "http", "autoscaling": {"minReplicas": -1}}]},
@@ -197,7 +202,8 @@ def test_one_worker_deployment_and_autoscaler_per_pool(scenario: dict[str, Any])
         # The real CLI accepts the command line, and it serves this pool.
         command, params = parse_spane_args(args)
         assert command == "worker"
-        assert params["pool"] == pool["pool"]
+        [served] = parse_pools(params["pool"])
+        assert (served.task_type, served.pool) == (pool["type"], pool["pool"])
         assert list(params["imports"] or []) == pool["imports"]
         assert params["concurrency"] == pool["concurrency"]
         assert params["grace"] == pool["grace"]

@@ -17,6 +17,8 @@ from spane import TaskRegistry
 from spane.bus.base import Delivery
 from spane.bus.memory import MemoryBus
 from spane.schemas.messages import InboxMessage, TaskMessage, TaskResult
+from spane.schemas.state import ExecutionMeta, NodeStatus
+from spane.schemas.view import ExecutionView
 from spane.state.base import ClaimRequest, StateStore, TaskClaim
 from spane.state.memory import MemoryStateStore
 from spane.state.redis import RedisStateStore
@@ -133,6 +135,29 @@ def done(name: str) -> TaskResult:
         ok=True,
         output={"stored": name},
     )
+
+
+NODES = (
+    "fresh",
+    "finished",
+    "cancelled",
+    "overtaken",
+    "dup",
+    "work",
+    *(f"t{i}" for i in range(8)),
+    *(f"next{i}" for i in range(8)),
+)
+
+
+@pytest.fixture(autouse=True)
+async def running_attempts(store: Recording) -> None:
+    """The execution ``ex-1`` whose running attempts the tests' task messages name: a
+    worker claims only a task whose attempt is its node's running attempt."""
+    meta = ExecutionMeta(id="ex-1", workflow_id="wf", version=1, created_at=1.0)
+    view = ExecutionView(meta, {})
+    for name in NODES:
+        view.update_node(name, status=NodeStatus.RUNNING, attempt=1)
+    assert await store.create(view, "start", [])
 
 
 @pytest.fixture
@@ -381,5 +406,48 @@ async def test_a_duplicate_delivery_never_runs_an_attempt_twice_on_one_worker(
         assert runs == ["dup"]
         assert {result.output["ran"] for result in inbox.results} == {"dup"}
         assert inbox.unstored == []
+    finally:
+        await worker.stop()
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        TaskMessage(  # an execution that does not exist
+            task_id="nope:work:1",
+            execution_id="nope",
+            workflow_id="wf",
+            version=1,
+            node_id="work",
+            type="function",
+            attempt=1,
+            function="work",
+        ),
+        task("work").model_copy(update={"attempt": 2, "task_id": "ex-1:work:2"}),  # not running
+        task("work").model_copy(update={"node_id": "ghost", "task_id": "ex-1:ghost:1"}),
+    ],
+    ids=["no-execution", "other-attempt", "no-node"],
+)
+async def test_a_task_message_for_no_running_attempt_runs_nothing(
+    bus: MemoryBus,
+    store: Recording,
+    inbox: Inbox,
+    gated: tuple[TaskRegistry, asyncio.Event, list[str]],
+    forged: TaskMessage,
+    caplog: pytest.LogCaptureFixture,
+):
+    """A worker runs only the task of an attempt the orchestrator dispatched (the node's
+    running attempt); a forged or superseded task message is dropped with a warning."""
+    registry, gate, started = gated
+    gate.set()
+    worker = Worker(bus, store, pool="function", registry=registry, concurrency=2)
+    await worker.start()
+    try:
+        await bus.publish_tasks([forged, task("fresh")])
+        await inbox.wait_for(1)  # the genuine task ran: the batch was decided
+        await eventually(lambda: worker.running == 0)
+        assert started == ["fresh"]
+        assert [result.task_id for result in inbox.results] == ["ex-1:fresh:1"]
+        assert f"task {forged.task_id} names no running attempt" in caplog.text
     finally:
         await worker.stop()

@@ -384,3 +384,39 @@ async def test_onboarding_declines_a_sanctioned_applicant(engine: Engine) -> Non
     applicant = {**APPLICANT, "name": "Mallory Evil"}
     result = await run_example(engine, "customer_onboarding.yaml", applicant)
     assert result.output == {"status": "declined", "reason": "KYC checks failed"}
+
+
+# ------------------------------------------------- the README's opening workflow
+def _readme_opening_workflow() -> dict[str, Any]:
+    import re
+
+    import yaml
+
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    document = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)[0])
+    assert isinstance(document, dict)
+    return {**document, "id": "readme-opening"}  # beside order-fulfilment, not over it
+
+
+@pytest.mark.parametrize(
+    ("order", "shipped", "reviewed", "refunded"),
+    [
+        ("order_small.json", True, False, False),
+        ("order_big.json", True, True, False),
+        ("order_declined.json", False, False, True),
+    ],
+)
+async def test_the_readme_opening_workflow_runs_on_examples_shop(
+    engine: Engine, order: str, shipped: bool, reviewed: bool, refunded: bool
+) -> None:
+    record = await engine.register(_readme_opening_workflow())
+    result = await engine.run(record.workflow_id, example_input(order), timeout=WAIT)
+
+    assert result.status == ExecutionStatus.SUCCEEDED, result.error
+    nodes = (await engine.status(result.execution_id)).nodes
+    assert (nodes["ship"].status == "succeeded") is shipped
+    assert (nodes["review"].status == "succeeded") is reviewed
+    assert (nodes["refund"].status == "succeeded") is refunded
+    notice = nodes["notify"].output
+    assert notice["to"] == example_input(order)["customer"]["email"]
+    assert ("on its way" in notice["text"]) is shipped

@@ -53,14 +53,27 @@ app.kubernetes.io/component: {{ .component }}
 spane.io/pool: {{ .pool.name }}
 {{- end }}
 
-{{/* The task type a pool serves (`--pool`): .pool.pool, else its name. */}}
+{{/* The pool (queue) an entry serves: .pool.pool, else its name. */}}
 {{- define "spane.poolType" -}}
 {{- default .name .pool -}}
 {{- end }}
 
 {{/*
-The RabbitMQ queue of a task type, as spane.bus.topology.Topology(namespace).task_queue
-builds it: "<namespace>.tasks.<type>". tests/infra checks the two agree.
+The worker's `--pool` value: the pool, or TYPE:POOL when .pool.type names a task type
+other than the pool (`function:scoring` runs function tasks routed to pool scoring).
+*/}}
+{{- define "spane.poolArg" -}}
+{{- $pool := include "spane.poolType" . -}}
+{{- if and .type (ne .type $pool) -}}
+{{- printf "%s:%s" .type $pool -}}
+{{- else -}}
+{{- $pool -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The RabbitMQ queue of a pool, as spane.bus.topology.Topology(namespace).task_queue
+builds it: "<namespace>.tasks.<pool>". tests/infra checks the two agree.
 */}}
 {{- define "spane.taskQueue" -}}
 {{- printf "%s.tasks.%s" .root.Values.config.namespace (include "spane.poolType" .pool) -}}
