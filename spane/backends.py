@@ -85,6 +85,7 @@ async def _open_distributed(settings: Settings, process: str) -> Backends:
         namespace=settings.namespace,
         connection_name=process,
         max_value_bytes=settings.max_value_bytes,
+        declare_topology=not process.startswith("spane worker"),  # orchestrators declare it
     )
     state = RedisStateStore(
         settings.redis_url, namespace=settings.namespace, retention=settings.retention

@@ -10,42 +10,37 @@ The engine wires an :class:`~spane.orchestrator.service.OrchestratorService` and
 :class:`~spane.workers.runtime.Worker` per pool (function, http, every registered custom
 type, and every pool a registered workflow names) to in-memory stores and bus. Given
 other adapters it runs the same code on them.
+
+Its parts: the workers (:mod:`spane.engine_pools`), the callers of :meth:`Engine.wait`
+(:mod:`spane.engine_waiters`), and the operations on the stores and bus behind its
+queries, dead letters, pool statistics and readiness (:mod:`spane.engine_operations`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from spane import engine_operations as operations
 from spane import recovery
 from spane.bus.base import Bus, EventHandler, QueueStats, Reply, Subscription
 from spane.bus.dead_letters import DeadLetter
 from spane.bus.memory import MemoryBus
 from spane.compiler.compile import compile_plan
-from spane.compiler.plan import NodeKind, Plan
 from spane.config import Settings
 from spane.core.explain import Explanation, explain
-from spane.errors import (
-    CommandRejectedError,
-    ExecutionNotFoundError,
-    InvalidInputError,
-    InvalidMessageError,
-    NotFoundError,
-    TaskNotFoundError,
-    WorkflowNotFoundError,
-)
+from spane.engine_pools import WorkerPools
+from spane.engine_waiters import Waiters
+from spane.errors import ExecutionNotFoundError, InvalidInputError
 from spane.expressions.limits import check_value
 from spane.observability import tracing
 from spane.observability.tracing_setup import configure as configure_tracing
 from spane.orchestrator.plan_cache import PlanCache
 from spane.orchestrator.service import OrchestratorService
 from spane.process import tune_gc
-from spane.schemas.events import LifecycleEvent
-from spane.schemas.loader import load_workflow_file, spec_from_data
 from spane.schemas.messages import (
     CancelCommand,
     InboxMessage,
@@ -54,14 +49,7 @@ from spane.schemas.messages import (
     SignalCommand,
     StartExecution,
 )
-from spane.schemas.pools import PoolSpec, parse_pool_spec, workflow_pools
-from spane.schemas.state import (
-    TERMINAL_EXECUTION_STATUSES,
-    ErrorInfo,
-    ExecutionMeta,
-    ExecutionStatus,
-    NodeState,
-)
+from spane.schemas.state import ErrorInfo, ExecutionMeta, ExecutionStatus, NodeState
 from spane.schemas.workflow import WorkflowSpec
 from spane.state.base import DefinitionStore, StateStore, WorkflowRecord
 from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
@@ -111,17 +99,19 @@ class Engine:
         self.registry = registry or default_registry
         self.clock = clock
         self.plans = PlanCache(self.definitions)
-        self._pools = None if pools is None else [parse_pool_spec(pool) for pool in pools]
-        """Explicit pools (``TYPE`` or ``TYPE:POOL`` each), or None: every task type this
-        registry can run, on its own pool and on every pool a registered workflow names."""
-        self._served: list[PoolSpec] = []
-        self._secrets = secrets
+        self._pools = WorkerPools(
+            pools, registry=self.registry, settings=self.settings, secrets=secrets, clock=clock
+        )
         self._run_orchestrator = run_orchestrator
         self.orchestrator: OrchestratorService | None = None
-        self.workers: list[Worker] = []
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiters = Waiters()
         self._subscriptions: list[Subscription] = []
         self._opened = False
+
+    @property
+    def workers(self) -> list[Worker]:
+        """The workers running in this engine, one per pool served."""
+        return self._pools.workers
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Engine:
@@ -145,7 +135,7 @@ class Engine:
         self._opened = True
         for pattern in ("execution.#", "child.#", "iteration.#"):  # every execution's end
             self._subscriptions.append(
-                await self.bus.subscribe_events(pattern, self._on_execution_event)
+                await self.bus.subscribe_events(pattern, self._waiters.on_event)
             )
         if self._run_orchestrator:
             self.orchestrator = OrchestratorService(
@@ -159,48 +149,14 @@ class Engine:
                 max_value_bytes=self.settings.max_value_bytes,
             )
             await self.orchestrator.start()
-        types = ["function", "http", *sorted(self.registry.task_types)]
-        for spec in self._pools if self._pools is not None else map(PoolSpec, types, types):
-            await self._serve(spec)
-
-    async def _serve(self, spec: PoolSpec) -> None:
-        self._served.append(spec)
-        worker = Worker(
-            self.bus,
-            self.state,
-            pool=spec.pool,
-            task_type=spec.task_type,
-            registry=self.registry,
-            concurrency=self.settings.worker_concurrency,
-            secrets=self._secrets,
-            lease=self.settings.task_lease,
-            max_output_bytes=self.settings.max_value_bytes,
-            clock=self.clock,
-        )
-        await worker.start()
-        self.workers.append(worker)
-
-    async def _serve_pools_of(self, spec: WorkflowSpec) -> None:
-        """Automatic pools: start a worker for each pool of ``spec`` none serves yet."""
-        if self._pools is not None or not self.workers:
-            return
-        runnable = {"function", "http", *self.registry.task_types}
-        for pool in sorted(workflow_pools(spec) - set(self._served)):
-            if pool.task_type in runnable:
-                await self._serve(pool)
+        await self._pools.start(self.bus, self.state)
 
     def pool_names(self) -> list[str]:
         """The pools (queues) this engine's workers consume."""
-        specs = self._served or self._pools
-        if specs is None:  # automatic pools, not open yet
-            return ["function", "http", *sorted(self.registry.task_types)]
-        return list(dict.fromkeys(spec.pool for spec in specs))
+        return self._pools.names()
 
     async def close(self) -> None:
-        for worker in self.workers:
-            await worker.stop(grace=1.0)
-        self.workers.clear()
-        self._served.clear()
+        await self._pools.stop(grace=1.0)
         if self.orchestrator is not None:
             await self.orchestrator.stop()
             self.orchestrator = None
@@ -215,14 +171,9 @@ class Engine:
     # ---------------------------------------------------------- definitions
     async def register(self, workflow: WorkflowSpec | Mapping[str, Any] | str) -> WorkflowRecord:
         """Validate and store a definition; identical content keeps its version."""
-        if isinstance(workflow, str):
-            spec = load_workflow_file(workflow)
-        elif isinstance(workflow, WorkflowSpec):
-            spec = workflow
-        else:
-            spec = spec_from_data(dict(workflow))
+        spec = operations.workflow_spec(workflow)
         plan = compile_plan(spec)
-        await self._serve_pools_of(spec)
+        await self._pools.serve_pools_of(spec)
         record = await self.definitions.register(spec, plan.checksum, self.clock())
         self.plans.forget_latest(record.workflow_id)
         if self.orchestrator is not None:
@@ -249,10 +200,10 @@ class Engine:
         execution_id: str | None = None,
     ) -> str:
         """Start an execution; returns its id once the start is durable."""
-        if self.workers:
+        if self._pools.workers:
             plan = await self.plans.get(workflow_id, version)
-            await self._serve_pools_of(plan.spec)
-            self._check_tasks_registered(plan)
+            await self._pools.serve_pools_of(plan.spec)
+            self._pools.check_tasks_registered(plan)
         problem = check_value(
             input, what="execution input", schema=None, max_bytes=self.settings.max_value_bytes
         )
@@ -266,50 +217,12 @@ class Engine:
             idempotency_key=idempotency_key,
             priority=priority,
         )
-        with tracing.starting(message) as message:  # the caller's trace goes on, if tracing
-            reply = await self.bus.request(message)
-        if not reply.get("ok"):
-            error = str(reply.get("error"))
-            if "not registered" in error or "has no version" in error:
-                raise WorkflowNotFoundError(error)
-            raise InvalidInputError(error)
-        return str(reply["execution_id"])
-
-    def _check_tasks_registered(self, plan: Plan) -> None:
-        for node in plan.nodes.values():
-            if node.body is not None:
-                self._check_tasks_registered(node.body)
-            if node.kind is not NodeKind.TASK:
-                continue
-            if node.type == "function":
-                self.registry.function(str(getattr(node.spec, "function", "")))
-            pool = PoolSpec(node.type, node.pool or node.type)
-            if pool not in self._served:
-                raise TaskNotFoundError(
-                    f"node {node.id!r} has type {node.type!r} on pool {pool.pool!r}, but no "
-                    "worker of that pool runs here; register a handler with "
-                    "@spane.task_type, or give Engine(pools=...) the pool"
-                )
+        # the caller's trace goes on, if tracing; refusals as WorkflowNotFound/InvalidInput
+        return await recovery.send_start(self.bus.request, message)
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionResult:
         """Wait until the execution is in a terminal status."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(execution_id, []).append(future)
-        try:
-            meta = await self.state.get_meta(execution_id)
-            if meta is None:
-                raise ExecutionNotFoundError(f"execution {execution_id!r} not found")
-            if meta.status not in TERMINAL_EXECUTION_STATUSES:
-                async with asyncio.timeout(timeout):
-                    await future
-                meta = await self.state.get_meta(execution_id)
-                assert meta is not None
-        finally:
-            waiters = self._waiters.get(execution_id, [])
-            if future in waiters:
-                waiters.remove(future)
-            if not waiters:
-                self._waiters.pop(execution_id, None)
+        meta = await self._waiters.wait(self.state, execution_id, timeout)
         return ExecutionResult(meta.id, meta.status, meta.output, meta.error)
 
     async def run(
@@ -324,13 +237,6 @@ class Engine:
         execution_id = await self.start(workflow_id, input, **options)
         return await self.wait(execution_id, timeout)
 
-    async def _on_execution_event(self, routing_key: str, event: LifecycleEvent) -> None:
-        if event.data.get("status") not in TERMINAL_EXECUTION_STATUSES:
-            return
-        for future in self._waiters.get(event.subject, []):
-            if not future.done():
-                future.set_result(None)
-
     async def status(self, execution_id: str) -> ExecutionSnapshot:
         meta = await self.state.get_meta(execution_id)
         if meta is None:
@@ -339,13 +245,7 @@ class Engine:
 
     # ------------------------------------------------------------- commands
     async def _command(self, message: InboxMessage) -> Reply:
-        reply = await self.bus.request(message)
-        if not reply.get("ok"):
-            error = str(reply.get("error"))
-            if error.endswith("not found"):
-                raise ExecutionNotFoundError(error)
-            raise CommandRejectedError(error)
-        return reply
+        return await operations.send_command(self.bus.request, message)
 
     async def signal(self, execution_id: str, name: str, data: Any = None) -> None:
         """Deliver a signal to the nodes of an execution waiting for ``name``."""
@@ -406,15 +306,10 @@ class Engine:
         meta = await self.state.get_meta(execution_id)
         if meta is not None:
             return ExecutionSnapshot(meta, await self.state.get_nodes(execution_id))
-        record = await self.definitions.get_archived(execution_id)
-        if record is None:
+        archived = await operations.archived_execution(self.definitions, execution_id)
+        if archived is None:
             raise ExecutionNotFoundError(f"execution {execution_id!r} not found")
-        fields = {k: v for k, v in record.items() if k in ExecutionMeta.model_fields}
-        nodes = record.get("nodes") or {}
-        return ExecutionSnapshot(
-            ExecutionMeta.model_validate(fields),
-            {node_id: NodeState.model_validate(node) for node_id, node in nodes.items()},
-        )
+        return ExecutionSnapshot(*archived)
 
     async def explain(self, execution_id: str) -> Explanation:
         """What every unfinished node of the execution waits on (see
@@ -423,11 +318,7 @@ class Engine:
         snapshot = await self.describe(execution_id)
         meta = snapshot.meta
         plan = await self.plans.get(meta.workflow_id, meta.version, meta.body)
-        consumers: dict[str, int] | None = None
-        if self.workers:  # embedded: the pools that run here are all there are
-            consumers = {}
-            for worker in self.workers:
-                consumers[worker.pool] = consumers.get(worker.pool, 0) + 1
+        consumers = self._pools.consumers()  # embedded: the pools here are all there are
         return explain(plan, meta, snapshot.nodes, self.clock(), pool_consumers=consumers)
 
     # --------------------------------------------------------- dead letters
@@ -440,36 +331,24 @@ class Engine:
 
     async def get_dead_letter(self, entry_id: str) -> dict[str, Any]:
         """One stored dead letter. Raises :class:`~spane.errors.NotFoundError`."""
-        entry = await self.definitions.get_dead_letter(entry_id)
-        if entry is None:
-            raise NotFoundError(f"dead letter {entry_id!r} not found")
-        return entry
+        return await operations.get_dead_letter(self.definitions, entry_id)
 
     async def redrive_dead_letter(self, entry_id: str) -> DeadLetter:
         """Re-publish a dead letter to its original exchange and routing key, then forget
         it (kept if the publication fails). Two redrives of one entry at once may both
         publish it; consumers deduplicate by message and event ids."""
-        try:
-            entry = DeadLetter.from_record(await self.get_dead_letter(entry_id))
-        except InvalidMessageError as exc:
-            raise CommandRejectedError(f"cannot redrive {entry_id!r}: {exc}") from exc
-        await self.bus.redrive(entry)
-        await self.definitions.delete_dead_letter(entry_id)
-        return entry
+        return await operations.redrive_dead_letter(self.bus, self.definitions, entry_id)
 
     async def drop_dead_letter(self, entry_id: str) -> None:
         """Forget a dead letter. Raises :class:`~spane.errors.NotFoundError`."""
-        if not await self.definitions.delete_dead_letter(entry_id):
-            raise NotFoundError(f"dead letter {entry_id!r} not found")
+        await operations.drop_dead_letter(self.definitions, entry_id)
 
     async def pool_stats(self) -> dict[str, QueueStats]:
         """Ready messages and consumers of every pool: ``function``, ``http``, this
         registry's custom types, the pools served here and those registered workflows'
         latest versions name (pools of older versions still running are not listed)."""
         names = {"function", "http", *self.registry.task_types, *self.pool_names()}
-        for record in await self.definitions.list_workflows():
-            names.update(pool.pool for pool in workflow_pools(record.spec))
-        return await self.bus.pool_stats(sorted(names))
+        return await operations.pool_stats(self.bus, self.definitions, names)
 
     @property
     def is_open(self) -> bool:
@@ -481,18 +360,5 @@ class Engine:
 
         The bus reports its connection when it knows it (RabbitMQ); the stores answer
         a cheap read within ``timeout`` seconds."""
-        checks: dict[str, str | None] = {"engine": None if self.is_open else "not open"}
-        connected = getattr(self.bus, "connected", True)
-        checks["bus"] = None if connected else "not connected"
-        probes: dict[str, Any] = {
-            "state": self.state.get_meta("spane-readiness-probe"),
-            "definitions": self.definitions.list_dead_letters(limit=1),
-        }
-        for name, probe in probes.items():
-            try:
-                async with asyncio.timeout(timeout):
-                    await probe
-                checks[name] = None
-            except Exception as exc:
-                checks[name] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return checks
+        parts = (self.bus, self.state, self.definitions)
+        return await operations.check_backends(self.is_open, *parts, timeout)

@@ -14,7 +14,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from spane.bus.dead_letters import DeadLetter
 from spane.schemas.events import LifecycleEvent
-from spane.schemas.messages import InboxMessage, TaskMessage
+from spane.schemas.messages import InboxMessage, TaskHeartbeat, TaskMessage, TaskResult
 
 T = TypeVar("T")
 
@@ -71,6 +71,12 @@ class Bus(Protocol):
 
     async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
         """Publish to the orchestrator inbox (confirmed together)."""
+        ...
+
+    async def publish_results(self, messages: Sequence[TaskResult | TaskHeartbeat]) -> None:
+        """Workers: publish task results and heartbeats to the inbox, through the one
+        route a worker may write to (on RabbitMQ the results exchange, where nothing else
+        is accepted)."""
         ...
 
     async def request(self, message: InboxMessage, timeout: float = 30.0) -> Reply:

@@ -49,7 +49,7 @@ from spane.bus.topology import Topology, topic_matches
 from spane.errors import CommandRejectedError, InvalidMessageError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
 from spane.schemas.events import LifecycleEvent
-from spane.schemas.messages import InboxMessage, TaskMessage
+from spane.schemas.messages import InboxMessage, TaskHeartbeat, TaskMessage, TaskResult
 
 log = logging.getLogger("spane.bus.memory")
 T = TypeVar("T")
@@ -238,6 +238,9 @@ class MemoryBus:
     async def publish_inbox(self, messages: Sequence[InboxMessage]) -> None:
         for message in messages:
             self._inbox.put(Delivery(message, self._message_id()))
+
+    async def publish_results(self, messages: Sequence[TaskResult | TaskHeartbeat]) -> None:
+        await self.publish_inbox(messages)
 
     async def request(self, message: InboxMessage, timeout: float = 30.0) -> Reply:
         loop = asyncio.get_running_loop()

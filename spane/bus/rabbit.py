@@ -92,6 +92,7 @@ from spane.bus.rabbit_messages import (
     event_outgoing,
     inbox_outgoing,
     reply_outgoing,
+    results_only,
     task_outgoing,
     traced_decoder,
     trigger_outgoing,
@@ -102,7 +103,7 @@ from spane.bus.topology import Topology
 from spane.errors import CommandRejectedError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.schemas.events import LifecycleEvent
-from spane.schemas.messages import InboxMessage, TaskMessage
+from spane.schemas.messages import InboxMessage, TaskHeartbeat, TaskMessage, TaskResult
 
 __all__ = ["DEAD_LETTER_QUEUE_HEADER", "DEAD_LETTER_REASON_HEADER", "RabbitBus"]
 
@@ -140,9 +141,13 @@ class RabbitBus:
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
         stop_grace: float = DEFAULT_STOP_GRACE,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        declare_topology: bool = True,
     ) -> None:
         self.url = url
         self.max_value_bytes = max_value_bytes
+        self.declare_topology = declare_topology
+        """Declare every exchange and the inbox on connect (orchestrators, clients); a
+        worker does not (its broker user may configure only its own queues)."""
         self.max_message_bytes = MESSAGE_BYTES_FACTOR * max_value_bytes
         self.topology = Topology(namespace)
         self.connection_name = connection_name or default_connection_name()
@@ -169,7 +174,8 @@ class RabbitBus:
         )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            await self._declare.all(channel)
+            if self.declare_topology:
+                await self._declare.all(channel)
         except BaseException:
             await connection.close()
             raise
@@ -222,6 +228,16 @@ class RabbitBus:
         if messages:
             top = self.topology
             outgoing = [inbox_outgoing(top, m, uuid.uuid4().hex) for m in messages]
+            await self._publish_all(self._channel(), outgoing)
+
+    async def publish_results(self, messages: Sequence[TaskResult | TaskHeartbeat]) -> None:
+        """Workers' results and heartbeats, through the results exchange."""
+        if messages:
+            top = self.topology
+            outgoing = [
+                inbox_outgoing(top, m, uuid.uuid4().hex, exchange=top.results_exchange)
+                for m in messages
+            ]
             await self._publish_all(self._channel(), outgoing)
 
     async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
@@ -351,7 +367,10 @@ class RabbitBus:
     ) -> BatchConsumer[InboxMessage]:
         channel = await self._consumer_channel(prefetch)
         queue = await self._declare.inbox(channel)
-        decode = traced_decoder(functools.partial(decode_inbox, max_bytes=self.max_message_bytes))
+        decode = results_only(
+            traced_decoder(functools.partial(decode_inbox, max_bytes=self.max_message_bytes)),
+            self.topology.results_exchange,
+        )
         return await self._start_consumer(
             "inbox", channel, queue, handler, decode, prefetch, replies=True
         )

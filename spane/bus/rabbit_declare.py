@@ -53,6 +53,7 @@ class Declarer:
         kinds = {
             top.tasks_exchange: ExchangeType.DIRECT,
             top.orchestrator_exchange: ExchangeType.DIRECT,
+            top.results_exchange: ExchangeType.DIRECT,
             top.triggers_exchange: ExchangeType.TOPIC,
             top.events_exchange: ExchangeType.TOPIC,
             top.cancellations_exchange: ExchangeType.FANOUT,
@@ -72,6 +73,7 @@ class Declarer:
             top.orchestrator_queue, durable=True, arguments=self.quorum_arguments()
         )
         await queue.bind(top.orchestrator_exchange, routing_key=ORCHESTRATOR_ROUTING_KEY)
+        await queue.bind(top.results_exchange, routing_key=ORCHESTRATOR_ROUTING_KEY)
         return queue
 
     async def task_queue(

@@ -33,7 +33,13 @@ from spane.bus.rabbit_publish import PERSISTENT, Outgoing
 from spane.bus.topology import Topology
 from spane.errors import InvalidMessageError
 from spane.schemas.events import LifecycleEvent
-from spane.schemas.messages import InboxMessage, StartExecution, TaskMessage
+from spane.schemas.messages import (
+    InboxMessage,
+    StartExecution,
+    TaskHeartbeat,
+    TaskMessage,
+    TaskResult,
+)
 
 ORCHESTRATOR_ROUTING_KEY = ""
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -60,6 +66,28 @@ def traced_decoder(decode: Callable[[bytes], M]) -> Callable[[AbstractIncomingMe
         if headers and headers.get("traceparent") and "traceparent" in type(value).model_fields:
             trace = {name: _text(headers[name]) for name in TRACE_HEADERS if headers.get(name)}
             value = value.model_copy(update=trace)
+        return value
+
+    return decoder
+
+
+def results_only(
+    decode: Callable[[AbstractIncomingMessage], M], results_exchange: str
+) -> Callable[[AbstractIncomingMessage], M]:
+    """Refuse (dead-letter) anything but a task result or heartbeat that arrived through
+    the results exchange: workers may publish there and nowhere else, so a worker cannot
+    send commands (docs/operations.md, "Trust model")."""
+
+    def decoder(message: AbstractIncomingMessage) -> M:
+        value = decode(message)
+        if message.exchange == results_exchange and not isinstance(
+            value, TaskResult | TaskHeartbeat
+        ):
+            kind = type(value).__name__
+            raise InvalidMessageError(
+                f"a {kind} arrived through {results_exchange}, which takes only task "
+                "results and heartbeats (workers cannot send commands)"
+            )
         return value
 
     return decoder
@@ -115,8 +143,10 @@ def inbox_outgoing(
     priority: int | None = None,
     reply_to: str | None = None,
     correlation_id: str | None = None,
+    exchange: str | None = None,
 ) -> Outgoing:
-    """A message for the orchestrator inbox (a start keeps its priority)."""
+    """A message for the orchestrator inbox (a start keeps its priority), through the
+    orchestrator exchange, or ``exchange`` (workers: the results exchange)."""
     if priority is None and isinstance(message, StartExecution):
         priority = message.priority
     props = properties(
@@ -128,7 +158,7 @@ def inbox_outgoing(
     )
     _with_trace(props, message)
     return Outgoing(
-        topology.orchestrator_exchange,
+        exchange or topology.orchestrator_exchange,
         ORCHESTRATOR_ROUTING_KEY,
         encode_inbox(message),
         props,

@@ -52,6 +52,12 @@ class Topology:
         return f"{self.namespace}.orchestrator"
 
     @property
+    def results_exchange(self) -> str:
+        """Where workers publish results and heartbeats (bound to the inbox): the only
+        exchange a worker may write to, and nothing but results is accepted from it."""
+        return f"{self.namespace}.results"
+
+    @property
     def triggers_exchange(self) -> str:
         """Topic exchange for trigger events (routing key = event type)."""
         return f"{self.namespace}.triggers"

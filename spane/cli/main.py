@@ -6,10 +6,13 @@ Commands that need no server (:mod:`spane.cli.local`)::
     spane graph FILE [--mermaid]        the processed plan in words, or a Mermaid flowchart
     spane run FILE [FILE...] [options]  run the first workflow in this process
 
-The distributed commands (:mod:`spane.cli.ops`): ``orchestrator``, ``worker``,
-``register``, ``start``, ``status``, ``signal``, ``pause``, ``resume``, ``cancel``,
-``trigger``, ``events``; looking in and serving the API (:mod:`spane.cli.inspect`):
-``api``, ``list``, ``history``, ``dead-letters``.
+The distributed commands, one module per group (what they share is in
+:mod:`spane.cli.ops`): the processes ``orchestrator``, ``worker``
+(:mod:`spane.cli.processes`); ``register``, ``start``, ``status``, ``explain``,
+``signal``, ``pause``, ``resume``, ``cancel`` (:mod:`spane.cli.executions`); ``trigger``,
+``events`` (:mod:`spane.cli.events`); looking in and serving the API
+(:mod:`spane.cli.inspect`): ``api``, ``list``, ``history``, ``dead-letters``; ``retry``,
+``replay`` (:mod:`spane.cli.recovery`); ``dev`` (:mod:`spane.cli.dev`).
 
 Exit codes:
 
@@ -33,7 +36,7 @@ from typing import Annotated
 
 import typer
 
-from spane.cli import dev, inspect, local, ops, recovery
+from spane.cli import dev, events, executions, inspect, local, processes, recovery
 from spane.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, one_line
 from spane.errors import SpaneError
 
@@ -71,7 +74,9 @@ def build_app() -> typer.Typer:
     )
     app.callback()(_root)
     local.register(app)
-    ops.register(app)
+    processes.register(app)
+    executions.register(app)
+    events.register(app)
     inspect.register(app)
     recovery.register(app)
     dev.register(app)

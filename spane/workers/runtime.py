@@ -282,7 +282,7 @@ class Worker:
                 attempt=task.attempt,
                 details=details,
             )
-            await self.bus.publish_inbox([beat])
+            await self.bus.publish_results([beat])
 
         return TaskContext(
             execution_id=task.execution_id,
@@ -464,7 +464,7 @@ class Worker:
             await self.state.finish_tasks(fresh)
             self._finishing.difference_update(result.task_id for result in fresh)
             batch = [(result, True) for result, _ in batch]
-            await self.bus.publish_inbox([result for result, _ in batch])
+            await self.bus.publish_results([result for result, _ in batch])
         except Exception:
             self._results = batch + self._results
             raise

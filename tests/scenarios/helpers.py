@@ -200,12 +200,26 @@ class InboxLog:
     def attach(cls, engine: Engine) -> InboxLog:
         log = cls()
         publish = engine.bus.publish_inbox
+        publish_results = engine.bus.publish_results
+        recording = False  # the memory bus's publish_results goes through publish_inbox
 
         async def publish_and_record(messages: Sequence[InboxMessage]) -> None:
             await publish(messages)
+            if not recording:
+                log.messages.extend(messages)
+
+        async def publish_results_and_record(messages: Sequence[InboxMessage]) -> None:
+            nonlocal recording
+            recording = True
+            try:
+                await publish_results(messages)  # type: ignore[arg-type]
+            finally:
+                recording = False
             log.messages.extend(messages)
 
+        # replacing the bound methods of this engine's bus instance, for this test only
         engine.bus.publish_inbox = publish_and_record  # type: ignore[method-assign]
+        engine.bus.publish_results = publish_results_and_record  # type: ignore[method-assign]
         return log
 
     def results(self, execution_id: str, node_id: str, attempt: int) -> list[TaskResult]:

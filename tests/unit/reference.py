@@ -427,17 +427,7 @@ class Reference:
             return list(values.values())
         if len(values) == 1:
             return next(iter(values.values()))
-        if node.aggregate == "list":
-            return list(values.values())
-        if node.aggregate == "first":
-            return next(iter(values.values()))
-        if node.aggregate == "merge":
-            merged: dict[str, Any] = {}
-            for value in values.values():
-                if isinstance(value, dict):  # SILENT
-                    merged.update(value)
-            return merged
-        return values
+        return _aggregate(node.aggregate, values)
 
     def _finish_if_done(self) -> None:
         if self.status != "running" or self.in_flight or self._work:
@@ -467,3 +457,18 @@ class Reference:
 def run_reference(dag: Dag, flags: list[bool], choices: list[int]) -> Outcome:
     """The outcome of ``dag`` on input ``{"flags": flags}`` in the order ``choices`` picks."""
     return Reference(dag, flags).run(choices)
+
+
+def _aggregate(mode: str, values: dict[str, Any]) -> Any:
+    """Several fired upstreams: ``map`` (default), ``list``, ``first`` or ``merge``."""
+    if mode == "list":
+        return list(values.values())
+    if mode == "first":
+        return next(iter(values.values()))
+    if mode == "merge":
+        merged: dict[str, Any] = {}
+        for value in values.values():
+            if isinstance(value, dict):  # SILENT
+                merged.update(value)
+        return merged
+    return values
