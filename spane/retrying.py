@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -34,7 +35,32 @@ from tenacity import (
     wait_fixed,
 )
 
-__all__ = ["forever", "through_outage", "until_deadline"]
+__all__ = ["AsyncRetrying", "call", "forever", "through_outage", "until_deadline"]
+
+T = TypeVar("T")
+
+
+async def call(
+    policy: Callable[[], AsyncRetrying],
+    operation: Callable[..., Awaitable[T]],
+    *args: Any,
+) -> T:
+    """``await operation(*args)`` under the retry ``policy``, which is built only after a
+    first failure: the common case (it works) costs one call, not a tenacity run (whose
+    per-call overhead showed on every step of the embedded engine). The first failure is
+    handed to the policy as its first attempt's outcome, so the policy decides exactly
+    as if it had run that attempt."""
+    try:
+        return await operation(*args)
+    except Exception as exc:
+        first: Exception | None = exc
+    async for attempt in policy():
+        with attempt:
+            if first is not None:
+                failure, first = first, None
+                raise failure
+            return await operation(*args)
+    raise AssertionError("unreachable: a retry policy ends by returning or raising")
 
 
 def _failure(state: RetryCallState) -> BaseException | None:

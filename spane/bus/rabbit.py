@@ -27,13 +27,12 @@ are awaited together, tasks and inbox messages are ``mandatory`` (an unroutable 
 raises :class:`aio_pika.exceptions.PublishError`). While the connection is down, a
 publication waits for the robust connection to come back and is retried, for at most
 ``publish_timeout`` seconds (:mod:`spane.bus.rabbit_publish`). Consumers are
-:class:`~spane.bus.rabbit_consumer.BatchConsumer` objects, one channel each.
+:class:`~spane.bus.rabbit_consumer.BatchConsumer` objects, one channel each, started
+and stopped by :class:`~spane.bus.rabbit_subscriptions.Consumers`.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import logging
 import os
 import socket
@@ -42,12 +41,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import (
-    AbstractIncomingMessage,
-    AbstractRobustChannel,
-    AbstractRobustConnection,
-    AbstractRobustQueue,
-)
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import PublishError
 
 from spane.bus.base import (
@@ -58,12 +52,7 @@ from spane.bus.base import (
     Reply,
     TriggerEvent,
 )
-from spane.bus.codec import (
-    MESSAGE_BYTES_FACTOR,
-    decode_cancel,
-    decode_inbox,
-    decode_task,
-)
+from spane.bus.codec import MESSAGE_BYTES_FACTOR
 from spane.bus.dead_letters import DeadLetter
 from spane.bus.rabbit_consumer import (
     DEAD_LETTER_QUEUE_HEADER,
@@ -72,33 +61,21 @@ from spane.bus.rabbit_consumer import (
     DEFAULT_RETRY_DELAY,
     DEFAULT_STOP_GRACE,
     BatchConsumer,
-    Decoder,
-    body_decoder,
-    cancel_batches,
-    dead_letter_copy,
-    decode_routed_event,
-    event_batches,
-    trigger_decoder,
 )
-from spane.bus.rabbit_dead_letters import (
-    DeadLetterConsumer,
-    redrive_outgoing,
-    redrive_problem,
-    unroutable,
-)
+from spane.bus.rabbit_dead_letters import redrive_outgoing, redrive_problem, unroutable
 from spane.bus.rabbit_declare import Declarer, queue_stats
+from spane.bus.rabbit_decoders import dead_letter_copy
 from spane.bus.rabbit_messages import (
     cancel_outgoing,
     event_outgoing,
     inbox_outgoing,
     reply_outgoing,
-    results_only,
     task_outgoing,
-    traced_decoder,
     trigger_outgoing,
 )
 from spane.bus.rabbit_publish import Outgoing, publish_all
 from spane.bus.rabbit_rpc import RpcClient
+from spane.bus.rabbit_subscriptions import Consumers, ConsumerSettings
 from spane.bus.topology import Topology
 from spane.errors import CommandRejectedError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
@@ -108,8 +85,6 @@ from spane.schemas.messages import InboxMessage, TaskHeartbeat, TaskMessage, Tas
 __all__ = ["DEAD_LETTER_QUEUE_HEADER", "DEAD_LETTER_REASON_HEADER", "RabbitBus"]
 
 log = logging.getLogger("spane.bus.rabbit")
-
-SUBSCRIPTION_PREFETCH = 256
 
 
 def default_connection_name() -> str:
@@ -160,9 +135,17 @@ class RabbitBus:
         self._publisher: AbstractRobustChannel | None = None
         self._declare = Declarer(self.topology, delivery_limit)
         self._rpc = RpcClient(self.topology, self._conn, self._publish_rpc, self.max_message_bytes)
-        self._consumers: list[BatchConsumer[Any]] = []
-        self._token = uuid.uuid4().hex[:8]
-        self._counter = itertools.count(1)
+        settings = ConsumerSettings(
+            retry_delay, max_retry_delay, stop_grace, max_value_bytes, self.max_message_bytes
+        )
+        self._consumers = Consumers(
+            self.topology,
+            self._declare,
+            self._conn,
+            settings,
+            dead_letter=self._dead_letter,
+            replier=self._replier,
+        )
 
     # ------------------------------------------------------------ lifecycle
     async def connect(self) -> None:
@@ -184,9 +167,7 @@ class RabbitBus:
 
     async def close(self) -> None:
         """Stop every consumer, fail pending requests, close channels and the connection."""
-        for consumer in reversed(self._consumers):
-            await consumer.stop()
-        self._consumers.clear()
+        await self._consumers.stop_all()
         self._rpc.close()
         connection, self._connection = self._connection, None
         self._publisher = None
@@ -306,15 +287,7 @@ class RabbitBus:
     ) -> BatchConsumer[DeadLetter]:
         """Consume ``{ns}.dead-letters`` (:mod:`spane.bus.rabbit_dead_letters`): each
         batch is acked once ``handler`` returns (it stores them)."""
-        channel = await self._consumer_channel(prefetch)
-        queue = await channel.declare_queue(
-            self.topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        timing = (self.retry_delay, self.max_retry_delay, self.stop_grace)
-        consumer = DeadLetterConsumer.on(channel, queue, handler, prefetch, *timing)
-        await consumer.start()
-        self._consumers.append(consumer)
-        return consumer
+        return await self._consumers.dead_letters(handler, prefetch)
 
     async def redrive(self, entry: DeadLetter) -> None:
         """Re-publish a dead letter to its original exchange and routing key (confirmed);
@@ -329,51 +302,11 @@ class RabbitBus:
             raise CommandRejectedError(unroutable(entry)) from exc
 
     # ------------------------------------------------------------ consuming
-    async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
-        channel = await self._conn().channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=max(prefetch, 1))  # per consumer, never global
-        return channel
-
-    async def _start_consumer(
-        self,
-        name: str,
-        channel: AbstractRobustChannel,
-        queue: AbstractRobustQueue,
-        handler: BatchHandler[Any],
-        decode: Decoder[Any],
-        prefetch: int,
-        *,
-        replies: bool = False,
-    ) -> BatchConsumer[Any]:
-        consumer: BatchConsumer[Any] = BatchConsumer(
-            name=name,
-            channel=channel,
-            queue=queue,
-            handler=handler,
-            decode=decode,
-            prefetch=prefetch,
-            dead_letter=self._dead_letter,
-            replier=self._replier if replies else None,
-            retry_delay=self.retry_delay,
-            max_retry_delay=self.max_retry_delay,
-            stop_grace=self.stop_grace,
-        )
-        await consumer.start()
-        self._consumers.append(consumer)
-        return consumer
-
+    # (each consumer on its own channel: :mod:`spane.bus.rabbit_subscriptions`)
     async def consume_inbox(
         self, handler: BatchHandler[InboxMessage], *, prefetch: int
     ) -> BatchConsumer[InboxMessage]:
-        channel = await self._consumer_channel(prefetch)
-        queue = await self._declare.inbox(channel)
-        decode = results_only(
-            traced_decoder(functools.partial(decode_inbox, max_bytes=self.max_message_bytes)),
-            self.topology.results_exchange,
-        )
-        return await self._start_consumer(
-            "inbox", channel, queue, handler, decode, prefetch, replies=True
-        )
+        return await self._consumers.inbox(handler, prefetch)
 
     async def publish_trigger(
         self, routing_key: str, body: Any, *, headers: dict[str, Any] | None = None
@@ -400,36 +333,16 @@ class RabbitBus:
     async def consume_triggers(
         self, handler: BatchHandler[TriggerEvent], *, prefetch: int
     ) -> BatchConsumer[TriggerEvent]:
-        channel = await self._consumer_channel(prefetch)
-        queue = await self._declare.triggers(channel)
-        decode = trigger_decoder(self.max_value_bytes)
-        return await self._start_consumer("triggers", channel, queue, handler, decode, prefetch)
+        return await self._consumers.triggers(handler, prefetch)
 
     async def consume_tasks(
         self, pool: str, handler: BatchHandler[TaskMessage], *, prefetch: int
     ) -> BatchConsumer[TaskMessage]:
-        channel = await self._consumer_channel(prefetch)
-        queue = await self._declare.task_queue(channel, pool)
-        decode = traced_decoder(functools.partial(decode_task, max_bytes=self.max_message_bytes))
-        name = f"tasks.{pool}"
-        return await self._start_consumer(name, channel, queue, handler, decode, prefetch)
+        return await self._consumers.tasks(pool, handler, prefetch)
 
     async def pool_stats(self, pools: Sequence[str]) -> dict[str, QueueStats]:
         """Ready messages and consumers per pool queue (passive declares: creates nothing)."""
         return await queue_stats(self._conn(), self.topology, pools)
-
-    async def _private_queue(
-        self, channel: AbstractRobustChannel, purpose: str, exchange: str, routing_key: str
-    ) -> AbstractRobustQueue:
-        name = self.topology.private_queue(purpose, f"{self._token}-{next(self._counter)}")
-        queue = await channel.declare_queue(
-            name,
-            exclusive=True,
-            auto_delete=True,
-            arguments={"x-dead-letter-exchange": self.topology.dlx},
-        )
-        await queue.bind(exchange, routing_key=routing_key)
-        return queue
 
     async def subscribe_events(
         self, pattern: str, handler: EventHandler
@@ -438,28 +351,8 @@ class RabbitBus:
 
         A handler that raises is logged and the event dropped (as on the memory bus).
         """
-        channel = await self._consumer_channel(SUBSCRIPTION_PREFETCH)
-        queue = await self._private_queue(channel, "events", self.topology.events_exchange, pattern)
-        return await self._start_consumer(
-            f"events.{pattern}",
-            channel,
-            queue,
-            event_batches(handler),
-            functools.partial(decode_routed_event, max_bytes=self.max_message_bytes),
-            SUBSCRIPTION_PREFETCH,
-        )
+        return await self._consumers.events(pattern, handler)
 
     async def subscribe_cancellations(self, handler: CancelHandler) -> BatchConsumer[list[str]]:
         """This process's queue on the cancellations fanout."""
-        channel = await self._consumer_channel(SUBSCRIPTION_PREFETCH)
-        queue = await self._private_queue(
-            channel, "cancellations", self.topology.cancellations_exchange, ""
-        )
-        return await self._start_consumer(
-            "cancellations",
-            channel,
-            queue,
-            cancel_batches(handler),
-            body_decoder(functools.partial(decode_cancel, max_bytes=self.max_message_bytes)),
-            SUBSCRIPTION_PREFETCH,
-        )
+        return await self._consumers.cancellations(handler)

@@ -33,8 +33,10 @@ Acks and nacks use ``multiple=True`` (one frame per channel for the batch) only 
 every earlier delivery of that channel this consumer took is settled; otherwise each
 delivery is settled on its own. Nothing is ever acked that was not settled: this runner
 is the only code settling deliveries of its channel and keeps the set of deliveries it
-has taken and not yet settled. Deliveries are grouped per AMQP channel, since tags
-restart on the channel a robust connection reopens.
+has taken and not yet settled (:class:`~spane.bus.rabbit_settlement.Settlement`).
+Deliveries are grouped per AMQP channel, since tags restart on the channel a robust
+connection reopens. The decoders and batch adapters of the subscriptions, and the
+dead-letter copy, are in :mod:`spane.bus.rabbit_decoders`.
 
 A redelivered message is handled in a batch of its own: if one poison message made a
 batch fail, the others get through on their own instead of sharing its fate at the
@@ -58,31 +60,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-import aio_pika
-import aiormq.abc
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-from aio_pika.exceptions import ChannelInvalidStateError
 
 from spane import retrying
-from spane.bus.base import (
-    BatchHandler,
-    CancelHandler,
-    Delivery,
-    EventHandler,
-    Reply,
-    TriggerEvent,
-)
-from spane.bus.codec import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    check_content_type,
-    check_schema,
-    decode_event,
-    decode_trigger_body,
-)
-from spane.bus.dead_letters import ID_HEADER, ORIGIN_EXCHANGE_HEADER, ORIGIN_ROUTING_KEY_HEADER
+from spane.bus.base import BatchHandler, Delivery, Reply
+from spane.bus.codec import check_content_type, check_schema
+from spane.bus.rabbit_settlement import Settlement, live_channel
 from spane.errors import InvalidMessageError, is_transient
-from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
-from spane.schemas.events import LifecycleEvent
 
 log = logging.getLogger("spane.bus.rabbit")
 
@@ -112,16 +96,6 @@ def generated_message_id() -> str:
     """Id of a delivery whose message has no ``message_id``: unique per delivery, so two
     identical messages are never merged into one (see the module docstring)."""
     return GENERATED_ID_PREFIX + uuid.uuid4().hex
-
-
-def live_channel(message: AbstractIncomingMessage) -> aiormq.abc.AbstractChannel | None:
-    """The AMQP channel ``message`` came on, or None once that channel has closed (aio-pika
-    raises :class:`ChannelInvalidStateError` on ``message.channel`` then)."""
-    try:
-        channel = message.channel
-    except ChannelInvalidStateError:
-        return None
-    return None if channel.is_closed else channel
 
 
 class BatchConsumer(Generic[T]):
@@ -156,8 +130,7 @@ class BatchConsumer(Generic[T]):
         self._buffer: deque[AbstractIncomingMessage] = deque()
         self._arrived = asyncio.Event()
         self._failures = 0
-        self._unsettled: dict[int, AbstractIncomingMessage] = {}
-        """Deliveries taken from the buffer and not settled yet, by ``id()``."""
+        self._settlement = Settlement(name)
         self._busy = False
         self._stopping = False
         self._tag: str | None = None
@@ -212,7 +185,7 @@ class BatchConsumer(Generic[T]):
                 self._arrived.clear()
                 await self._arrived.wait()
             batch = self._take_batch()
-            self._unsettled.update((id(m), m) for m in batch)
+            self._settlement.take(batch)
             self._busy = True
             try:
                 await self._process(batch)
@@ -220,7 +193,7 @@ class BatchConsumer(Generic[T]):
                 log.exception("consumer %s: unexpected failure on a batch", self.name)
             finally:
                 self._busy = False
-            await self._requeue_unsettled(batch)
+            await self._settlement.requeue_unsettled(batch)
 
     def _take_batch(self) -> list[AbstractIncomingMessage]:
         batch: list[AbstractIncomingMessage] = []
@@ -291,13 +264,15 @@ class BatchConsumer(Generic[T]):
                 outage,
             )
 
-        policy = retrying.through_outage(
-            first=self._retry_delay,
-            longest=self._max_retry_delay,
-            keep_trying=keep_trying,
-            on_retry=on_retry,
-        )
-        await policy(self._handler, deliveries)
+        def policy() -> retrying.AsyncRetrying:
+            return retrying.through_outage(
+                first=self._retry_delay,
+                longest=self._max_retry_delay,
+                keep_trying=keep_trying,
+                on_retry=on_retry,
+            )
+
+        await retrying.call(policy, self._handler, deliveries)
 
     def _backoff(self) -> float:
         return float(min(self._retry_delay * 2 ** (self._failures - 1), self._max_retry_delay))
@@ -317,15 +292,7 @@ class BatchConsumer(Generic[T]):
 
     # ---------------------------------------------------------- settlement
     def _gone(self, message: AbstractIncomingMessage) -> None:
-        """``message``'s channel closed: the broker requeued it; nothing to settle."""
-        self._unsettled.pop(id(message), None)
-        log.debug(
-            "consumer %s: delivery %s (message %s) came on a closed channel; "
-            "the broker redelivers it",
-            self.name,
-            message.delivery_tag,
-            message.message_id,
-        )
+        self._settlement.gone(message)
 
     async def _reject(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Dead-letter ``message`` with ``reason``; requeue it if the copy fails."""
@@ -367,157 +334,12 @@ class BatchConsumer(Generic[T]):
             log.warning("consumer %s: could not answer a refused request: %r", self.name, exc)
 
     async def _settle(self, messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> None:
-        """Ack (or nack with requeue) ``messages``: one ``multiple`` frame per channel when
-        every earlier delivery of that channel is settled, else one frame each."""
-        groups: dict[int, list[AbstractIncomingMessage]] = {}
-        for message in messages:
-            channel = live_channel(message)
-            if channel is None:
-                self._gone(message)
-            else:
-                groups.setdefault(id(channel), []).append(message)
-        for channel_id, group in groups.items():
-            last = max(group, key=lambda m: m.delivery_tag or 0)
-            members = {id(m) for m in group}
-            covered = len(group) > 1 and not any(
-                id(other) not in members
-                and (other.delivery_tag or 0) < (last.delivery_tag or 0)
-                and _channel_id(other) == channel_id
-                for other in self._unsettled.values()
-            )
-            if covered and await self._send(last, ok=ok, multiple=True):
-                for message in group:
-                    self._unsettled.pop(id(message), None)
-            else:
-                await self._settle_each(group, ok=ok)
+        """Ack (or nack with requeue) ``messages``: :meth:`Settlement.settle`."""
+        await self._settlement.settle(messages, ok=ok)
 
     async def _settle_each(self, messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> None:
-        for message in messages:
-            if live_channel(message) is None:
-                self._gone(message)
-            elif await self._send(message, ok=ok, multiple=False):
-                self._unsettled.pop(id(message), None)
-
-    async def _send(self, message: AbstractIncomingMessage, *, ok: bool, multiple: bool) -> bool:
-        """One ack/nack frame; False (logged) if it could not be sent on a live channel."""
-        try:
-            if ok:
-                await message.ack(multiple=multiple)
-            else:
-                await message.nack(multiple=multiple, requeue=True)
-        except Exception as exc:
-            if live_channel(message) is None:
-                self._gone(message)  # closed under us: already requeued by the broker
-                return True
-            log.warning(
-                "consumer %s: %s of delivery %s failed: %r",
-                self.name,
-                "ack" if ok else "nack",
-                message.delivery_tag,
-                exc,
-            )
-            return False
-        return True
-
-    async def _requeue_unsettled(self, batch: Sequence[AbstractIncomingMessage]) -> None:
-        """After a batch: whatever of it is still unsettled goes back to the queue, one by
-        one (never covered by a later ``multiple`` ack)."""
-        left = [m for m in batch if id(m) in self._unsettled]
-        if left:
-            log.warning(
-                "consumer %s: %d delivery(ies) left unsettled; requeueing them",
-                self.name,
-                len(left),
-            )
-            await self._settle_each(left, ok=False)
-        for message in list(self._unsettled.values()):
-            if live_channel(message) is None:
-                self._gone(message)
-
-
-def _channel_id(message: AbstractIncomingMessage) -> int | None:
-    channel = live_channel(message)
-    return None if channel is None else id(channel)
+        await self._settlement.settle_each(messages, ok=ok)
 
 
 def _reason(exc: BaseException) -> str:
     return f"undecodable message: {type(exc).__name__}: {exc}"
-
-
-# --------------------------------------------------------------- helpers
-def body_decoder(decode: Callable[[bytes], T]) -> Decoder[T]:
-    """A :data:`Decoder` that looks at the body only."""
-
-    def decoder(message: AbstractIncomingMessage) -> T:
-        return decode(message.body)
-
-    return decoder
-
-
-def trigger_decoder(max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> Decoder[TriggerEvent]:
-    """Any JSON body within the value limits; the routing key is the event type."""
-
-    def decode(message: AbstractIncomingMessage) -> TriggerEvent:
-        body = decode_trigger_body(message.body, max_bytes=max_bytes)
-        return TriggerEvent(message.routing_key or "", body)
-
-    return decode
-
-
-decode_trigger = trigger_decoder()
-"""The trigger decoder with the default size limit."""
-
-
-def decode_routed_event(
-    message: AbstractIncomingMessage, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-) -> tuple[str, LifecycleEvent]:
-    return message.routing_key or "", decode_event(message.body, max_bytes=max_bytes)
-
-
-def event_batches(handler: EventHandler) -> BatchHandler[tuple[str, LifecycleEvent]]:
-    """Calls ``handler`` per event; a failure is logged and the event dropped."""
-
-    async def on_batch(deliveries: Sequence[Delivery[tuple[str, LifecycleEvent]]]) -> None:
-        for delivery in deliveries:
-            routing_key, event = delivery.message
-            try:
-                await handler(routing_key, event)
-            except Exception:
-                log.exception("event subscriber failed on %s", routing_key)
-
-    return on_batch
-
-
-def cancel_batches(handler: CancelHandler) -> BatchHandler[list[str]]:
-    """Calls ``handler`` per task id of each broadcast; a failure is logged."""
-
-    async def on_batch(deliveries: Sequence[Delivery[list[str]]]) -> None:
-        for delivery in deliveries:
-            for task_id in delivery.message:
-                try:
-                    await handler(task_id)
-                except Exception:
-                    log.exception("cancellation handler failed for %s", task_id)
-
-    return on_batch
-
-
-def dead_letter_copy(message: AbstractIncomingMessage, reason: str, queue: str) -> aio_pika.Message:
-    """The persistent copy of ``message`` sent to the DLX, with why and where from."""
-    headers: dict[str, Any] = dict(message.headers or {})
-    headers[DEAD_LETTER_REASON_HEADER] = reason[:MAX_REASON_LENGTH]
-    headers[DEAD_LETTER_QUEUE_HEADER] = queue
-    headers[ORIGIN_EXCHANGE_HEADER] = message.exchange or ""  # where a redrive sends it
-    headers[ORIGIN_ROUTING_KEY_HEADER] = message.routing_key or ""
-    headers[ID_HEADER] = uuid.uuid4().hex  # a redelivered copy is stored once
-    return aio_pika.Message(
-        message.body,
-        headers=headers,
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=message.message_id,
-        correlation_id=message.correlation_id,
-        type=message.type,
-        app_id=message.app_id,
-    )

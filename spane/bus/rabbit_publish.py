@@ -96,15 +96,17 @@ async def publish_all(
             pending[:] = failed  # the next try publishes only what failed
             raise _UnconfirmedError(len(failed), last_error)
 
-    policy = retrying.until_deadline(
-        deadline,
-        retry_on=_UnconfirmedError,
-        pause=RETRY_PAUSE,
-        recover=lambda error: _recovered(channel, deadline, error),
-        on_retry=lambda error: log.warning("publishing %s; retrying", error),
-        give_up=_timed_out,
-    )
-    await policy(attempt)
+    def policy() -> retrying.AsyncRetrying:
+        return retrying.until_deadline(
+            deadline,
+            retry_on=_UnconfirmedError,
+            pause=RETRY_PAUSE,
+            recover=lambda error: _recovered(channel, deadline, error),
+            on_retry=lambda error: log.warning("publishing %s; retrying", error),
+            give_up=_timed_out,
+        )
+
+    await retrying.call(policy, attempt)
 
 
 def _timed_out(failure: BaseException | None) -> TimeoutError:

@@ -7,7 +7,8 @@ grows with the changed nodes, never with the workflow's size. Finished execution
 expire ``retention`` seconds after they are archived (never before). Key layout:
 :mod:`spane.state.keys`; scripts and their contracts: :mod:`spane.state.redis_scripts`;
 arguments and replies: :mod:`spane.state.redis_codec`; batched script calls and the
-cancellation guard: :mod:`spane.state.redis_calls`.
+cancellation guard: :mod:`spane.state.redis_calls`; task claims, slots, start keys and
+cron cursors: :mod:`spane.state.redis_claims`.
 """
 
 from __future__ import annotations
@@ -41,16 +42,14 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 # After the guard above: these modules use the redis client too.
 from spane.state.redis_calls import ScriptCall, keeps_cancellation, run_each
+from spane.state.redis_claims import RedisClaims
 from spane.state.redis_codec import (
     LazyNodes,
     Loaded,
-    claim_info,
     decode_nodes,
     event_pairs,
     loaded_execution,
     node_pairs,
-    task_claim,
-    text,
 )
 
 MAX_APPLIED_PER_EXECUTION = 10_000
@@ -87,10 +86,8 @@ class RedisStateStore:
         self._list: _Script = register(redis_scripts.LIST_EXECUTIONS)
         self._claim_timers: _Script = register(redis_scripts.CLAIM_TIMERS)
         self._ack_timers: _Script = register(redis_scripts.ACK_TIMERS)
-        self._claim_task: AsyncScript = register(redis_scripts.CLAIM_TASK)
-        self._acquire_slot: _Script = register(redis_scripts.ACQUIRE_SLOT)
-        self._release_slot: _Script = register(redis_scripts.RELEASE_SLOT)
         self._claim_archive: _Script = register(redis_scripts.CLAIM_ARCHIVE)
+        self._claims = RedisClaims(self._redis, self.keys, self._retention_ms, clock)
 
     @keeps_cancellation
     async def connect(self) -> None:
@@ -267,99 +264,36 @@ class RedisStateStore:
         return float(first[0][1]) if first else None
 
     # ------------------------------------------- idempotency, slots and claims
-    @keeps_cancellation
+    # (one round trip each: :class:`~spane.state.redis_claims.RedisClaims`)
     async def claim_start_key(self, scope: str, key: str, execution_id: str) -> str:
-        previous: bool | str | bytes | None = await self._redis.set(
-            self.keys.start(scope, key),
-            execution_id,
-            nx=True,
-            get=True,
-            px=self._retention_ms,
-        )
-        return execution_id if previous is None else text(previous)
+        return await self._claims.claim_start_key(scope, key, execution_id)
 
-    @keeps_cancellation
     async def cron_cursors(self, keys: Sequence[str]) -> dict[str, float]:
-        if not keys:
-            return {}
-        scores = await self._redis.zmscore(f"{self.keys.namespace}:cron", list(keys))
-        return {key: float(s) for key, s in zip(keys, scores, strict=True) if s is not None}
+        return await self._claims.cron_cursors(keys)
 
-    @keeps_cancellation
     async def advance_cron_cursors(self, ticks: Mapping[str, float]) -> None:
-        if ticks:  # GT: a cursor only moves forward
-            await self._redis.zadd(f"{self.keys.namespace}:cron", dict(ticks), gt=True)
+        await self._claims.advance_cron_cursors(ticks)
 
-    @keeps_cancellation
     async def acquire_slot(self, workflow_id: str, execution_id: str, limit: int) -> bool:
-        held = await self._acquire_slot(
-            keys=[self.keys.slots(workflow_id), self.keys.slot_queue(workflow_id)],
-            args=[execution_id, limit],
-        )
-        return int(held) == 1
+        return await self._claims.acquire_slot(workflow_id, execution_id, limit)
 
-    @keeps_cancellation
     async def release_slot(self, workflow_id: str, execution_id: str, limit: int) -> list[str]:
-        promoted: list[bytes] = await self._release_slot(
-            keys=[self.keys.slots(workflow_id), self.keys.slot_queue(workflow_id)],
-            args=[execution_id, limit],
-        )
-        return [text(member) for member in promoted]
+        return await self._claims.release_slot(workflow_id, execution_id, limit)
 
-    @keeps_cancellation
     async def slot_holders(self, workflow_id: str) -> list[str]:
-        members = await self._redis.smembers(self.keys.slots(workflow_id))
-        return sorted(text(member) for member in members)
+        return await self._claims.slot_holders(workflow_id)
 
-    @keeps_cancellation
     async def claim_tasks(self, requests: Sequence[ClaimRequest]) -> list[TaskClaim]:
-        if not requests:
-            return []
-        now = self._clock()
-        replies = await run_each(
-            self._redis,
-            self._claim_task,
-            [self._claim_call(request, now) for request in requests],
-        )
-        return [task_claim(reply) for reply in replies]
+        return await self._claims.claim_tasks(requests)
 
-    def _claim_call(self, request: ClaimRequest, now: float) -> ScriptCall:
-        """Keys and arguments of CLAIM_TASK (with the attempt check when it names one)."""
-        keys = [self.keys.claim(request.task_id)]
-        args: list[Any] = [request.worker_id, repr(now), repr(now + request.lease)]
-        args.append(self._retention_ms)
-        ref = request.attempt
-        if ref is not None:
-            keys.append(self.keys.execution(ref.execution_id).nodes)
-            args += (ref.node_id, ref.attempt)
-        return keys, args
-
-    @keeps_cancellation
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for task_id in task_ids:
-                key = self.keys.claim(task_id)
-                pipe.hset(key, "cancelled", "1")
-                pipe.pexpire(key, self._retention_ms)
-            await pipe.execute()
+        await self._claims.cancel_tasks(task_ids)
 
-    @keeps_cancellation
     async def get_claim(self, task_id: str) -> ClaimInfo | None:
-        worker, expires_at, result = await self._redis.hmget(
-            self.keys.claim(task_id), ["worker", "expires_at", "result"]
-        )
-        return claim_info(worker, expires_at, result)
+        return await self._claims.get_claim(task_id)
 
-    @keeps_cancellation
     async def finish_tasks(self, results: Sequence[TaskResult]) -> None:
-        if not results:
-            return
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for result in results:
-                key = self.keys.claim(result.task_id)
-                pipe.hset(key, "result", result.model_dump_json())
-                pipe.pexpire(key, self._retention_ms)
-            await pipe.execute()
+        await self._claims.finish_tasks(results)
 
     # -------------------------------------------------------------- archive
     @keeps_cancellation

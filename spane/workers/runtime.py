@@ -6,7 +6,8 @@ re-publishes the stored result instead of running again), run the handler with a
 batched: the deliveries of a batch that get a slot are claimed in one round trip, and
 finished results are stored (one round trip) then published (one batch) together. The
 task message is acked once claimed, and the orchestrator's per-attempt timeout covers a
-worker that dies mid-task.
+worker that dies mid-task. The slots are :class:`~spane.workers.admission.Slots`; results
+are built and flushed by :mod:`spane.workers.results`.
 """
 
 from __future__ import annotations
@@ -21,20 +22,24 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from spane import retrying
 from spane.bus.base import Bus, Delivery, Subscription
-from spane.bus.codec import json_value_problem
-from spane.errors import SpaneError, TaskError, TaskNotFoundError
-from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES, encoded_size
+from spane.errors import TaskError, TaskNotFoundError
+from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.observability import tracing
-from spane.observability.logs import log_context, trimmed_traceback
-from spane.schemas.messages import TaskFailure, TaskHeartbeat, TaskMessage, TaskResult
+from spane.observability.logs import log_context
+from spane.schemas.messages import TaskHeartbeat, TaskMessage, TaskResult
 from spane.state.base import AttemptRef, ClaimOutcome, ClaimRequest, StateStore
+from spane.workers.admission import Slots, WorkerStoppingError
 from spane.workers.context import TaskContext
 from spane.workers.http_pool import HttpPool
 from spane.workers.registry import TaskHandler, TaskRegistry, default_registry
+from spane.workers.results import (
+    ResultFlusher,
+    failed_result,
+    failure_from,
+    output_problem,
+    to_json_value,
+)
 from spane.workers.secrets import SecretProvider, default_secret_provider, resolve_secrets
 from spane.workers.threads import TaskThreads
 
@@ -46,12 +51,6 @@ log = logging.getLogger("spane.worker")
 DEFAULT_LEASE = 10.0
 RECENT_CANCELS = 10_000
 SHUTDOWN_GRACE = 30.0
-FLUSH_RETRY_PAUSE = 0.5
-"""Seconds between tries to store and publish results while a server is down."""
-
-
-class WorkerStoppingError(SpaneError, RuntimeError):
-    """Raised into the bus so the rest of a batch is handed back when the worker stops."""
 
 
 def _attempt_of(task: TaskMessage) -> AttemptRef:
@@ -68,31 +67,6 @@ def _handler(registry: TaskRegistry, task: TaskMessage) -> TaskHandler:
 
 def new_worker_id(pool: str) -> str:
     return f"{pool}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def _to_json_value(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return value
-
-
-def failure_from(exc: BaseException) -> TaskFailure:
-    """How an exception raised by a task is reported: a :class:`TaskError` as the task
-    described it; any other with its traceback (the last 4 KB) in ``details.traceback``."""
-    if isinstance(exc, TaskError):
-        return TaskFailure(
-            type=exc.type,
-            message=exc.message,
-            details=exc.details,
-            non_retryable=exc.non_retryable,
-            retry_after=exc.retry_after,
-        )
-    details = {"traceback": trimmed_traceback(exc)}
-    if isinstance(exc, TimeoutError):
-        return TaskFailure(type="Timeout", message=str(exc) or "timed out", details=details)
-    return TaskFailure(
-        type=type(exc).__name__, message=str(exc) or type(exc).__name__, details=details
-    )
 
 
 class Worker:
@@ -128,21 +102,16 @@ class Worker:
         self.lease = lease
         self.max_output_bytes = max_output_bytes
         self.clock = clock
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self._running: dict[str, tuple[asyncio.Task[None], TaskContext]] = {}
-        self._finishing: set[str] = set()
-        """Attempts finished here whose result is not stored yet (duplicates skip them)."""
-        self._results: list[tuple[TaskResult, bool]] = []
-        """Results to publish, each with whether it is stored already."""
-        self._flush_task: asyncio.Task[None] | None = None
+        self._results = ResultFlusher(state, bus)
+        """Finished results, stored then published in batches."""
         self._executor: TaskThreads | None = None
         self._http: HttpPool | None = None
         self._subscriptions: list[Subscription] = []
-        self._stopping = False
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         """Recently cancelled task ids: a cancel that arrives while the claim is in
         flight still stops the task."""
-        self._stop_requested = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -160,8 +129,7 @@ class Worker:
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Stop taking tasks, let running ones finish (up to ``grace``), then close."""
-        self._stopping = True
-        self._stop_requested.set()
+        self._slots.stop()
         for subscription in reversed(self._subscriptions):
             await subscription.stop()
         self._subscriptions.clear()
@@ -173,9 +141,7 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
         try:
             async with asyncio.timeout(grace):  # the flush retries while a server is down
-                if self._flush_task is not None:  # a batch it took may still be on its way
-                    await asyncio.gather(asyncio.shield(self._flush_task), return_exceptions=True)
-                await self._flush()
+                await self._results.drain()  # a batch it took may still be on its way
         except TimeoutError:
             log.warning(
                 "stopping without publishing every result (%.3g s); the orchestrator's "
@@ -199,20 +165,20 @@ class Worker:
 
         When the pool is full, the deliveries admitted so far are claimed and started
         before waiting for a slot, so a full pool never delays them; and since
-        :meth:`_take_slot` raises only on that slow path, nothing admitted is left
+        :meth:`Slots.take` raises only on that slow path, nothing admitted is left
         unclaimed when a stop hands the rest of the batch back.
         """
         admitted: dict[str, TaskMessage] = {}
         for delivery in deliveries:
             task = delivery.message
-            if task.task_id in self._running or task.task_id in self._finishing:
+            if task.task_id in self._running or self._results.finishing(task.task_id):
                 continue  # a duplicate delivery of an attempt running or finished here
             if task.task_id in admitted:
                 continue
-            if admitted and not self._slot_free():
+            if admitted and not self._slots.free():
                 await self._claim_and_start(list(admitted.values()))
                 admitted.clear()
-            await self._take_slot()
+            await self._slots.take(self.worker_id)
             admitted[task.task_id] = task
         if admitted:
             await self._claim_and_start(list(admitted.values()))
@@ -245,26 +211,7 @@ class Worker:
                     task.task_id,
                 )
             if outcome is ClaimOutcome.FINISHED and claim.result is not None:
-                self._queue_result(claim.result, stored=True)
-
-    def _slot_free(self) -> bool:
-        """Whether :meth:`_take_slot` would take a slot at once (and cannot raise)."""
-        return not self._slots.locked() and not self._stopping
-
-    async def _take_slot(self) -> None:
-        """Wait for a free slot; a stop while waiting hands the batch back."""
-        if self._slot_free():
-            await self._slots.acquire()  # free now: no waiting machinery needed
-            return
-        slot = asyncio.ensure_future(self._slots.acquire())
-        stop = asyncio.ensure_future(self._stop_requested.wait())
-        await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if self._stopping:
-            if slot.done() and not slot.cancelled():
-                self._slots.release()
-            slot.cancel()
-            raise WorkerStoppingError(f"worker {self.worker_id} is stopping")
+                self._results.queue(claim.result, stored=True)
 
     def _context(self, task: TaskMessage) -> TaskContext:
         deadline = self.clock() + task.timeout if task.timeout else None
@@ -342,7 +289,7 @@ class Worker:
                 self._slots.release()
                 if self.metrics is not None:
                     self.metrics.record_attempt(task, outcome, time.perf_counter() - began)
-            self._queue_result(run.finish(result))  # carries the attempt's span, if tracing
+            self._results.queue(run.finish(result))  # carries the attempt's span, if tracing
 
     def _began(self, task: TaskMessage) -> float:
         """Record the task's queue wait; the start of its run (perf counter)."""
@@ -353,7 +300,7 @@ class Worker:
 
     async def _result_of(self, task: TaskMessage, context: TaskContext) -> TaskResult:
         try:
-            output = _to_json_value(await self._execute(task, context))
+            output = to_json_value(await self._execute(task, context))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -362,10 +309,10 @@ class Worker:
                 log.warning(
                     "task %s raised %s: %s", task.task_id, type(exc).__name__, exc, exc_info=exc
                 )
-            return self._failed(task, failure_from(exc))
-        problem = self._output_problem(output)
+            return failed_result(task, failure_from(exc))
+        problem = output_problem(output, self.max_output_bytes)
         if problem is not None:
-            return self._failed(task, problem)
+            return failed_result(task, problem)
         return TaskResult(
             task_id=task.task_id,
             execution_id=task.execution_id,
@@ -374,30 +321,6 @@ class Worker:
             ok=True,
             output=output,
         )
-
-    def _output_problem(self, output: Any) -> TaskFailure | None:
-        try:
-            size = encoded_size(output)
-        except (TypeError, ValueError) as exc:
-            return TaskFailure(
-                type="OutputNotSerialisable",
-                message=f"task output is not JSON-serialisable: {exc}",
-                non_retryable=True,
-            )
-        if size > self.max_output_bytes:
-            return TaskFailure(
-                type="OutputTooLarge",
-                message=f"output is {size} bytes, over the limit of {self.max_output_bytes} bytes",
-                non_retryable=True,
-            )
-        problem = json_value_problem(output)  # what the orchestrator's decoder would refuse
-        if problem is not None:
-            return TaskFailure(
-                type="OutputNotSerialisable",
-                message=f"task output cannot travel as JSON: {problem}",
-                non_retryable=True,
-            )
-        return None
 
     async def _execute(self, task: TaskMessage, context: TaskContext) -> Any:
         if task.type != self.task_type:
@@ -424,51 +347,6 @@ class Worker:
         details = {"function": task.function, "pool": self.pool, "worker": self.worker_id}
         return TaskError(message, non_retryable=True, type=kind, details=details)
 
-    @staticmethod
-    def _failed(task: TaskMessage, failure: TaskFailure) -> TaskResult:
-        return TaskResult(
-            task_id=task.task_id,
-            execution_id=task.execution_id,
-            node_id=task.node_id,
-            attempt=task.attempt,
-            ok=False,
-            error=failure,
-        )
-
-    # ------------------------------------------------------------ reporting
-    def _queue_result(self, result: TaskResult, *, stored: bool = False) -> None:
-        if not stored:  # until its result is stored, a duplicate delivery must not run it
-            self._finishing.add(result.task_id)
-        self._results.append((result, stored))
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(0)
-        await self._flush()
-
-    async def _flush(self) -> None:
-        """Store the queued results, then publish them: a result is durable before the
-        orchestrator can act on it (a redelivered task then re-publishes it)."""
-        while self._results:  # each try takes every result queued by then
-            await retrying.forever(FLUSH_RETRY_PAUSE, log, "storing or publishing results")(
-                self._flush_queued
-            )
-
-    async def _flush_queued(self) -> None:
-        """One try: store the queued results not stored yet, then publish them all; on a
-        failure they go back to the head of the queue (the stored ones marked so)."""
-        batch, self._results = self._results, []
-        try:
-            fresh = [result for result, stored in batch if not stored]
-            await self.state.finish_tasks(fresh)
-            self._finishing.difference_update(result.task_id for result in fresh)
-            batch = [(result, True) for result, _ in batch]
-            await self.bus.publish_results([result for result, _ in batch])
-        except Exception:
-            self._results = batch + self._results
-            raise
-
     @property
     def running(self) -> int:
         return len(self._running)
@@ -476,7 +354,7 @@ class Worker:
     @property
     def consuming(self) -> bool:
         """Whether this worker takes tasks (started, not stopping)."""
-        return bool(self._subscriptions) and not self._stopping
+        return bool(self._subscriptions) and not self._slots.stopping
 
 
-__all__ = ["Worker", "failure_from", "new_worker_id"]
+__all__ = ["Worker", "WorkerStoppingError", "failure_from", "new_worker_id"]

@@ -19,7 +19,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelInvalidStateError
 
 from spane.bus.base import Delivery
-from spane.bus.rabbit_consumer import GENERATED_ID_PREFIX, BatchConsumer, trigger_decoder
+from spane.bus.rabbit_consumer import GENERATED_ID_PREFIX, BatchConsumer
+from spane.bus.rabbit_decoders import trigger_decoder
 
 Frame = tuple[str, int, int, bool]
 """(ack | nack | reject, channel number, delivery tag, multiple)."""

@@ -1,14 +1,21 @@
 import { useState } from "react";
 import { apiKey, setApiKey } from "./lib/api";
 import { href, useRoute } from "./lib/router";
+import { DeadLetterPage, DeadLettersPage } from "./pages/DeadLettersPage";
 import { ExecutionPage } from "./pages/ExecutionPage";
 import { ExecutionsPage } from "./pages/ExecutionsPage";
+import { WorkflowDiffPage } from "./pages/WorkflowDiffPage";
 import { WorkflowPage } from "./pages/WorkflowPage";
 import { WorkflowsPage } from "./pages/WorkflowsPage";
 
 function Page() {
   const { parts, query } = useRoute();
-  const [section, id] = parts;
+  const [section, id, sub] = parts;
+  if (section === "workflows" && id && sub === "diff") {
+    const a = Number(query.get("a")) || undefined;
+    const b = Number(query.get("b")) || undefined;
+    return <WorkflowDiffPage key={id} id={id} a={a} b={b} />;
+  }
   if (section === "workflows" && id) {
     const version = Number(query.get("version")) || undefined;
     return <WorkflowPage key={`${id}:${version}`} id={id} version={version} />;
@@ -19,9 +26,12 @@ function Page() {
       <ExecutionsPage
         workflowId={query.get("workflow_id") ?? undefined}
         status={query.get("status") ?? undefined}
+        since={query.get("since") ?? undefined}
         cursor={query.get("cursor") ?? undefined}
       />
     );
+  if (section === "dead-letters" && id) return <DeadLetterPage key={id} id={id} />;
+  if (section === "dead-letters") return <DeadLettersPage cursor={query.get("cursor") ?? undefined} />;
   if (!section || section === "workflows") return <WorkflowsPage />;
   return (
     <div className="state empty">
@@ -68,6 +78,9 @@ export function App() {
           </a>
           <a href={href(["executions"])} aria-current={section === "executions" ? "page" : undefined}>
             Executions
+          </a>
+          <a href={href(["dead-letters"])} aria-current={section === "dead-letters" ? "page" : undefined}>
+            Dead letters
           </a>
           <a href="/docs">API docs</a>
         </nav>

@@ -1,4 +1,6 @@
 import { api } from "../lib/api";
+import { href, navigate } from "../lib/router";
+import { JsonForm } from "./JsonForm";
 import { useLoad } from "../lib/hooks";
 import { formatDuration, formatTime } from "../lib/timeline";
 import type { GraphNode, NodeWait } from "../lib/types";
@@ -10,6 +12,8 @@ interface Props {
   revision: number;
   wait?: NodeWait;
   graphNode?: GraphNode;
+  /** The execution's input: the replay form starts with it. */
+  executionInput?: unknown;
   onClose: () => void;
 }
 
@@ -21,7 +25,7 @@ function traceback(details: unknown): string | null {
   return null;
 }
 
-export function NodePanel({ executionId, nodeId, revision, wait, graphNode, onClose }: Props) {
+export function NodePanel({ executionId, nodeId, revision, wait, graphNode, executionInput, onClose }: Props) {
   const { data, error, reload } = useLoad(() => api.node(executionId, nodeId), `node:${executionId}:${nodeId}:${revision}`);
   const state = data?.state;
   const trace = traceback(state?.error?.details);
@@ -108,6 +112,23 @@ export function NodePanel({ executionId, nodeId, revision, wait, graphNode, onCl
           <Json value={state.output ?? null} label="node output" />
         </>
       )}
+      <details className="replay" data-testid="replay">
+        <summary>Replay from this node</summary>
+        <p className="muted small">
+          A new execution of the same workflow version runs <code>{nodeId}</code> and everything downstream of it; the
+          other nodes keep the outputs they had here.
+        </p>
+        <JsonForm
+          key={`${executionId}:${nodeId}`}
+          label="Input of the new execution (JSON)"
+          submitLabel={`Replay from ${nodeId}`}
+          initial={JSON.stringify(executionInput ?? null, null, 2)}
+          onSubmit={async (input) => {
+            const started = await api.replay(executionId, nodeId, input);
+            navigate(href(["executions", started.execution_id]));
+          }}
+        />
+      </details>
     </section>
   );
 }

@@ -1,10 +1,14 @@
 // The HTTP API client. An API key (when the server requires one) is kept for the
 // session in sessionStorage and sent as a Bearer token.
 import type {
+  DeadLetterDetail,
+  DeadLetterPage,
   ExecutionDetail,
   ExecutionPage,
   Explanation,
   NodeDetail,
+  Redriven,
+  ReplayStarted,
   WorkflowGraph,
   WorkflowSummary,
 } from "./types";
@@ -45,7 +49,12 @@ async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
     throw new ApiError(`cannot reach the server: ${(exc as Error).message}`, 0);
   }
   const text = await response.text();
-  const body = text ? JSON.parse(text) : null;
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    if (response.ok) throw new ApiError(`${response.status}: the response is not JSON`, response.status);
+  }
   if (!response.ok) {
     const problems = Array.isArray(body?.problems)
       ? body.problems.map((p: { location: string; message: string }) => `${p.location}: ${p.message}`)
@@ -68,6 +77,9 @@ const enc = encodeURIComponent;
 
 export const api = {
   workflows: () => request<{ items: WorkflowSummary[] }>("/v1/workflows"),
+  workflow: (id: string) => request<WorkflowSummary>(`/v1/workflows/${enc(id)}`),
+  workflowVersion: (id: string, version: number) =>
+    request<WorkflowSummary>(`/v1/workflows/${enc(id)}/versions/${version}`),
   graph: (id: string, version?: number) =>
     request<WorkflowGraph>(`/v1/workflows/${enc(id)}/graph${version ? `?version=${version}` : ""}`),
   executions: (query: { workflow_id?: string; status?: string; cursor?: string; limit?: number }) => {
@@ -85,4 +97,15 @@ export const api = {
   resume: (id: string) => post(`/v1/executions/${enc(id)}/resume`),
   signal: (id: string, name: string, data: unknown) =>
     post(`/v1/executions/${enc(id)}/signals/${enc(name)}`, { data }),
+  retry: (id: string) => post<{ execution_id: string }>(`/v1/executions/${enc(id)}/retry`),
+  replay: (id: string, fromNode: string, input: unknown) =>
+    post<ReplayStarted>(`/v1/executions/${enc(id)}/replay`, { from_node: fromNode, input }),
+  deadLetters: (query: { cursor?: string; limit?: number }) => {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(query)) if (value) params.set(name, String(value));
+    return request<DeadLetterPage>(`/v1/dead-letters?${params}`);
+  },
+  deadLetter: (id: string) => request<DeadLetterDetail>(`/v1/dead-letters/${enc(id)}`),
+  redrive: (id: string) => post<Redriven>(`/v1/dead-letters/${enc(id)}/redrive`),
+  dropDeadLetter: (id: string) => request<null>(`/v1/dead-letters/${enc(id)}`, { method: "DELETE" }),
 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allowedActions, isTerminalExecution, statusLabel, statusTone } from "./status";
+import { allowedActions, canRetry, isTerminalExecution, statusLabel, statusTone } from "./status";
 
 describe("status colouring", () => {
   it.each([
@@ -30,5 +30,16 @@ describe("status colouring", () => {
     expect(allowedActions("running")).toEqual({ pause: true, resume: false, cancel: true });
     expect(allowedActions("paused")).toEqual({ pause: false, resume: true, cancel: true });
     expect(allowedActions("failed")).toEqual({ pause: false, resume: false, cancel: false });
+  });
+});
+
+describe("retry", () => {
+  it("is offered for failed, timed-out and cancelled executions only", () => {
+    expect(canRetry("failed")).toBe(true);
+    expect(canRetry("timed_out")).toBe(true);
+    expect(canRetry("cancelled")).toBe(true);
+    expect(canRetry("succeeded")).toBe(false);
+    expect(canRetry("running")).toBe(false);
+    expect(canRetry("paused")).toBe(false);
   });
 });

@@ -62,3 +62,9 @@ export function allowedActions(status: ExecutionStatus): { pause: boolean; resum
     cancel: !TERMINAL_EXECUTION.has(status),
   };
 }
+
+/** Whether ``POST /v1/executions/{id}/retry`` can take the execution (the server has
+ * the last word: a child execution, or one whose runtime state expired, is refused). */
+export function canRetry(status: ExecutionStatus): boolean {
+  return status === "failed" || status === "timed_out" || status === "cancelled";
+}

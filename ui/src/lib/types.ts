@@ -86,6 +86,10 @@ export interface ExecutionSummary {
   created_at: number;
   finished_at?: number | null;
   parent?: { execution_id: string; node_id: string } | null;
+  /** The execution this one replays (POST /v1/executions/{id}/replay). */
+  replay_of?: string | null;
+  /** How many times it was retried. */
+  retries?: number;
 }
 
 export interface NodeView {
@@ -176,4 +180,47 @@ export interface LifecycleEvent {
   subject: string;
   time: string;
   data: Record<string, unknown> & { status?: string; node_id?: string; workflow_id?: string };
+}
+
+// Dead letters (spane/api/routes/dead_letters.py).
+export interface DeadLetterSummary {
+  id: string;
+  dead_at: number;
+  reason: string;
+  queue: string;
+  exchange: string;
+  routing_key: string;
+  message_id?: string | null;
+  type?: string | null;
+  count: number;
+}
+
+export interface DeadLetterDetail extends DeadLetterSummary {
+  content_type?: string | null;
+  content_encoding?: string | null;
+  correlation_id?: string | null;
+  app_id?: string | null;
+  priority?: number | null;
+  headers: Record<string, unknown>;
+  body: string;
+  body_encoding: "utf-8" | "base64" | string;
+}
+
+export interface DeadLetterPage {
+  items: DeadLetterSummary[];
+  next_cursor?: string | null;
+}
+
+export interface Redriven {
+  id: string;
+  exchange: string;
+  routing_key: string;
+  message_id?: string | null;
+}
+
+// Recovery (spane/api/routes/recovery.py).
+export interface ReplayStarted {
+  execution_id: string;
+  replay_of: string;
+  from_node: string;
 }

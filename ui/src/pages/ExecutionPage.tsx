@@ -3,7 +3,7 @@ import { api } from "../lib/api";
 import { reduceExecution } from "../lib/events";
 import { useEvents, useLoad, useNow, useThrottled } from "../lib/hooks";
 import { href } from "../lib/router";
-import { allowedActions, isTerminalExecution } from "../lib/status";
+import { allowedActions, canRetry, isTerminalExecution } from "../lib/status";
 import { formatDuration, formatTime } from "../lib/timeline";
 import type { ExecutionDetail, Explanation, LifecycleEvent, NodeWait, WorkflowGraph } from "../lib/types";
 import { Graph } from "../components/Graph";
@@ -82,6 +82,7 @@ export function ExecutionPage({ id }: { id: string }) {
               revision={revision}
               wait={explain.data?.nodes.find((n) => n.node_id === selected)}
               graphNode={graph.data?.nodes.find((n) => n.id === selected)}
+              executionInput={exec.input}
               onClose={() => setSelected(null)}
             />
           ) : (
@@ -115,7 +116,7 @@ export function ExecutionPage({ id }: { id: string }) {
 function Summary({ exec, now }: { exec: ExecutionDetail; now: number }) {
   const end = exec.finished_at ?? now;
   return (
-    <dl className="summary">
+    <dl className="summary" data-testid="execution-summary">
       <div>
         <dt>Workflow</dt>
         <dd>
@@ -131,6 +132,24 @@ function Summary({ exec, now }: { exec: ExecutionDetail; now: number }) {
         <dt>Duration</dt>
         <dd>{formatDuration(Math.max(0, end - exec.created_at))}</dd>
       </div>
+      {exec.replay_of && (
+        <div>
+          <dt>Replay of</dt>
+          <dd>
+            <a href={href(["executions", exec.replay_of])} className="mono" data-testid="replay-of">
+              {exec.replay_of.slice(0, 12)}
+            </a>
+          </dd>
+        </div>
+      )}
+      {exec.retries ? (
+        <div>
+          <dt>Retried</dt>
+          <dd>
+            {exec.retries} time{exec.retries === 1 ? "" : "s"}
+          </dd>
+        </div>
+      ) : null}
       {exec.parent && (
         <div>
           <dt>Parent</dt>
@@ -148,11 +167,14 @@ function Actions({ exec, onDone }: { exec: ExecutionDetail; onDone: () => void }
   const allowed = allowedActions(exec.status);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const run = async (action: () => Promise<unknown>) => {
+  const [notice, setNotice] = useState<string | null>(null);
+  const run = async (action: () => Promise<unknown>, done?: string) => {
     setBusy(true);
     setError(null);
+    setNotice(null);
     try {
       await action();
+      if (done) setNotice(done);
       onDone();
     } catch (exc) {
       setError((exc as Error).message);
@@ -160,6 +182,7 @@ function Actions({ exec, onDone }: { exec: ExecutionDetail; onDone: () => void }
       setBusy(false);
     }
   };
+  const retryable = canRetry(exec.status);
   return (
     <div className="actions" role="group" aria-label="Execution actions">
       <button type="button" disabled={!allowed.pause || busy} onClick={() => run(() => api.pause(exec.id))}>
@@ -180,10 +203,25 @@ function Actions({ exec, onDone }: { exec: ExecutionDetail; onDone: () => void }
       >
         Cancel
       </button>
-      <span className="muted small">Dead letters and retry/replay are not in the API yet.</span>
+      <button
+        type="button"
+        disabled={!retryable || busy}
+        title={retryable ? "Run the nodes that did not succeed again" : "Only a failed, timed-out or cancelled execution can be retried"}
+        onClick={() => run(() => api.retry(exec.id), "Retry sent: the nodes that did not succeed run again.")}
+      >
+        Retry
+      </button>
       {error && (
-        <p className="inline-error" role="alert">
-          {error}
+        <div className="banner error" role="alert" data-testid="action-error">
+          <span>{error}</span>
+          <button type="button" className="subtle" onClick={() => setError(null)} aria-label="Dismiss the error">
+            ×
+          </button>
+        </div>
+      )}
+      {notice && !error && (
+        <p className="muted small" role="status">
+          {notice}
         </p>
       )}
     </div>

@@ -1,10 +1,11 @@
 import { useCallback, useState } from "react";
 import { api } from "../lib/api";
 import { reduceList } from "../lib/events";
-import { useEvents, useLoad, useThrottled } from "../lib/hooks";
+import { useEvents, useLoad, useNow, useThrottled } from "../lib/hooks";
 import { href, navigate } from "../lib/router";
 import { EXECUTION_STATUSES, statusLabel } from "../lib/status";
 import { formatDuration, formatTime } from "../lib/timeline";
+import { TIME_RANGES, olderPagesMayMatch, parseRange, withinRange } from "../lib/timefilter";
 import type { ExecutionSummary, LifecycleEvent } from "../lib/types";
 import { Empty, ErrorBox, Loading, StatusBadge } from "../components/common";
 import { LiveBadge } from "../components/LiveBadge";
@@ -12,10 +13,15 @@ import { LiveBadge } from "../components/LiveBadge";
 interface Props {
   workflowId?: string;
   status?: string;
+  /** The time filter: hour, day, week (absent: all). Applied here, on created_at. */
+  since?: string;
   cursor?: string;
 }
 
-export function ExecutionsPage({ workflowId, status, cursor }: Props) {
+export function ExecutionsPage({ workflowId, status, since, cursor }: Props) {
+  const range = parseRange(since);
+  const sinceParam = range === "all" ? undefined : range;
+  const now = useNow(range !== "all", 30_000);
   const key = `executions:${workflowId ?? ""}:${status ?? ""}:${cursor ?? ""}`;
   const { data, error, loading, reload, setData } = useLoad(
     () => api.executions({ workflow_id: workflowId, status, cursor, limit: 25 }),
@@ -35,10 +41,14 @@ export function ExecutionsPage({ workflowId, status, cursor }: Props) {
   );
   const connection = useEvents(onEvent, refetch);
 
-  const filter = (next: { workflow_id?: string; status?: string }) => {
+  const filter = (next: { workflow_id?: string; status?: string; since?: string }) => {
     setPrevious([]);
-    navigate(href(["executions"], { workflow_id: workflowId, status, ...next }));
+    navigate(href(["executions"], { workflow_id: workflowId, status, since: sinceParam, ...next }));
   };
+  const items = data ? withinRange(data.items, range, now) : [];
+  const hidden = data ? data.items.length - items.length : 0;
+  const older = data ? olderPagesMayMatch(data.items, data.next_cursor, range, now) : false;
+  const filtered = Boolean(workflowId || status || sinceParam);
 
   return (
     <section aria-labelledby="executions-title">
@@ -69,19 +79,34 @@ export function ExecutionsPage({ workflowId, status, cursor }: Props) {
             ))}
           </select>
         </label>
+        <label>
+          Created
+          <select value={range} onChange={(e) => filter({ since: e.target.value === "all" ? undefined : e.target.value })}>
+            {TIME_RANGES.map((r) => (
+              <option key={r.value} value={r.value}>
+                {r.label}
+              </option>
+            ))}
+          </select>
+        </label>
         <button type="button" onClick={reload}>
           Refresh
         </button>
       </form>
       {error && <ErrorBox error={error} retry={reload} />}
       {!data && loading && <Loading what="executions" />}
-      {data && data.items.length === 0 && (
+      {data && items.length === 0 && (
         <Empty>
-          <p>No execution{workflowId || status ? " matches these filters" : " yet"}.</p>
+          <p>No execution{filtered ? " matches these filters" : " yet"}{cursor ? " on this page" : ""}.</p>
           <p className="muted">Start one from a workflow's page.</p>
         </Empty>
       )}
-      {data && data.items.length > 0 && <ExecutionTable items={data.items} />}
+      {data && items.length > 0 && <ExecutionTable items={items} />}
+      {hidden > 0 && items.length > 0 && (
+        <p className="muted small" role="status">
+          {hidden} older execution{hidden === 1 ? "" : "s"} on this page hidden by the time filter.
+        </p>
+      )}
       <div className="pager">
         {cursor && (
           <button
@@ -90,18 +115,27 @@ export function ExecutionsPage({ workflowId, status, cursor }: Props) {
               const back = previous.slice(0, -1);
               const target = previous[previous.length - 1];
               setPrevious(back);
-              navigate(href(["executions"], { workflow_id: workflowId, status, cursor: target || undefined }));
+              navigate(
+                href(["executions"], { workflow_id: workflowId, status, since: sinceParam, cursor: target || undefined }),
+              );
             }}
           >
             ← Newer
           </button>
         )}
-        {data?.next_cursor && (
+        {data?.next_cursor && older && (
           <button
             type="button"
             onClick={() => {
               setPrevious([...previous, cursor ?? ""]);
-              navigate(href(["executions"], { workflow_id: workflowId, status, cursor: data.next_cursor ?? undefined }));
+              navigate(
+                href(["executions"], {
+                  workflow_id: workflowId,
+                  status,
+                  since: sinceParam,
+                  cursor: data.next_cursor ?? undefined,
+                }),
+              );
             }}
           >
             Older →
@@ -132,6 +166,8 @@ function ExecutionTable({ items }: { items: ExecutionSummary[] }) {
                 {e.id.slice(0, 12)}
               </a>
               {e.parent && <div className="muted small">child of {e.parent.execution_id.slice(0, 8)}</div>}
+              {e.replay_of && <div className="muted small">replay of {e.replay_of.slice(0, 8)}</div>}
+              {e.retries ? <div className="muted small">retried {e.retries}×</div> : null}
             </td>
             <td>
               <a href={href(["workflows", e.workflow_id])}>{e.workflow_id}</a> <span className="muted">v{e.version}</span>

@@ -21,9 +21,19 @@ export function WorkflowPage({ id, version }: { id: string; version?: number }) 
         <h1 id="workflow-title">
           {data.name || data.workflow_id} <span className="muted">v{data.version}</span>
         </h1>
-        <a className="button" href={href(["executions"], { workflow_id: id })}>
-          Executions
-        </a>
+        <div className="row">
+          {(data.version > 1 || version !== undefined) && (
+            <a
+              className="button"
+              href={href(["workflows", id, "diff"], data.version > 1 ? { a: String(data.version - 1), b: String(data.version) } : {})}
+            >
+              Compare versions
+            </a>
+          )}
+          <a className="button" href={href(["executions"], { workflow_id: id })}>
+            Executions
+          </a>
+        </div>
       </div>
       {data.description && <p>{data.description}</p>}
       <p className="muted small">

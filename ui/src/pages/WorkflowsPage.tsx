@@ -59,6 +59,11 @@ export function WorkflowsPage() {
                       )
                     </span>
                   )}
+                  {w.version > 1 && (
+                    <div className="small">
+                      <a href={href(["workflows", w.id, "diff"])}>Compare versions</a>
+                    </div>
+                  )}
                 </td>
                 <td>{formatTime(w.created_at)}</td>
                 <td>
