@@ -33,6 +33,7 @@ from spane import Engine
 from spane.bus.rabbit import RabbitBus
 from spane.bus.topology import Topology
 from spane.config import Settings
+from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 from spane.state.mongo import MongoDefinitionStore
 from spane.state.redis import RedisStateStore
 
@@ -98,6 +99,8 @@ class Deployment:
         concurrency: int = 64,
         prefetch: int = 128,
         extra_env: Mapping[str, str] | None = None,
+        max_value_bytes: int | None = None,
+        replicas: int = 1,
     ) -> None:
         token = uuid.uuid4().hex[:8]
         self.servers = servers
@@ -107,6 +110,10 @@ class Deployment:
         self.prefetch = prefetch
         self.extra_env = dict(extra_env or {})
         """Set last in both processes' environment, e.g. ``{"SPANE_NODE_EVENTS": "false"}``."""
+        self.max_value_bytes = max_value_bytes
+        """``SPANE_MAX_VALUE_BYTES`` of the processes and the client (W5); None: default."""
+        self.replicas = replicas
+        """Orchestrators and workers each (``orchestrator``, ``orchestrator-2``, ...)."""
         self.logs = Path(tempfile.mkdtemp(prefix=f"spane-{self.namespace}-"))
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._files: list[IO[bytes]] = []
@@ -130,8 +137,14 @@ class Deployment:
             "SPANE_PREFETCH": str(self.prefetch),
             "SPANE_WORKER_CONCURRENCY": str(self.concurrency),
             "SPANE_LOG_LEVEL": "INFO",
+            **self._limit_env(),
             **self.extra_env,
         }
+
+    def _limit_env(self) -> dict[str, str]:
+        if self.max_value_bytes is None:
+            return {}
+        return {"SPANE_MAX_VALUE_BYTES": str(self.max_value_bytes)}
 
     # ------------------------------------------------------------ processes
     def _spawn(self, name: str, *args: str) -> None:
@@ -146,10 +159,18 @@ class Deployment:
         )
 
     def start(self) -> None:
-        """Start the orchestrator and the worker (``--import bench.tasks``)."""
-        self._spawn("orchestrator", "orchestrator")
+        """Start the orchestrator(s) and the worker(s) (``--import bench.tasks``)."""
+        for index in range(1, self.replicas + 1):
+            suffix = "" if index == 1 else f"-{index}"
+            self.spawn_orchestrator(f"orchestrator{suffix}")
+            self.spawn_worker(f"worker{suffix}")
+
+    def spawn_orchestrator(self, name: str) -> None:
+        self._spawn(name, "orchestrator")
+
+    def spawn_worker(self, name: str) -> None:
         self._spawn(
-            "worker",
+            name,
             "worker",
             "--pool",
             "function",
@@ -222,10 +243,14 @@ class Deployment:
     # --------------------------------------------------------------- client
     def client(self) -> Engine:
         """A client engine (no orchestrator, no pools) on the deployment's namespace."""
+        limit = self.max_value_bytes or DEFAULT_MAX_VALUE_BYTES
         return Engine(
-            settings=Settings(namespace=self.namespace),
+            settings=Settings(namespace=self.namespace, max_value_bytes=limit),
             bus=RabbitBus(
-                self.servers.amqp_url, namespace=self.namespace, connection_name="bench-client"
+                self.servers.amqp_url,
+                namespace=self.namespace,
+                connection_name="bench-client",
+                max_value_bytes=limit,
             ),
             state=RedisStateStore(self.servers.redis_url, namespace=self.namespace),
             definitions=MongoDefinitionStore(self.servers.mongodb_url, database=self.database),

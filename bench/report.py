@@ -128,6 +128,10 @@ class BenchRun:
     """Real backend: namespace, process ids, orchestrator/worker RSS at start and end;
     the node-events-off deployment's own under :data:`EVENTS_OFF_DEPLOYMENT`."""
     notes: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+    """Lines printed before the notes (the peers' ratios, the W4/W5 table)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More of the JSON document (``peer_ratios``, ``plot``, ``peers``)."""
 
 
 # ---------------------------------------------------------------------- ratios
@@ -243,7 +247,7 @@ def cpu_per_node_table(results: Sequence[WorkloadResult]) -> str | None:
     """One row per workload that has :attr:`WorkloadResult.cpu_per_node`, or ``None``."""
     columns = (*CPU_ROLES, "total", "cap")
     rows = [
-        [r.title, *(f"{r.cpu_per_node[column]:,.0f}" for column in columns)]
+        [_labelled(r), *(f"{r.cpu_per_node[column]:,.0f}" for column in columns)]
         for r in results
         if r.cpu_per_node is not None
     ]
@@ -251,6 +255,11 @@ def cpu_per_node_table(results: Sequence[WorkloadResult]) -> str | None:
         return None
     headers = ["cpu per node execution (µs)", *CPU_ROLES, "total", f"cap on {CAP_CORES} cores"]
     return format_table(headers, rows)
+
+
+def _labelled(result: WorkloadResult) -> str:
+    """The title, prefixed by the backend unless it is SPANE's real one (a peer's row)."""
+    return result.title if result.backend == "real" else f"{result.backend}: {result.title}"
 
 
 # --------------------------------------------------------------------- tables
@@ -387,6 +396,7 @@ def render(run: BenchRun) -> str:
     quiet = run.deployment.get(EVENTS_OFF_DEPLOYMENT)
     if quiet:
         parts += deployment_lines(quiet, " (node events off)")
+    parts += run.sections
     parts += [f"note: {note}" for note in run.notes]
     return "\n".join(parts)
 
@@ -471,6 +481,7 @@ def to_document(run: BenchRun) -> dict[str, Any]:
         "ratios": [asdict(ratio) for ratio in run.ratios],
         "deployment": run.deployment,
         "notes": run.notes,
+        **run.extra,
     }
 
 

@@ -19,29 +19,39 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from bench import tasks
 from bench.deploy import Deployment, DeploymentError, Servers
 from bench.floor import QUICK_FLOOR, FloorSizes, measure_floor
 from bench.machine import CpuMeter, cpu_busy, cpu_seconds, machine_info
+from bench.peers import peer_ratios, peer_ratios_table, ratio_document
 from bench.report import (
     EVENTS_OFF_DEPLOYMENT,
     EVENTS_OFF_TITLE,
     EVENTS_OFF_WORKLOAD,
     BenchRun,
     FloorResult,
+    Metric,
     WorkloadResult,
     compute_ratios,
     cpu_per_node,
+    format_number,
 )
-from bench.workloads import Sample, Sizes, Workload, build
+from bench.scale import Loop, ScaleSizes, Size, scale_table, value_bytes_for, write_plot
+from bench.workloads import WORKLOADS, Sample, Sizes, Workload
+from bench.workloads import build as build_standard
 from spane import Engine
 from spane.config import Settings
+from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
 
 BACKENDS = ("memory", "real")
+ALL_WORKLOADS = (*WORKLOADS, "w4", "w5")
+STANDARD = WORKLOADS
+"""``--workload all``: W1-W3, the standard set; ``scale`` is W4 and W5."""
 CONCURRENCY = 64
-RUN_TIMEOUT = {"w1": 120.0, "w2": 120.0, "w3": 180.0}
+RUN_TIMEOUT = {"w1": 120.0, "w2": 120.0, "w3": 180.0, "w4": 900.0, "w5": 1800.0}
 """Seconds one run of each workload may take before it is an error."""
 BUSY_FRACTION = 0.2
 """Share of the machine's cpu time used by others before the run that earns a warning."""
@@ -60,10 +70,29 @@ class Options:
     sizes: Sizes = field(default_factory=Sizes)
     events_off: bool = True
     """Also measure W3 with node-level events turned off (their cost), on each backend."""
+    scale: ScaleSizes = field(default_factory=ScaleSizes)
+    peers: tuple[str, ...] = ()
+    """Other engines measured in the same run (``celery``)."""
+    plot: Path | None = None
+    """Where to write the W4/W5 plot (when they ran)."""
 
     @property
     def wants_events_off(self) -> bool:
         return self.events_off and "w3" in self.workloads
+
+    @property
+    def max_value_bytes(self) -> int | None:
+        """W5 needs more than the default 1 MiB per value; None: the default."""
+        return value_bytes_for(max(self.scale.w5)) if "w5" in self.workloads else None
+
+
+def build(key: str, options: Options) -> Workload:
+    """Workload ``key`` (W1-W5) at the options' sizes."""
+    if key == "w4":
+        return Size(options.scale.w4, options.scale.repeat)
+    if key == "w5":
+        return Loop(options.scale.w5, options.scale.repeat, options.scale.w5_concurrency)
+    return build_standard(key, options.sizes)
 
 
 def _say(message: str) -> None:
@@ -90,29 +119,56 @@ class Context:
     meter: CpuMeter = field(default_factory=CpuMeter)
 
 
-async def _timed(workload: Workload, engine: Engine, timeout: float) -> Sample:
+E = TypeVar("E", contravariant=True)
+
+
+class Measurable(Protocol[E]):
+    """A workload on some engine (SPANE's :class:`Workload`, a peer's)."""
+
+    key: str
+    repeat: int | None
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def nodes(self) -> int: ...
+    def metrics(self) -> list[Metric]: ...
+    async def prepare(self, engine: E) -> None: ...
+    async def warm_once(self, engine: E, timeout: float) -> Sample: ...
+    async def run_once(self, engine: E, timeout: float) -> Sample: ...
+    async def abort(self, engine: E) -> None: ...
+    async def finish(self, engine: E) -> None: ...
+
+
+async def _timed(sample: Any, timeout: float) -> Sample:
     gc.collect()
     async with asyncio.timeout(timeout):
-        return await workload.run_once(engine, timeout)
+        result: Sample = await sample
+        return result
+
+
+PER_NODE_BACKENDS = ("real", "celery")
+"""Backends whose processes the cpu meter knows by role (cpu per node execution)."""
 
 
 async def measure(
-    workload: Workload, engine: Engine, backend: str, context: Context
+    workload: Measurable[E], engine: E, backend: str, context: Context
 ) -> WorkloadResult:
     """Warm-ups, then ``repeat`` timed runs of one workload on one engine."""
     options = context.options
     result = WorkloadResult(backend, workload.key, workload.title, workload.metrics())
     result.warmups = options.warmup
     timeout = RUN_TIMEOUT[workload.key] * options.timeout_scale
+    repeat = workload.repeat or options.repeat
     runs: list[dict[str, Any]] = []
     try:
         await workload.prepare(engine)
         for _ in range(options.warmup):
-            sample = await _timed(workload, engine, timeout)
+            sample = await _timed(workload.warm_once(engine, timeout), timeout)
             _say(f"  {backend} {workload.key} warm-up: {_brief(sample.values)}")
         before = context.meter.snapshot()
-        for index in range(options.repeat):
-            sample = await _timed(workload, engine, timeout)
+        for index in range(repeat):
+            sample = await _timed(workload.run_once(engine, timeout), timeout)
             _say(f"  {backend} {workload.key} rep {index + 1}: {_brief(sample.values)}")
             for metric in result.metrics:
                 if metric.name in sample.values:
@@ -122,9 +178,9 @@ async def measure(
         shares = context.meter.shares(before, after)
         if shares is not None:
             result.cpu = shares.as_dict()
-        if backend == "real":
+        if backend in PER_NODE_BACKENDS:
             seconds = cpu_seconds(before, after, context.meter.roles)
-            result.cpu_per_node = cpu_per_node(seconds, workload.nodes * options.repeat)
+            result.cpu_per_node = cpu_per_node(seconds, workload.nodes * repeat)
     except TimeoutError:
         result.error = f"a run took longer than {timeout:.3g} s (timed out)"
     except Exception as exc:
@@ -139,9 +195,13 @@ async def measure(
 
 
 # ----------------------------------------------------------------- backends
-def memory_engine(*, node_events: bool = True) -> Engine:
+def memory_engine(*, node_events: bool = True, max_value_bytes: int | None = None) -> Engine:
     """The embedded engine: orchestrator and function pool in this process."""
-    settings = Settings(worker_concurrency=CONCURRENCY, node_events=node_events)
+    settings = Settings(
+        worker_concurrency=CONCURRENCY,
+        node_events=node_events,
+        max_value_bytes=max_value_bytes or DEFAULT_MAX_VALUE_BYTES,
+    )
     return Engine(settings=settings, registry=tasks.registry(), pools=["function"])
 
 
@@ -151,11 +211,11 @@ async def run_memory(context: Context) -> list[WorkloadResult]:
     _say("memory backend: embedded Engine in this process")
     results = []
     for key in options.workloads:
-        async with memory_engine() as engine:
-            results.append(await measure(build(key, options.sizes), engine, "memory", context))
+        async with memory_engine(max_value_bytes=options.max_value_bytes) as engine:
+            results.append(await measure(build(key, options), engine, "memory", context))
     if options.wants_events_off:
         async with memory_engine(node_events=False) as engine:
-            quiet = await measure(build("w3", options.sizes), engine, "memory", context)
+            quiet = await measure(build("w3", options), engine, "memory", context)
         results.append(events_off(quiet))
     return results
 
@@ -174,7 +234,7 @@ async def _real_workloads(
         rss.setdefault(name, {})["start"] = kib
     results = []
     for key in keys:
-        results.append(await measure(build(key, context.options.sizes), engine, "real", context))
+        results.append(await measure(build(key, context.options), engine, "real", context))
         deployment.check_alive()
         for name, kib in deployment.rss().items():
             rss[name][f"after_{key}"] = kib
@@ -185,7 +245,8 @@ async def _real_workloads(
 
 async def run_real(context: Context, run: BenchRun, servers: Servers) -> list[WorkloadResult]:
     """Every workload on one deployment; then W3 on a second one with node events off."""
-    deployment = Deployment(servers, concurrency=CONCURRENCY)
+    limit = context.options.max_value_bytes
+    deployment = Deployment(servers, concurrency=CONCURRENCY, max_value_bytes=limit)
     _say(f"real backend: namespace {deployment.namespace}, logs in {deployment.logs}")
     run.deployment = _describe(deployment)
     results = await _deployed(deployment, context, run.deployment, context.options.workloads)
@@ -265,7 +326,12 @@ async def run_all(options: Options) -> BenchRun:
     if "real" in options.backends:
         run.floor = await run_floor(context, servers, run)
         run.results += await run_real(context, run, servers)
+    if "celery" in options.peers:
+        from bench.celery_run import run_celery  # imports this module
+
+        run.results += await run_celery(context, run, servers)
     run.ratios = compute_ratios(run.results, run.floor)
+    _present(run, options)
     run.machine["loadavg_end"] = list(os.getloadavg())
     if busy is not None and busy > BUSY_FRACTION:
         run.notes.append(
@@ -278,11 +344,59 @@ async def run_all(options: Options) -> BenchRun:
     return run
 
 
+def _present(run: BenchRun, options: Options) -> None:
+    """The peers' ratios, the W4/W5 table and plot, as sections of the report."""
+    for peer in options.peers:
+        ratios = peer_ratios(run.results, peer)
+        run.extra.setdefault("peer_ratios", []).extend(ratio_document(r) for r in ratios)
+        if ratios:
+            run.sections += ["", peer_ratios_table(ratios, format_number), PEER_NOTE]
+    table = scale_table(run.results)
+    if table is None:
+        return
+    run.sections += ["", table, SCALE_NOTE]
+    if options.plot is not None:
+        written = write_plot(run.results, options.plot)
+        run.extra["plot"] = written
+        run.sections.append(f"plot: {written or 'not written (matplotlib is not installed)'}")
+
+
+PEER_NOTE = (
+    "SPANE / peer: W1 time per step, W2 total time (below 1: SPANE faster), W3 node "
+    "executions/s (above 1: SPANE faster); same servers, same run, same concurrency"
+)
+SCALE_NOTE = (
+    "x smallest size: cost per node (item) over the same at the smallest size; 1.00x = flat"
+)
+
+
 def _options_doc(options: Options) -> dict[str, Any]:
     doc = asdict(options)
     doc["backends"] = list(options.backends)
     doc["workloads"] = list(options.workloads)
+    doc["peers"] = list(options.peers)
+    doc["plot"] = None if options.plot is None else str(options.plot)
     return doc
+
+
+WORKLOAD_SETS = {"all": STANDARD, "scale": ("w4", "w5"), "every": ALL_WORKLOADS}
+"""Names ``--workload`` accepts besides ``w1``..``w5`` (comma-separated)."""
+
+
+def parse_workloads(value: str) -> tuple[str, ...]:
+    """``w1,w3`` / ``all`` (W1-W3) / ``scale`` (W4, W5) / ``every``, in W1..W5 order."""
+    chosen: set[str] = set()
+    for part in filter(None, (p.strip().lower() for p in value.split(","))):
+        if part in WORKLOAD_SETS:
+            chosen.update(WORKLOAD_SETS[part])
+        elif part in ALL_WORKLOADS:
+            chosen.add(part)
+        else:
+            known = ", ".join([*ALL_WORKLOADS, *WORKLOAD_SETS])
+            raise ValueError(f"{part!r} is not a workload; use {known} (comma-separated)")
+    if not chosen:
+        raise ValueError("no workload chosen")
+    return tuple(key for key in ALL_WORKLOADS if key in chosen)
 
 
 def parse_choice(value: str, known: Sequence[str], both: str) -> tuple[str, ...]:

@@ -138,6 +138,8 @@ class Workload(ABC):
 
     key: str
     workflow_id: str
+    repeat: int | None = None
+    """Timed repetitions when the workload fixes its own (W4, W5); None: the options'."""
 
     def __init__(self) -> None:
         self._started: list[str] = []
@@ -161,6 +163,10 @@ class Workload(ABC):
 
     @abstractmethod
     async def run_once(self, engine: Engine, timeout: float) -> Sample: ...
+
+    async def warm_once(self, engine: Engine, timeout: float) -> Sample:
+        """One warm-up run (W4 and W5 warm up on their smallest size only)."""
+        return await self.run_once(engine, timeout)
 
     async def prepare(self, engine: Engine) -> None:
         await engine.register(self.workflow())
