@@ -6,6 +6,10 @@ history is what ``GET /v1/executions/{id}/events`` answers: the events this proc
 has seen, deduplicated by CloudEvent ``id`` (delivery is at least once), at most
 ``per_execution`` per execution, for the ``executions`` most recently active
 executions. It is not durable: a restarted API process starts empty.
+
+The same events, in arrival order, are also kept in one bounded log (the last
+``recent`` events, with their routing keys) from which a WebSocket client resumes:
+``?after=<event id>`` replays what came after that event, then goes on live.
 """
 
 from __future__ import annotations
@@ -60,8 +64,17 @@ class Listener:
 
 class EventHub:
     def __init__(
-        self, *, per_execution: int = 1000, executions: int = 10_000, queue_size: int = 1000
+        self,
+        *,
+        per_execution: int = 1000,
+        executions: int = 10_000,
+        queue_size: int = 1000,
+        recent: int = 10_000,
     ) -> None:
+        self.recent: deque[tuple[str, str, str]] = deque(maxlen=recent)
+        """(event id, routing key, encoded event), oldest first: what a client resumes from."""
+        self._recent_ids: dict[str, int] = {}
+        self._appended = 0
         self.per_execution = per_execution
         self.max_executions = executions
         self.queue_size = queue_size
@@ -86,10 +99,34 @@ class EventHub:
 
     async def _on_event(self, routing_key: str, event: LifecycleEvent) -> None:
         self.record(event)
-        if self._listeners:
-            encoded = event.model_dump_json()
-            for listener in list(self._listeners):
-                listener.offer(routing_key, encoded)
+        if event.id in self._recent_ids:
+            return  # a re-published event (delivery is at least once)
+        encoded = event.model_dump_json()
+        self._remember(event.id, routing_key, encoded)
+        for listener in list(self._listeners):
+            listener.offer(routing_key, encoded)
+
+    def _remember(self, event_id: str, routing_key: str, encoded: str) -> None:
+        if len(self.recent) == self.recent.maxlen:
+            oldest, _, _ = self.recent[0]
+            self._recent_ids.pop(oldest, None)
+        self.recent.append((event_id, routing_key, encoded))
+        self._recent_ids[event_id] = self._appended
+        self._appended += 1
+
+    def listen_after(self, pattern: str, event_id: str) -> Listener | None:
+        """A listener that first receives the recent events after ``event_id`` matching
+        ``pattern``, then live ones; None when that event is no longer (or never was) in
+        the recent log. No event can slip between the replay and the live stream: both
+        happen without yielding to the event loop."""
+        position = self._recent_ids.get(event_id)
+        if position is None:
+            return None
+        listener = self.listen(pattern)
+        skip = len(self.recent) - (self._appended - position - 1)
+        for _, routing_key, encoded in list(self.recent)[skip:]:
+            listener.offer(routing_key, encoded)
+        return listener
 
     def record(self, event: LifecycleEvent) -> None:
         history = self._histories.get(event.subject)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -76,3 +78,52 @@ def test_history_is_bounded_and_deduplicated() -> None:
         )
         hub.record(event)
     assert hub.history("e1") == ([], False)
+
+
+def test_a_stream_resumes_after_an_event_id(client: TestClient) -> None:
+    """A client that lost its connection resumes with ``?after=<last event id>``: what it
+    missed is replayed in order, then the stream goes on live."""
+    register(client, CHAIN)
+    with client.websocket_connect("/v1/events?filter=execution.chain.*") as ws:
+        first_id = start(client, "chain", {"n": 1})
+        seen = ws.receive_json()
+        assert seen["type"] == "io.spane.execution.started"
+    assert wait_for(client, first_id, finished)["status"] == "succeeded"
+    second_id = start(client, "chain", {"n": 5})
+    assert wait_for(client, second_id, finished)["status"] == "succeeded"
+    with client.websocket_connect(f"/v1/events?filter=execution.chain.*&after={seen['id']}") as ws:
+        missed = [ws.receive_json() for _ in range(3)]
+        third_id = start(client, "chain", {"n": 9})
+        live = ws.receive_json()
+    assert [(e["subject"], e["type"].rsplit(".", 1)[1]) for e in missed] == [
+        (first_id, "succeeded"),
+        (second_id, "started"),
+        (second_id, "succeeded"),
+    ]
+    assert (live["subject"], live["type"]) == (third_id, "io.spane.execution.started")
+
+
+def test_resuming_after_an_unknown_event_closes_with_1008(client: TestClient) -> None:
+    with (
+        client.websocket_connect("/v1/events?after=no-such-event") as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        ws.receive_json()
+    assert closed.value.code == 1008
+    assert "not in the recent history" in str(closed.value.reason)
+
+
+async def test_the_recent_log_is_bounded_and_replays_only_what_follows() -> None:
+    hub = EventHub(recent=3)
+    keys = []
+    for index in range(5):
+        key, event = execution_event(
+            execution_id=f"e{index}", workflow_id="w", version=1, status="started", now=0.0
+        )
+        keys.append(event.id)
+        await hub._on_event(key, event)
+    assert hub.listen_after("#", keys[0]) is None  # fell out of the log
+    listener = hub.listen_after("#", keys[2])
+    assert listener is not None
+    replayed = [str(listener.queue.get_nowait()) for _ in range(listener.queue.qsize())]
+    assert [json.loads(r)["subject"] for r in replayed] == ["e3", "e4"]

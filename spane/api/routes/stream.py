@@ -5,6 +5,11 @@ Each lifecycle CloudEvent whose routing key matches ``filter`` (AMQP topic synta
 same document as on the ``spane.events`` exchange. Messages from the client are
 ignored. A client that falls ``websocket_queue`` events behind is disconnected with
 close code 1013 (try again later); an invalid filter closes with 1008.
+
+``?after=<event id>`` resumes a stream: the events after that one (from the API
+process's recent log, the last 10,000 events by default) are sent first, then live
+ones. An id no longer in the log closes with 1008 and says so: the client then reads
+what it missed from ``GET /v1/executions/{id}/events`` and reconnects without ``after``.
 """
 
 from __future__ import annotations
@@ -47,13 +52,17 @@ async def _until_disconnect(websocket: WebSocket) -> None:
 
 
 @router.websocket("/v1/events")
-async def events(websocket: WebSocket, filter: str = "#") -> None:
+async def events(websocket: WebSocket, filter: str = "#", after: str | None = None) -> None:
     await websocket.accept()
     if not valid_pattern(filter):
         await websocket.close(code=1008, reason=f"invalid filter {filter[:100]!r}")
         return
     hub = websocket_context(websocket).hub
-    listener = hub.listen(filter)
+    listener = hub.listen(filter) if after is None else hub.listen_after(filter, after)
+    if listener is None:
+        reason = f"event {str(after)[:80]!r} is not in the recent history; resume without after"
+        await websocket.close(code=1008, reason=reason)
+        return
     try:
         async with anyio.create_task_group() as group:
 
