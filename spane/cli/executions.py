@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from spane.cli import ops
-from spane.cli.common import EXIT_FAILED, EXIT_OK, load_for_run, parse_input, spane_errors
+from spane.cli.common import EXIT_OK, load_for_run, parse_input, spane_errors
 from spane.cli.pools import pool_lines
 
 if TYPE_CHECKING:
@@ -79,16 +79,7 @@ def start(
                 idempotency_key=idempotency_key,
                 priority=priority,
             )
-            if not wait:
-                typer.echo(execution_id)
-                return EXIT_OK
-            result = await engine.wait(execution_id, timeout)
-            if result.succeeded:
-                typer.echo(json.dumps(result.output, indent=2))
-                return EXIT_OK
-            error = result.error.message if result.error else ""
-            typer.echo(f"execution {execution_id} {result.status}: {error}", err=True)
-            return EXIT_FAILED
+            return await ops.report_started(engine, execution_id, wait, timeout)
 
     ops._run(go)
 

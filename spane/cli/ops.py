@@ -15,13 +15,14 @@ that ``spane --help`` does not load them.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import typer
 
-from spane.cli.common import spane_errors
+from spane.cli.common import EXIT_FAILED, EXIT_OK, spane_errors
 
 if TYPE_CHECKING:
     from spane.backends import Backends
@@ -94,3 +95,19 @@ def _run(coro: Callable[[], Awaitable[int]]) -> None:
 
 async def _main(coro: Callable[[], Awaitable[int]]) -> int:
     return await coro()
+
+
+async def report_started(
+    engine: Engine, execution_id: str, wait: bool, timeout: float | None
+) -> int:
+    """Print the id, or with ``wait`` the output (exit 1 unless it succeeded)."""
+    if not wait:
+        typer.echo(execution_id)
+        return EXIT_OK
+    result = await engine.wait(execution_id, timeout)
+    if result.succeeded:
+        typer.echo(json.dumps(result.output, indent=2))
+        return EXIT_OK
+    error = result.error.message if result.error else ""
+    typer.echo(f"execution {execution_id} {result.status}: {error}", err=True)
+    return EXIT_FAILED

@@ -7,35 +7,20 @@ only when a command runs.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from spane.cli import ops
-from spane.cli.common import EXIT_FAILED, EXIT_OK, parse_input, spane_errors
+from spane.cli.common import parse_input, spane_errors
 
 if TYPE_CHECKING:
-    from spane.engine import Engine
+    pass
 
 __all__ = ["register", "replay", "retry"]
 
 _WAIT = typer.Option(help="Wait for the execution to finish and print its output.")
 _TIMEOUT = typer.Option(help="With --wait: seconds.")
-
-
-async def _report(engine: Engine, execution_id: str, wait: bool, timeout: float | None) -> int:
-    """Print the id, or with ``wait`` the output (exit 1 unless it succeeded)."""
-    if not wait:
-        typer.echo(execution_id)
-        return EXIT_OK
-    result = await engine.wait(execution_id, timeout)
-    if result.succeeded:
-        typer.echo(json.dumps(result.output, indent=2))
-        return EXIT_OK
-    error = result.error.message if result.error else ""
-    typer.echo(f"execution {execution_id} {result.status}: {error}", err=True)
-    return EXIT_FAILED
 
 
 def retry(
@@ -49,7 +34,7 @@ def retry(
     async def go() -> int:
         async with ops._client("spane retry") as engine:
             await engine.retry(execution)
-            return await _report(engine, execution, wait, timeout)
+            return await ops.report_started(engine, execution, wait, timeout)
 
     ops._run(go)
 
@@ -77,7 +62,7 @@ def replay(
                 new_id = await engine.replay(execution, from_node)
             else:
                 new_id = await engine.replay(execution, from_node, data)
-            return await _report(engine, new_id, wait, timeout)
+            return await ops.report_started(engine, new_id, wait, timeout)
 
     ops._run(go)
 
