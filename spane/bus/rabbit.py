@@ -87,6 +87,19 @@ __all__ = ["DEAD_LETTER_QUEUE_HEADER", "DEAD_LETTER_REASON_HEADER", "RabbitBus"]
 log = logging.getLogger("spane.bus.rabbit")
 
 
+HEARTBEAT = 10
+"""Seconds between AMQP heartbeats unless the URL sets ``heartbeat=``: a hung process
+(alive, connected, not working) loses its connection, and the deliveries it holds go to
+another consumer, within a few heartbeats instead of the client default of 60 s."""
+
+
+def with_heartbeat(url: str) -> str:
+    """``url`` with ``heartbeat=HEARTBEAT`` added unless it names one."""
+    if "heartbeat=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}heartbeat={HEARTBEAT}"
+
+
 def default_connection_name() -> str:
     return f"spane@{socket.gethostname()}:{os.getpid()}"
 
@@ -153,7 +166,7 @@ class RabbitBus:
         if self._connection is not None:
             return
         connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": self.connection_name}
+            with_heartbeat(self.url), client_properties={"connection_name": self.connection_name}
         )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)

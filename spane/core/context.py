@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spane.compiler.plan import PORT_ALWAYS, PORT_ERROR, Plan, PlanNode
+from spane.core.joins import edge_fired
 from spane.schemas.state import NodeState, NodeStatus
 from spane.schemas.view import ExecutionView
 
@@ -21,10 +22,9 @@ def gather_data(node: PlanNode, view: ExecutionView) -> Any:
     """The node's data: the execution input for roots, else its fired upstreams' values."""
     if not node.parents:
         return view.meta.input
-    edges = view.node(node.id).edges
     values: dict[str, Any] = {}
     for edge in node.parents:
-        if edges.get(edge.key) and edge.source not in values:
+        if edge.source not in values and edge_fired(node, view, edge):
             values[edge.source] = _edge_value(edge.port, view.node(edge.source))
     if node.aggregate == "list":
         return list(values.values())

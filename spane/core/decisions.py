@@ -88,8 +88,9 @@ def begin(
         recovery.seed_view(plan, view, start.seed)
     w = Working(plan, view, now, options or CoreOptions())
     if not pending:
-        handlers.start_roots(w)
-        run(w)
+        with view.deciding():
+            handlers.start_roots(w)
+            run(w)
     return view, w.decision()
 
 
@@ -104,9 +105,10 @@ def decide(
     w = Working(plan, view, now, options or CoreOptions())
     if w.terminal and isinstance(message, _ENGINE_EVENTS):
         return w.decision()  # late news for a finished execution changes nothing
-    _handle(w, message)
-    if w.rejection is None:
-        run(w)
+    with view.deciding():
+        _handle(w, message)
+        if w.rejection is None:
+            run(w)
     return w.decision()
 
 

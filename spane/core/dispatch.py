@@ -37,12 +37,11 @@ def enqueue_or_dispatch(w: Working, node_id: str) -> None:
     if meta.status == ExecutionStatus.PAUSED or full:
         w.view.update_node(node_id, status=NodeStatus.READY, wait=None)
         priority = w.plan.node(node_id).priority
-        queue = [*meta.queue]
+        queue = w.view.queue()
         position = len(queue)
         while position > 0 and w.plan.node(queue[position - 1]).priority < priority:
             position -= 1
-        queue.insert(position, node_id)
-        w.view.update_meta(queue=tuple(queue))
+        w.view.insert_queued(position, node_id)
         return
     dispatch(w, node_id)
 
@@ -51,12 +50,10 @@ def drain_queue(w: Working) -> bool:
     """Dispatch queued nodes while capacity allows; True if any started."""
     started = False
     limit = w.plan.max_concurrency
-    while w.view.meta.queue and w.view.meta.status == ExecutionStatus.RUNNING:
+    while w.view.queue() and w.view.meta.status == ExecutionStatus.RUNNING:
         if limit is not None and w.view.meta.running >= limit:
             break
-        node_id, *rest = w.view.meta.queue
-        w.view.update_meta(queue=tuple(rest))
-        dispatch(w, node_id)
+        dispatch(w, w.view.pop_queued())
         started = True
     return started
 
@@ -76,9 +73,8 @@ def dispatch(w: Working, node_id: str) -> None:
         fail(w, node_id, expression_failure(node, _failed_field(exc), exc))
         return
     w.view.update_node(node_id, status=NodeStatus.RUNNING, attempt=attempt, wait=None)
-    meta = w.view.meta
-    active = meta.active if node_id in meta.active else (*meta.active, node_id)
-    w.view.update_meta(running=meta.running + 1, active=active)
+    w.view.update_meta(running=w.view.meta.running + 1)
+    set_active(w, node_id, True)
     w.commands.append(DispatchTask(task))
     if node.timeout is not None:
         schedule(w, TimerKind.ATTEMPT_TIMEOUT, node_id, attempt, w.now + node.timeout)

@@ -278,17 +278,23 @@ def _replace(explanation: NodeExplanation, **changes: Any) -> NodeExplanation:
 
 # ----------------------------------------------------------------- by status
 def _pending(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation:
-    """Not reached: which incoming edges are still open at its join."""
+    """Not reached: which incoming edges are still open at its join (an edge settled
+    with its source: a pending node has seen every settled source)."""
+    settled = {
+        edge.key: edge.port in facts.state(edge.source).fired
+        for edge in node.parents
+        if facts.state(edge.source).status in TERMINAL_NODE_STATUSES
+    }
     open_edges = tuple(
         OpenEdge(edge.key, edge.source, edge.port, facts.state(edge.source).status)
         for edge in node.parents
-        if edge.key not in state.edges
+        if edge.key not in settled
     )
     if not node.parents:
         return NodeExplanation(
             node.id, state.status, WaitKind.STARTING, "a root: it starts with the execution"
         )
-    fired = sum(1 for value in state.edges.values() if value)
+    fired = sum(1 for value in settled.values() if value)
     needed = max(node.threshold - fired, 0)
     if node.join.value == "all":
         needed = len(open_edges)  # every edge must settle
@@ -455,10 +461,7 @@ def _child(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation:
     else:
         loop = state.loop
         total = "?" if loop.total is None else str(loop.total)
-        message = (
-            f"a loop: {len(loop.completed)} of {total} iteration(s) done, "
-            f"{len(loop.running)} running"
-        )
+        message = f"a loop: {loop.done} of {total} iteration(s) done, {len(loop.running)} running"
     if deadline is not None:
         message += f"; gives up at {_time(deadline)}"
     return NodeExplanation(

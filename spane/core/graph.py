@@ -12,7 +12,7 @@ from typing import Any
 
 from spane.compiler.plan import PORT_ALWAYS, PORT_ERROR, PORT_SUCCESS, PlanNode
 from spane.core.context import build_context, default_output
-from spane.core.joins import Verdict, join_verdict
+from spane.core.joins import Verdict, edge_fired, join_verdict, settle_edge
 from spane.core.stopping import stop_node
 from spane.core.working import (
     Working,
@@ -95,9 +95,11 @@ def _propagate(w: Working, node: PlanNode, fired: tuple[str, ...]) -> None:
         child = w.view.node(edge.target)
         if child.status != NodeStatus.PENDING:
             continue
-        edges = {**child.edges, edge.key: edge.port in fired}
-        w.view.update_node(edge.target, edges=edges)
-        verdict = join_verdict(w.plan.node(edge.target), edges)
+        target = w.plan.node(edge.target)
+        child = w.view.update_node(
+            edge.target, **settle_edge(target, child, edge, edge.port in fired)
+        )
+        verdict = join_verdict(target, child.joined, child.joined_fired)
         if verdict is not Verdict.WAIT:
             w.view.update_node(edge.target, status=NodeStatus.READY)
             w.work.append((edge.target, verdict is Verdict.FIRE))
@@ -118,10 +120,10 @@ def resume_deferred(w: Working) -> None:
 
 def is_finally(w: Working, node: PlanNode) -> bool:
     """Whether a node may start while the execution is failing."""
-    edges = w.view.node(node.id).edges
     finally_nodes = w.view.meta.finally_nodes
     return any(
-        edges.get(edge.key) and (edge.port == PORT_ALWAYS or edge.source in finally_nodes)
+        (edge.port == PORT_ALWAYS or edge.source in finally_nodes)
+        and edge_fired(node, w.view, edge)
         for edge in node.parents
     )
 
@@ -134,13 +136,13 @@ def begin_failing(w: Working, error: ErrorInfo) -> None:
         return
     w.view.update_meta(failing=True, error=error)
     finally_nodes = set(meta.finally_nodes)
-    for node_id in meta.active:
+    for node_id in tuple(w.view.active()):
         if node_id not in finally_nodes:
             stop_node(w, node_id)
             settle(w, node_id, NodeStatus.CANCELLED, error=cancelled_error(node_id, error))
-    for node_id in w.view.meta.queue:
+    for node_id in tuple(w.view.queue()):
         if node_id not in finally_nodes:
-            w.view.update_meta(queue=tuple(q for q in w.view.meta.queue if q != node_id))
+            w.view.remove_queued(node_id)
             settle(w, node_id, NodeStatus.CANCELLED, error=cancelled_error(node_id, error))
 
 
@@ -149,7 +151,7 @@ def finish_if_done(w: Working) -> None:
     if w.terminal or meta.status == ExecutionStatus.PENDING:
         return
     if meta.failing:
-        if not meta.active and not meta.queue and not meta.deferred:
+        if not w.view.active() and not w.view.queue() and not meta.deferred:
             finish(w, ExecutionStatus.FAILED, error=meta.error)
         return
     if meta.unsettled > 0:
@@ -221,7 +223,7 @@ def finish(
 def terminate(w: Working, status: ExecutionStatus, error: ErrorInfo) -> None:
     """Cancel or time out: stop everything, run no finally branches."""
     meta = w.view.meta
-    for node_id in (*meta.active, *meta.queue, *meta.deferred):
+    for node_id in (*w.view.active(), *w.view.queue(), *meta.deferred):
         stop_node(w, node_id)
         w.view.update_node(
             node_id,

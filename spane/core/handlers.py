@@ -269,7 +269,7 @@ def on_resume(w: Working) -> None:
     resume_deferred(w)
     for timer in held:
         fire_timer(w, timer)
-    for node_id in w.view.meta.active:
+    for node_id in tuple(w.view.active()):
         if w.view.node(node_id).loop is not None:
             advance_loop(w, w.plan.node(node_id))  # iterations held while paused
 

@@ -3,7 +3,10 @@
 Each iteration is a child execution of the loop's body (an inline body, addressed by
 the path of loop node ids, or a registered workflow). Iterations start as capacity
 frees (``concurrency`` for for_each, one at a time for while/repeat), so a loop over
-thousands of items never floods the orchestrator.
+thousands of items never floods the orchestrator. A for_each keeps its items and
+its iterations' results in the view's loop data (one field each, written once), so an
+iteration costs O(1) whatever the loop's length: the results are read once, when the
+loop completes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from spane.schemas.state import (
     ParentLink,
     WaitReason,
 )
+from spane.schemas.view import ABSENT, loop_field
 from spane.schemas.workflow import BreakNode, ContinueNode, ForEachNode, RepeatNode, WhileNode
 
 LoopSpec = ForEachNode | WhileNode | RepeatNode
@@ -49,10 +53,15 @@ def loop_spec(node: PlanNode) -> LoopSpec:
 
 # ---------------------------------------------------------------------- start
 def start_loop(w: Working, node: PlanNode, context: dict[str, Any]) -> None:
-    loop, error = _initial_loop(node, loop_spec(node), context)
+    loop, items, error = _initial_loop(node, loop_spec(node), context)
     if loop is None:
         fail(w, node.id, error or _loop_error(node, "could not start"))
         return
+    if items is not None:  # for_each: each item written once, read by its iteration
+        attempt = w.view.node(node.id).attempt
+        w.view.set_loop_values(
+            {loop_field(node.id, attempt, "i", i): item for i, item in enumerate(items)}
+        )
     w.view.update_node(node.id, status=NodeStatus.WAITING, wait=WaitReason.CHILD, loop=loop)
     set_active(w, node.id, True)
     advance_loop(w, node)
@@ -60,28 +69,28 @@ def start_loop(w: Working, node: PlanNode, context: dict[str, Any]) -> None:
 
 def _initial_loop(
     node: PlanNode, spec: LoopSpec, context: dict[str, Any]
-) -> tuple[LoopState | None, ErrorInfo | None]:
+) -> tuple[LoopState | None, list[Any] | None, ErrorInfo | None]:
+    """The loop's state, a for_each's items, or why the loop cannot start."""
     try:
         match spec:
             case ForEachNode():
                 items = node.templates["items"].render(context)
                 if not isinstance(items, list):
                     kind = type(items).__name__
-                    return None, _loop_error(node, f"'items' must be a list, got {kind}")
-                return LoopState(items=items, total=len(items), results=[None] * len(items)), None
+                    return None, None, _loop_error(node, f"'items' must be a list, got {kind}")
+                return LoopState(total=len(items)), items, None
             case RepeatNode():
                 template = node.templates.get("times")
                 times = template.render(context) if template is not None else spec.times
                 if isinstance(times, bool) or not isinstance(times, int) or times < 0:
-                    return None, _loop_error(
-                        node, f"'times' must be an integer >= 0, got {times!r}"
-                    )
-                return LoopState(total=times), None
+                    message = f"'times' must be an integer >= 0, got {times!r}"
+                    return None, None, _loop_error(node, message)
+                return LoopState(total=times), None, None
             case WhileNode():
-                return LoopState(), None
+                return LoopState(), None, None
     except ExpressionError as exc:
         field = "items" if isinstance(spec, ForEachNode) else "times"
-        return None, expression_failure(node, field, exc)
+        return None, None, expression_failure(node, field, exc)
 
 
 # ------------------------------------------------------------------- progress
@@ -151,8 +160,12 @@ def _start_iteration(w: Working, node: PlanNode, spec: LoopSpec, loop: LoopState
         _fail_loop(w, node, f"loops nest deeper than {w.options.max_depth} levels")
         return False
     index = loop.next
-    if isinstance(spec, ForEachNode) and loop.items is not None:
-        child_input: Any = loop.items[index]
+    attempt = w.view.node(node.id).attempt
+    for_each = isinstance(spec, ForEachNode)
+    if for_each:
+        (child_input,) = w.view.loop_values([loop_field(node.id, attempt, "i", index)])
+        if child_input is ABSENT:
+            raise TypeError(f"for_each node {node.id!r} has no item {index}")
         extra: dict[str, Any] = {"item": child_input, "index": index}
     else:
         child_input = w.view.node(node.id).input
@@ -160,7 +173,7 @@ def _start_iteration(w: Working, node: PlanNode, spec: LoopSpec, loop: LoopState
         extra = {"index": index, "iteration": {"index": index, "output": previous}}
     inline = node.body is not None
     start = StartExecution(
-        execution_id=child_execution_id(meta.id, node.id, w.view.node(node.id).attempt, index + 1),
+        execution_id=child_execution_id(meta.id, node.id, attempt, index + 1),
         workflow_id=meta.workflow_id if inline else str(spec.workflow),
         version=meta.version if inline else None,
         input=child_input,
@@ -172,7 +185,7 @@ def _start_iteration(w: Working, node: PlanNode, spec: LoopSpec, loop: LoopState
         traceparent=meta.traceparent,
     )
     w.commands.append(StartChild(start))
-    results = loop.results if loop.items is not None else [*loop.results, None]
+    results = loop.results if for_each else [*loop.results, None]
     w.view.update_node(
         node.id,
         loop=loop.model_copy(
@@ -214,14 +227,17 @@ def iteration_finished(w: Working, node: PlanNode, message: ChildFinished) -> No
             ),
         )
         return
-    results = list(loop.results)
-    if message.control != "continue" or index < len(results):
+    results = loop.results
+    if isinstance(loop_spec(node), ForEachNode):
+        w.view.set_loop_values({loop_field(node.id, state.attempt, "r", index): message.output})
+    else:
+        results = list(results)
         results[index] = message.output
     loop = loop.model_copy(
         update={
             "running": running,
             "results": results,
-            "completed": (*loop.completed, index),
+            "done": loop.done + 1,
             "stopping": loop.stopping or message.control == "break",
         }
     )
@@ -233,10 +249,18 @@ def iteration_finished(w: Working, node: PlanNode, message: ChildFinished) -> No
 
 
 def _complete(w: Working, node: PlanNode, loop: LoopState) -> None:
-    if loop.stopping:
-        output = [loop.results[i] for i in sorted(loop.completed)]
+    if not isinstance(loop_spec(node), ForEachNode):
+        # one iteration at a time: every started one completed, in order
+        output = loop.results[: loop.done] if loop.stopping else list(loop.results)
     else:
-        output = list(loop.results)
+        # a for_each's results, read once: those that completed, in index order
+        attempt = w.view.node(node.id).attempt
+        count = loop.next if loop.stopping else (loop.total or 0)
+        values = w.view.loop_values(loop_field(node.id, attempt, "r", i) for i in range(count))
+        if loop.stopping:
+            output = [value for value in values if value is not ABSENT]
+        else:
+            output = [None if value is ABSENT else value for value in values]
     set_active(w, node.id, False)
     succeed(w, node.id, output)
 
@@ -256,7 +280,7 @@ def end_iteration(w: Working, node: PlanNode, spec: BreakNode | ContinueNode, da
         fail(w, node.id, _loop_error(node, f"'{spec.type}' only works inside a loop body"))
         return
     succeed(w, node.id, data)
-    for active in w.view.meta.active:
+    for active in tuple(w.view.active()):
         stop_node(w, active)
         w.view.update_node(active, status=NodeStatus.CANCELLED, wait=None)
     w.view.update_meta(loop_control=spec.type)

@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping
 
 from spane.compiler.plan import Plan
 from spane.core.graph import activate_later
-from spane.core.joins import Verdict, join_verdict
+from spane.core.joins import Verdict, join_verdict, settle_edge
 from spane.core.working import Working, emit_execution, schedule
 from spane.errors import InvalidInputError
 from spane.schemas.messages import RetryCommand
@@ -90,13 +90,13 @@ def reactivate(w: Working) -> None:
         if not node.parents:
             activate_later(w, node_id)
             continue
-        edges: dict[str, bool] = {}
+        state = view.update_node(node_id, edges={}, joined=0, joined_fired=0)
         for edge in node.parents:
             parent = view.node(edge.source)
             if parent.status in TERMINAL_NODE_STATUSES:
-                edges[edge.key] = edge.port in parent.fired
-        view.update_node(node_id, edges=edges)
-        verdict = join_verdict(node, edges)
+                fired = edge.port in parent.fired
+                state = view.update_node(node_id, **settle_edge(node, state, edge, fired))
+        verdict = join_verdict(node, state.joined, state.joined_fired)
         if verdict is not Verdict.WAIT:
             view.update_node(node_id, status=NodeStatus.READY)
             w.work.append((node_id, verdict is Verdict.FIRE))

@@ -48,11 +48,8 @@ def end_attempt(w: Working, node: PlanNode, attempt: int) -> None:
     if node.timeout is not None:
         cancel_timer(w, TimerKind.ATTEMPT_TIMEOUT, node.id, attempt)
     cancel_timer(w, TimerKind.LIVENESS, node.id, attempt)
-    meta = w.view.meta
-    w.view.update_meta(
-        running=max(meta.running - 1, 0),
-        active=tuple(n for n in meta.active if n != node.id),
-    )
+    w.view.update_meta(running=max(w.view.meta.running - 1, 0))
+    w.view.set_active(node.id, False)
 
 
 def unregister_signal(w: Working, node_id: str) -> None:

@@ -104,11 +104,7 @@ def _parent_extra(meta: ExecutionMeta) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ active set
 def set_active(w: Working, node_id: str, active: bool) -> None:
-    current = w.view.meta.active
-    if active and node_id not in current:
-        w.view.update_meta(active=(*current, node_id))
-    elif not active and node_id in current:
-        w.view.update_meta(active=tuple(n for n in current if n != node_id))
+    w.view.set_active(node_id, active)  # O(1): the view keeps the set while deciding
 
 
 # ---------------------------------------------------------------------- timers

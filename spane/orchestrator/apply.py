@@ -27,11 +27,12 @@ from spane.observability.logs import log_context
 from spane.orchestrator.plan_cache import PlanCache
 from spane.schemas.commands import Command
 from spane.schemas.messages import (
+    ChildFinished,
     ExecutionMessage,
     SignalCommand,
     StartExecution,
 )
-from spane.schemas.view import ExecutionView
+from spane.schemas.view import ExecutionView, MissingLoopDataError
 from spane.state.base import Applied, StateStore
 
 log = logging.getLogger("spane.orchestrator")
@@ -95,13 +96,20 @@ class Transitions:
         one commit round trip for all of them. An execution whose commit conflicted
         (another replica wrote it) is applied again on its own, as :meth:`apply_group`."""
         prepared = {execution_id: self._prepare(group) for execution_id, group in groups.items()}
-        loaded = await self.state.load_many({eid: ids for eid, (_, ids) in prepared.items()})
+        loaded = await self.state.load_many(
+            {eid: ids for eid, (_, ids) in prepared.items()},
+            {eid: hints for eid, group in groups.items() if (hints := _loop_hints(group))},
+        )
         done: dict[str, list[Outcome]] = {}
         commits: list[tuple[str, ExecutionView, dict[str, list[Command]], list[Outcome]]] = []
         for execution_id, (pending, ids) in prepared.items():
             view, applied = loaded[execution_id]
             with log_context(execution_id):
-                outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
+                try:
+                    decided = await self._decide(execution_id, pending, ids, view, applied)
+                except MissingLoopDataError:
+                    continue  # applied on its own below, loading what it needs
+            outcomes, records = decided
             if records is None or view is None:
                 done[execution_id] = outcomes
             else:
@@ -121,8 +129,10 @@ class Transitions:
     ) -> list[Outcome]:
         """Apply messages of one execution, in order; one outcome per delivery."""
         pending, ids = self._prepare(deliveries)
+        loops = {execution_id: _loop_hints(deliveries)}
+        extra: dict[str, Any] = {}  # loop data a decision asked for beyond the prefetch
         for _ in range(MAX_CONFLICT_RETRIES):
-            outcomes = await self._attempt(execution_id, pending, ids)
+            outcomes = await self._attempt(execution_id, pending, ids, loops, extra)
             if outcomes is not None:
                 return outcomes
         raise StateConflictError(f"execution {execution_id}: too many concurrent writers")
@@ -146,12 +156,25 @@ class Transitions:
         return None
 
     async def _attempt(
-        self, execution_id: str, pending: _Pending, ids: list[str]
+        self,
+        execution_id: str,
+        pending: _Pending,
+        ids: list[str],
+        loops: Mapping[str, Mapping[str, int]],
+        extra: dict[str, Any],
     ) -> list[Outcome] | None:
-        """One load-decide-commit round; None when another writer got there first."""
-        view, applied = (await self.state.load_many({execution_id: ids}))[execution_id]
+        """One load-decide-commit round; None when another writer got there first, or
+        when a decision read loop data not loaded (``extra`` then holds it: the next
+        round decides again with it)."""
+        view, applied = (await self.state.load_many({execution_id: ids}, loops))[execution_id]
+        if view is not None:
+            view.add_loaded_loop_values(extra)
         with log_context(execution_id):
-            outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
+            try:
+                outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
+            except MissingLoopDataError as missing:
+                extra.update(await self.state.load_loop_values(execution_id, missing.fields))
+                return None
         if records is not None and view is not None:
             (committed,) = await self.state.commit_each([(view, records)])
             if not committed:
@@ -238,6 +261,17 @@ class Transitions:
             recorded = await self._recorded_start(message.execution_id)
             return list(recorded.commands if recorded else []), ok(message.execution_id)
         return decision.commands, ok(message.execution_id)
+
+
+def _loop_hints(deliveries: Sequence[Delivery[ExecutionMessage]]) -> dict[str, int]:
+    """Loop node id -> how many of its iterations finished in these messages (each may
+    start the next iteration, or complete the loop): what the load prefetches."""
+    hints: dict[str, int] = {}
+    for delivery in deliveries:
+        message = delivery.message
+        if isinstance(message, ChildFinished) and message.iteration is not None:
+            hints[message.node_id] = hints.get(message.node_id, 0) + 1
+    return hints
 
 
 def _refused(message: StartExecution, refused: StartRefused) -> Outcome:

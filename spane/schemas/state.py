@@ -99,17 +99,22 @@ class ParentLink(_Record):
 
 
 class LoopState(_Record):
-    """Progress of a for_each / while / repeat node."""
+    """Progress of a for_each / while / repeat node.
 
-    items: list[Any] | None = None
-    """for_each: the items, evaluated once when the loop starts."""
+    Constant in size for a for_each: its items and iteration results are not here but
+    in the execution's loop data, one field each (``ExecutionView.loop_values``), so an
+    iteration's event reads and rewrites O(1) bytes whatever the loop's length."""
+
     total: int | None = None
     """Iterations to run (None for while: decided by the condition)."""
     next: int = 0
     """Index of the next iteration to start."""
     running: tuple[int, ...] = ()
     results: list[Any] = Field(default_factory=list)
-    completed: tuple[int, ...] = ()
+    """while / repeat: each iteration's result (their condition and next iteration see
+    them). A for_each keeps its results in the loop data."""
+    done: int = 0
+    """Iterations that completed."""
     stopping: bool = False
     """A break was seen: start nothing new."""
 
@@ -123,7 +128,15 @@ class NodeState(_Record):
     fired: tuple[str, ...] = ()
     """Ports this node fired when it settled."""
     edges: dict[str, bool] = Field(default_factory=dict)
-    """Incoming edges that settled (``source.port`` -> whether it fired)."""
+    """``any`` / ``at_least`` joins: the incoming edges that fired before the join
+    resolved (``source.port`` -> True; at most its threshold). An ``all`` join records
+    none: once it resolved every edge settled, and an edge fired if its source's
+    ``fired`` holds its port."""
+    joined: int = Field(default=0, exclude_if=lambda v: v == 0)
+    """Incoming edges that settled before the join resolved (counted, so a join over n
+    parents costs O(1) per parent, not a copy of n edges)."""
+    joined_fired: int = Field(default=0, exclude_if=lambda v: v == 0)
+    """Those of them that fired."""
     wait: WaitReason | None = None
     timers: dict[str, float] = Field(default_factory=dict)
     """Armed timers of this node (kind -> fire time): a firing that does not match is stale."""

@@ -7,14 +7,43 @@ by ``revision`` (optimistic concurrency). Nodes never written read as PENDING.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from collections import deque
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
 from spane.schemas.state import ExecutionMeta, NodeState
 
 _PENDING = NodeState()
+
+
+class _Absent:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+"""A loop data field that was never written (the store answered: no such field)."""
+
+
+def loop_field(node_id: str, attempt: int, kind: Literal["i", "r"], index: int) -> str:
+    """The loop data field of a for_each node's item (``i``) or result (``r``) ``index``
+    in the node's ``attempt`` (a re-run of the node never reads an earlier run's data)."""
+    return f"{node_id}:{attempt}:{kind}:{index}"
+
+
+class MissingLoopDataError(LookupError):
+    """The core read loop data fields the adapter did not load: load them and decide
+    the event again on a fresh view (the core is pure, so deciding again is safe)."""
+
+    def __init__(self, fields: Iterable[str]) -> None:
+        self.fields = tuple(fields)
+        super().__init__(f"loop data not loaded: {', '.join(self.fields[:5])}")
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,25 +67,134 @@ def evolve(model: M, changes: dict[str, Any]) -> M:
 
 
 class ExecutionView:
-    __slots__ = ("_base", "_changed", "_meta", "_meta_changed", "revision")
+    """Besides node states, a view holds *loop data*: a for_each node's items and
+    iteration results, one field each (:func:`loop_field`), kept beside the node states
+    so an iteration's event reads and writes O(1) of them. ``loops`` holds the fields
+    the adapter loaded (values, or :data:`ABSENT`); ``loops_complete`` says it holds
+    every field there is (a field not in it was never written). Reading a field that
+    was not loaded raises :class:`MissingLoopDataError`."""
+
+    __slots__ = (
+        "_active",
+        "_base",
+        "_changed",
+        "_deciding",
+        "_loops",
+        "_loops_changed",
+        "_loops_complete",
+        "_loops_extra",
+        "_meta",
+        "_meta_changed",
+        "_queue",
+        "_sets_stale",
+        "revision",
+    )
 
     def __init__(
-        self, meta: ExecutionMeta, nodes: Mapping[str, NodeState], revision: int = 0
+        self,
+        meta: ExecutionMeta,
+        nodes: Mapping[str, NodeState],
+        revision: int = 0,
+        loops: Mapping[str, Any] | None = None,
+        loops_complete: bool = True,
     ) -> None:
         self._meta = meta
         self._base = nodes
         self._changed: dict[str, NodeState] = {}
         self._meta_changed = False
         self.revision = revision
+        self._loops: Mapping[str, Any] = loops if loops is not None else {}
+        self._loops_complete = loops_complete
+        self._loops_extra: dict[str, Any] = {}
+        self._loops_changed: dict[str, Any] = {}
+        self._active: dict[str, None] | None = None
+        self._queue: deque[str] | None = None
+        self._sets_stale = False
+        self._deciding = False
 
     @property
     def meta(self) -> ExecutionMeta:
+        """The execution's meta. While the core decides, its ``active`` and ``queue``
+        may lag: the core reads them through :meth:`active` and :meth:`queue`."""
+        if self._sets_stale and not self._deciding:
+            self._write_sets()
         return self._meta
 
     def update_meta(self, **changes: Any) -> ExecutionMeta:
         self._meta = evolve(self._meta, changes)
         self._meta_changed = True
+        if "active" in changes:
+            self._active = None
+        if "queue" in changes:
+            self._queue = None
         return self._meta
+
+    # ----------------------------------------------------- active and queue
+    # ``meta.active`` and ``meta.queue`` change on nearly every event: a tuple rebuilt
+    # per change made an event O(n) in the nodes running (a 1 -> n -> 1 fan-out
+    # O(n^2)). While the core decides they live here, as an ordered set and a deque
+    # (O(1) per change), and are written back to the meta once, when it is read
+    # outside a decision (by the adapter, to commit).
+    @contextmanager
+    def deciding(self) -> Iterator[None]:
+        """The core's decision in progress: ``meta.active`` / ``meta.queue`` may lag."""
+        self._deciding = True
+        try:
+            yield
+        finally:
+            self._deciding = False
+
+    def active(self) -> Collection[str]:
+        """Nodes that are RUNNING or WAITING, in the order they became so (a snapshot
+        is needed to change the set while iterating over it)."""
+        return self._active if self._active is not None else self._meta.active
+
+    def set_active(self, node_id: str, active: bool) -> None:
+        if self._active is None:
+            self._active = dict.fromkeys(self._meta.active)
+        if active and node_id not in self._active:
+            self._active[node_id] = None
+        elif not active and node_id in self._active:
+            del self._active[node_id]
+        else:
+            return
+        self._sets_changed()
+
+    def queue(self) -> Sequence[str]:
+        """READY nodes waiting for capacity or resume, in dispatch order."""
+        return self._queue if self._queue is not None else self._meta.queue
+
+    def insert_queued(self, position: int, node_id: str) -> None:
+        self._own_queue().insert(position, node_id)
+        self._sets_changed()
+
+    def pop_queued(self) -> str:
+        """The first queued node, out of the queue."""
+        node_id = self._own_queue().popleft()
+        self._sets_changed()
+        return node_id
+
+    def remove_queued(self, node_id: str) -> None:
+        self._own_queue().remove(node_id)
+        self._sets_changed()
+
+    def _own_queue(self) -> deque[str]:
+        if self._queue is None:
+            self._queue = deque(self._meta.queue)
+        return self._queue
+
+    def _sets_changed(self) -> None:
+        self._sets_stale = True
+        self._meta_changed = True
+
+    def _write_sets(self) -> None:
+        changes: dict[str, Any] = {}
+        if self._active is not None:
+            changes["active"] = tuple(self._active)
+        if self._queue is not None:
+            changes["queue"] = tuple(self._queue)
+        self._sets_stale = False
+        self._meta = evolve(self._meta, changes)
 
     def node(self, node_id: str) -> NodeState:
         state = self._changed.get(node_id)
@@ -75,8 +213,43 @@ class ExecutionView:
 
     @property
     def dirty(self) -> bool:
-        return self._meta_changed or bool(self._changed)
+        return self._meta_changed or bool(self._changed) or bool(self._loops_changed)
 
     def all_nodes(self) -> dict[str, NodeState]:
         """Every node state known, with this view's changes applied."""
         return {**self._base, **self._changed}
+
+    # ------------------------------------------------------------- loop data
+    def loop_values(self, fields: Iterable[str]) -> list[Any]:
+        """The values of loop data fields (:data:`ABSENT` where none was written)."""
+        values: list[Any] = []
+        missing: list[str] = []
+        for name in fields:
+            if name in self._loops_changed:
+                values.append(self._loops_changed[name])
+            elif name in self._loops_extra:
+                values.append(self._loops_extra[name])
+            elif name in self._loops:
+                values.append(self._loops[name])
+            elif self._loops_complete:
+                values.append(ABSENT)
+            else:
+                missing.append(name)
+        if missing:
+            raise MissingLoopDataError(missing)
+        return values
+
+    def set_loop_values(self, values: Mapping[str, Any]) -> None:
+        self._loops_changed.update(values)
+
+    def add_loaded_loop_values(self, values: Mapping[str, Any]) -> None:
+        """The adapter loaded more fields (after :class:`MissingLoopDataError`)."""
+        self._loops_extra.update(values)
+
+    @property
+    def changed_loop_values(self) -> dict[str, Any]:
+        return self._loops_changed
+
+    def all_loop_values(self) -> dict[str, Any]:
+        """Every loop data field known, with this view's writes applied."""
+        return {**self._loops, **self._loops_extra, **self._loops_changed}

@@ -113,11 +113,24 @@ class StateStore(Protocol):
         ...
 
     async def load_many(
-        self, requests: Mapping[str, Sequence[str]]
+        self,
+        requests: Mapping[str, Sequence[str]],
+        loops: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
         """For each execution id, its view (meta and node states, with the revision to
         commit against; None if unknown) and the records of those of its event ids
-        already applied (event id -> :class:`Applied`), in one round trip."""
+        already applied (event id -> :class:`Applied`), in one round trip.
+
+        ``loops`` (execution id -> loop node id -> iterations of it that finished in
+        the batch) lets a store that loads loop data piecemeal read, in the same round
+        trip, what those events will likely need; the view raises
+        :class:`~spane.schemas.view.MissingLoopDataError` for the rest
+        (:meth:`load_loop_values`)."""
+        ...
+
+    async def load_loop_values(self, execution_id: str, fields: Sequence[str]) -> dict[str, Any]:
+        """Loop data fields of an execution (``ExecutionView.loop_values``): field ->
+        value, or :data:`~spane.schemas.view.ABSENT` where none was written."""
         ...
 
     async def commit_each(

@@ -39,9 +39,16 @@ class ExecutionKeys:
     nodes: str
     applied: str
     applied_log: str
+    loops: str
+    """Loop data: field (``ExecutionView.loop_values``) -> JSON; only once a for_each ran."""
 
     def all(self) -> tuple[str, str, str, str]:
+        """The keys every execution has."""
         return (self.meta, self.nodes, self.applied, self.applied_log)
+
+    def expiring(self) -> tuple[str, str, str, str, str]:
+        """Every key an execution may have (they expire together once archived)."""
+        return (*self.all(), self.loops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,7 @@ class RedisKeys:
             nodes=f"{base}:nodes",
             applied=f"{base}:applied",
             applied_log=f"{base}:applied-log",
+            loops=f"{base}:loops",
         )
 
     @property

@@ -27,7 +27,7 @@ from spane.schemas.state import (
     NodeStatus,
     Timer,
 )
-from spane.schemas.view import ExecutionView
+from spane.schemas.view import ABSENT, ExecutionView
 from spane.schemas.workflow import WorkflowSpec
 from spane.state.base import (
     Applied,
@@ -49,6 +49,8 @@ class _Execution:
     nodes: dict[str, NodeState]
     revision: int = 0
     applied: OrderedDict[str, Sequence[Command]] = field(default_factory=OrderedDict)
+    loops: dict[str, Any] = field(default_factory=dict)
+    """Loop data (``ExecutionView.loop_values``): field -> value."""
 
 
 @dataclass(slots=True)
@@ -88,6 +90,7 @@ class MemoryStateStore:
         if meta.id in self._executions:
             return False
         entry = _Execution(meta, dict(view.changed_nodes), revision=1)
+        entry.loops.update(view.changed_loop_values)
         entry.applied[event_id] = list(commands)
         self._executions[meta.id] = entry
         view.revision = 1
@@ -96,7 +99,9 @@ class MemoryStateStore:
         return True
 
     async def load_many(
-        self, requests: Mapping[str, Sequence[str]]
+        self,
+        requests: Mapping[str, Sequence[str]],
+        loops: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
         loaded: dict[str, tuple[ExecutionView | None, dict[str, Applied]]] = {}
         for execution_id, event_ids in requests.items():
@@ -105,8 +110,14 @@ class MemoryStateStore:
                 loaded[execution_id] = (None, {})
                 continue
             applied = {e: Applied(entry.applied[e]) for e in event_ids if e in entry.applied}
-            loaded[execution_id] = (ExecutionView(entry.meta, entry.nodes, entry.revision), applied)
+            view = ExecutionView(entry.meta, entry.nodes, entry.revision, entry.loops)
+            loaded[execution_id] = (view, applied)
         return loaded
+
+    async def load_loop_values(self, execution_id: str, fields: Sequence[str]) -> dict[str, Any]:
+        entry = self._executions.get(execution_id)
+        loops = entry.loops if entry is not None else {}
+        return {name: loops.get(name, ABSENT) for name in fields}
 
     async def commit_each(
         self, commits: Sequence[tuple[ExecutionView, Mapping[str, Sequence[Command]]]]
@@ -120,6 +131,7 @@ class MemoryStateStore:
             return False
         entry.meta = view.meta
         entry.nodes.update(view.changed_nodes)
+        entry.loops.update(view.changed_loop_values)
         entry.revision += 1
         view.revision = entry.revision
         for event_id, commands in records.items():

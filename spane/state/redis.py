@@ -41,14 +41,18 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 # After the guard above: these modules use the redis client too.
+from redis.exceptions import NoScriptError
+
 from spane.state.redis_calls import ScriptCall, keeps_cancellation, run_each
 from spane.state.redis_claims import RedisClaims
 from spane.state.redis_codec import (
     LazyNodes,
+    LazyValues,
     Loaded,
     decode_nodes,
     event_pairs,
     loaded_execution,
+    loop_pairs,
     node_pairs,
 )
 
@@ -84,6 +88,7 @@ class RedisStateStore:
         self._create: _Script = register(redis_scripts.CREATE)
         self._commit: AsyncScript = register(redis_scripts.COMMIT)
         self._list: _Script = register(redis_scripts.LIST_EXECUTIONS)
+        self._prefetch: AsyncScript = register(redis_scripts.PREFETCH_LOOP)
         self._claim_timers: _Script = register(redis_scripts.CLAIM_TIMERS)
         self._ack_timers: _Script = register(redis_scripts.ACK_TIMERS)
         self._claim_archive: _Script = register(redis_scripts.CLAIM_ARCHIVE)
@@ -116,6 +121,7 @@ class RedisStateStore:
                 self.keys.executions,
                 self.keys.workflow_executions(meta.workflow_id),
                 self.keys.to_archive,
+                keys.loops,
             ],
             args=[
                 meta.model_dump_json(),
@@ -125,6 +131,8 @@ class RedisStateStore:
                 _archive_due(meta),
                 repr(meta.created_at),
                 meta.id,
+                len(view.changed_loop_values),
+                *loop_pairs(view.changed_loop_values),
                 *node_pairs(view.changed_nodes),
             ],
         )
@@ -134,7 +142,32 @@ class RedisStateStore:
         return True
 
     @keeps_cancellation
-    async def load_many(self, requests: Mapping[str, Sequence[str]]) -> dict[str, Loaded]:
+    async def load_many(
+        self,
+        requests: Mapping[str, Sequence[str]],
+        loops: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> dict[str, Loaded]:
+        loops = loops or {}
+        try:
+            replies = iter(await self._load_pipeline(requests, loops))
+        except NoScriptError:  # the server lost the prefetch script (restart, flush)
+            self._prefetch.sha = await self._redis.script_load(self._prefetch.script)
+            replies = iter(await self._load_pipeline(requests, loops))
+        loaded: dict[str, Loaded] = {}
+        for execution_id, event_ids in requests.items():
+            meta, nodes = next(replies), next(replies)
+            recorded = next(replies) if event_ids else []
+            fields: list[Any] = []
+            for _ in loops.get(execution_id, {}):
+                fields += next(replies)
+            loaded[execution_id] = loaded_execution(event_ids, meta, nodes, recorded, fields)
+        return loaded
+
+    async def _load_pipeline(
+        self, requests: Mapping[str, Sequence[str]], loops: Mapping[str, Mapping[str, int]]
+    ) -> list[Any]:
+        """One transaction reading each execution's meta, nodes, applied records and the
+        loop data its loop events will likely read (PREFETCH_LOOP)."""
         async with self._redis.pipeline(transaction=True) as pipe:
             for execution_id, event_ids in requests.items():
                 keys = self.keys.execution(execution_id)
@@ -142,13 +175,23 @@ class RedisStateStore:
                 pipe.hgetall(keys.nodes)
                 if event_ids:
                     pipe.hmget(keys.applied, list(event_ids))
-            replies = iter(await pipe.execute())
-        return {
-            execution_id: loaded_execution(
-                event_ids, next(replies), next(replies), next(replies) if event_ids else []
-            )
-            for execution_id, event_ids in requests.items()
-        }
+                for node_id, count in loops.get(execution_id, {}).items():
+                    pipe.evalsha(self._prefetch.sha, 2, keys.nodes, keys.loops, node_id, count)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    @keeps_cancellation
+    async def load_loop_values(self, execution_id: str, fields: Sequence[str]) -> dict[str, Any]:
+        if not fields:
+            return {}
+        raw: list[bytes | str | None] = await self._redis.hmget(
+            self.keys.execution(execution_id).loops, list(fields)
+        )
+        values = LazyValues(dict(zip(fields, raw, strict=True)))
+        return {name: values[name] for name in fields}
 
     @keeps_cancellation
     async def commit_each(
@@ -176,10 +219,13 @@ class RedisStateStore:
             _archive_due(meta),
             meta.id,
             len(records),
+            len(view.changed_loop_values),
             *event_pairs(records),
+            *loop_pairs(view.changed_loop_values),
             *node_pairs(view.changed_nodes),
         ]
-        return [*self.keys.execution(meta.id).all(), self.keys.to_archive], args
+        keys = self.keys.execution(meta.id)
+        return [*keys.all(), self.keys.to_archive, keys.loops], args
 
     @keeps_cancellation
     async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
@@ -311,7 +357,7 @@ class RedisStateStore:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for execution_id in execution_ids:
-                for key in self.keys.execution(execution_id).all():
+                for key in self.keys.execution(execution_id).expiring():
                     pipe.pexpire(key, self._retention_ms)
                 pipe.zrem(self.keys.to_archive, execution_id)
             await pipe.execute()

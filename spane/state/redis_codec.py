@@ -4,12 +4,15 @@ decodes Redis replies (bytes, unless the client decodes responses)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pydantic_core import from_json, to_json
 
 from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import ExecutionMeta, NodeState
-from spane.schemas.view import ExecutionView
+from spane.schemas.view import ABSENT, ExecutionView
 from spane.state.base import Applied, ClaimOutcome, TaskClaim
 from spane.state.serde import decode_commands, encode_commands
 
@@ -34,6 +37,14 @@ def node_pairs(nodes: Mapping[str, NodeState]) -> list[str]:
     return pairs
 
 
+def loop_pairs(values: Mapping[str, Any]) -> list[str | bytes]:
+    """Loop data field / JSON pairs, flat (script arguments)."""
+    pairs: list[str | bytes] = []
+    for name, value in values.items():
+        pairs += (name, to_json(value))
+    return pairs
+
+
 def event_pairs(records: Mapping[str, Sequence[Command]]) -> list[str | bytes]:
     """Event id / recorded commands JSON pairs, flat (script arguments)."""
     pairs: list[str | bytes] = []
@@ -47,10 +58,12 @@ def loaded_execution(
     meta_and_revision: Sequence[bytes | str | None],
     raw_nodes: Mapping[bytes | str, bytes | str],
     recorded: Sequence[bytes | str | None],
+    loop_fields: Sequence[bytes | str | None] = (),
 ) -> Loaded:
     """An execution's view and applied records from the replies that read them: the
-    meta hash's ``meta`` and ``revision``, the nodes hash, and the applied records of
-    ``event_ids`` (in order, None where not applied)."""
+    meta hash's ``meta`` and ``revision``, the nodes hash, the applied records of
+    ``event_ids`` (in order, None where not applied), and the loop data prefetched
+    (field / JSON pairs, flat; None where never written)."""
     raw_meta, raw_revision = meta_and_revision
     if raw_meta is None or raw_revision is None:
         return None, {}
@@ -60,7 +73,9 @@ def loaded_execution(
         if raw is not None
     }
     meta = ExecutionMeta.model_validate_json(raw_meta)
-    return ExecutionView(meta, LazyNodes(raw_nodes), int(raw_revision)), applied
+    loops = LazyValues(dict(zip(loop_fields[::2], loop_fields[1::2], strict=True)))
+    view = ExecutionView(meta, LazyNodes(raw_nodes), int(raw_revision), loops, False)
+    return view, applied
 
 
 def decode_nodes(raw: Mapping[bytes | str, bytes | str]) -> dict[str, NodeState]:
@@ -96,6 +111,34 @@ class LazyNodes(Mapping[str, NodeState]):
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self._raw
+
+
+class LazyValues(Mapping[str, Any]):
+    """Loop data fields as read (JSON, or None where never written: :data:`ABSENT`),
+    each decoded the first time it is looked at."""
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: Mapping[Any, bytes | str | None]) -> None:
+        self._raw = {text(name): data for name, data in raw.items()}
+        self._decoded: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._decoded:
+            return self._decoded[name]
+        data = self._raw[name]
+        value = ABSENT if data is None else from_json(data)
+        self._decoded[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
 
 
 def task_claim(reply: Sequence[bytes | str]) -> TaskClaim:

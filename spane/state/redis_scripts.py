@@ -7,9 +7,9 @@ Python ``repr`` strings so no precision is lost in Lua's number formatting.
 from __future__ import annotations
 
 _WRITE_EXECUTION = """
-local function hset_pairs(key, first)
-  for i = first, #ARGV, 1000 do
-    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+local function hset_pairs(key, first, last)
+  for i = first, last, 1000 do
+    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, last)))
   end
 end
 
@@ -37,16 +37,19 @@ CREATE = (
     _WRITE_EXECUTION
     + """
 -- KEYS: meta, nodes, applied, applied-log, executions index, workflow executions index,
---       to-archive zset
+--       to-archive zset, loops
 -- ARGV: meta JSON, event id, commands JSON, max applied, archive due ('0' = running),
---       created_at, execution id, then node id / NodeState JSON pairs
+--       created_at, execution id, number of loop data fields L, then L field / JSON
+--       pairs, then node id / NodeState JSON pairs
 -- Reply: 0 if the execution exists (nothing written), else 1.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[8])
 redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'revision', 1)
-hset_pairs(KEYS[2], 8)
+local loops_end = 8 + 2 * tonumber(ARGV[8])
+hset_pairs(KEYS[8], 9, loops_end)
+hset_pairs(KEYS[2], loops_end + 1, #ARGV)
 record_applied(KEYS[3], KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
 redis.call('ZADD', KEYS[6], ARGV[6], ARGV[7])
@@ -58,10 +61,11 @@ return 1
 COMMIT = (
     _WRITE_EXECUTION
     + """
--- KEYS: meta, nodes, applied, applied-log, to-archive zset
+-- KEYS: meta, nodes, applied, applied-log, to-archive zset, loops
 -- ARGV: expected revision, meta JSON, max applied, archive due ('0' = running),
---       execution id, number of events N, then N event id / commands JSON pairs,
---       then node id / NodeState JSON pairs
+--       execution id, number of events N, number of loop data fields L, then N event
+--       id / commands JSON pairs, then L field / JSON pairs, then node id / NodeState
+--       JSON pairs
 -- Reply: the new revision, or -1 (nothing written) if the stored revision differs
 --        from the expected one or the execution does not exist.
 local current = redis.call('HGET', KEYS[1], 'revision')
@@ -70,11 +74,13 @@ if not current or current ~= ARGV[1] then
 end
 redis.call('HSET', KEYS[1], 'meta', ARGV[2])
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-local events = tonumber(ARGV[6])
-for i = 7, 6 + 2 * events, 2 do
+local events_end = 7 + 2 * tonumber(ARGV[6])
+for i = 8, events_end, 2 do
   record_applied(KEYS[3], KEYS[4], ARGV[i], ARGV[i + 1], tonumber(ARGV[3]))
 end
-hset_pairs(KEYS[2], 7 + 2 * events)
+local loops_end = events_end + 2 * tonumber(ARGV[7])
+hset_pairs(KEYS[6], events_end + 1, loops_end)
+hset_pairs(KEYS[2], loops_end + 1, #ARGV)
 queue_archive(KEYS[5], ARGV[4], ARGV[5])
 -- Running again (a retry of a finished execution): out of the archive queue, and the
 -- retention an archived execution's keys had is over (the archive upserts it again
@@ -84,12 +90,53 @@ if ARGV[4] == '0' then
     redis.call('PERSIST', KEYS[2])
     redis.call('PERSIST', KEYS[3])
     redis.call('PERSIST', KEYS[4])
+    redis.call('PERSIST', KEYS[6])
   end
   redis.call('ZREM', KEYS[5], ARGV[5])
 end
 return revision
 """
 )
+
+PREFETCH_LOOP = """
+-- KEYS: nodes, loops
+-- ARGV: loop node id, M (iterations of it that finished in the batch being loaded)
+-- Reply: field / JSON (nil: never written) pairs, flat: the loop data the batch's
+--        events will likely read: the items of the next M iterations to start, and
+--        every result when the loop may complete (nothing left to start, at most M
+--        running). A field this misses is loaded when the core asks for it.
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then
+  return {}
+end
+local state = cjson.decode(raw)
+local loop = state['loop']
+if type(loop) ~= 'table' or type(loop['total']) ~= 'number' then
+  return {}
+end
+local m = tonumber(ARGV[2])
+local first, total = loop['next'], loop['total']
+local prefix = ARGV[1] .. ':' .. state['attempt'] .. ':'
+local fields = {}
+for i = first, math.min(first + m, total) - 1 do
+  fields[#fields + 1] = prefix .. 'i:' .. i
+end
+if first >= total and #loop['running'] <= m then
+  for i = 0, total - 1 do
+    fields[#fields + 1] = prefix .. 'r:' .. i
+  end
+end
+local out = {}
+for i = 1, #fields, 1000 do
+  local last = math.min(i + 999, #fields)
+  local values = redis.call('HMGET', KEYS[2], unpack(fields, i, last))
+  for j = i, last do
+    out[#out + 1] = fields[j]
+    out[#out + 1] = values[j - i + 1]
+  end
+end
+return out
+"""
 
 LIST_EXECUTIONS = """
 -- KEYS: the index to read (zset by created_at), the global index

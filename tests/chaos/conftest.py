@@ -1,8 +1,10 @@
 """A real deployment for the chaos tests: orchestrators and workers as OS processes.
 
 The test process is only a client (an :class:`~spane.Engine` with no orchestrator and
-no pools); ``Deployment`` starts, kills (-9) and restarts the ``spane orchestrator`` /
-``spane worker`` processes, all on one namespace of the test's own.
+no pools); ``Deployment`` starts, kills (-9), stops (SIGSTOP) and restarts the
+``spane orchestrator`` / ``spane worker`` processes, all on one namespace of the test's
+own. Its processes run with a short lease and liveness period (3 s, 1 s) unless a test
+asks for others, or for the defaults (:meth:`Deployment.timing`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from spane.bus.rabbit import RabbitBus
 from spane.config import Settings
 from spane.state.mongo import MongoDefinitionStore
 from spane.state.redis import RedisStateStore
+from tests.chaos.runs import RunLog
 from tests.servers import Namespace, require_amqp, require_mongodb, require_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,24 +92,44 @@ class Deployment:
             env=env,
         )
 
+    def timing(self, lease: float | None, liveness: float | None) -> None:
+        """``SPANE_TASK_LEASE`` / ``SPANE_LIVENESS`` of the processes started from now on;
+        None leaves the variable unset (the default: 10 s, 5 s)."""
+        for variable, value in (("SPANE_TASK_LEASE", lease), ("SPANE_LIVENESS", liveness)):
+            if value is None:
+                self.env.pop(variable, None)
+            else:
+                self.env[variable] = str(value)
+
+    def pid(self, name: str) -> int:
+        return self.processes[name].pid
+
     def kill(self, name: str) -> None:
         """kill -9: no shutdown, no acks, no goodbyes."""
         process = self.processes[name]
         process.send_signal(signal.SIGKILL)
         process.wait(10)
 
-    def stop_all(self) -> None:
+    def signal(self, name: str, number: int) -> None:
+        self.processes[name].send_signal(number)
+
+    def stop_all(self, grace: float = 15.0) -> None:
+        """SIGTERM to every process (SIGCONT too, for a stopped one), then ``grace``
+        seconds for all of them together before kill -9."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + grace
         for process in self.processes.values():
             try:
-                process.wait(15)
+                process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
         for file in self.files:
-            file.close()
+            if not file.closed:
+                file.close()
 
     def alive(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is None]
@@ -130,6 +154,7 @@ def _env(ns: Namespace, amqp: str, redis: str, mongodb: str) -> dict[str, str]:
         "SPANE_TASK_LEASE": "3",
         "SPANE_LIVENESS": "1",
         "SPANE_LOG_LEVEL": "INFO",
+        "CHAOS_RUNS_REDIS_URL": redis,  # where task bodies record their runs
     }
 
 
@@ -147,12 +172,11 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
         )
 
 
-@pytest.fixture
-async def client(deployment: Deployment) -> AsyncIterator[Engine]:
-    """A client of the deployment (connected the way a user's process would be)."""
+def client_for(deployment: Deployment) -> Engine:
+    """A client of the deployment (connected the way a user's process would be); open it."""
     env = deployment.env
     ns = deployment.namespace
-    engine = Engine(
+    return Engine(
         settings=Settings(_env_file=None, namespace=ns.name),
         bus=RabbitBus(env["SPANE_AMQP_URL"], namespace=ns.name, connection_name="chaos-client"),
         state=RedisStateStore(env["SPANE_REDIS_URL"], namespace=ns.name),
@@ -160,8 +184,24 @@ async def client(deployment: Deployment) -> AsyncIterator[Engine]:
         pools=[],
         run_orchestrator=False,
     )
+
+
+@pytest.fixture
+async def client(deployment: Deployment) -> AsyncIterator[Engine]:
+    engine = client_for(deployment)
     await engine.open()
     try:
         yield engine
     finally:
         await engine.close()
+
+
+@pytest.fixture
+async def runs(deployment: Deployment) -> AsyncIterator[RunLog]:
+    """The task bodies' runs (:mod:`tests.chaos.chaos_tasks` records them)."""
+    url = deployment.env.get("CHAOS_RUNS_REDIS_URL") or deployment.env["SPANE_REDIS_URL"]
+    log = RunLog(url, deployment.namespace.name)
+    try:
+        yield log
+    finally:
+        await log.close()

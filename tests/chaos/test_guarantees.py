@@ -1,29 +1,43 @@
 """DESIGN §5 guarantees, against real servers, with orchestrators and workers as OS
 processes: kill -9 in the middle of many executions, a broker outage, a duplicate
-task delivery. Every execution must finish with the right output and no node result
-may be applied twice."""
+task delivery. Every execution must finish with the right output, no node result may be
+applied twice, and no attempt's body may run twice (counted by the bodies themselves,
+:mod:`tests.chaos.runs`) but one a kill interrupted.
+
+Each fault is shown to land on work in flight (task bodies running at the kill or the
+cut, on the process that takes it) and is repeated at several moments (seeded delays),
+so a test cannot pass with nothing running."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
-from redis.asyncio import Redis
 
 from spane import Engine, ExecutionStatus
 from spane.schemas.events import LifecycleEvent
 from spane.schemas.messages import TaskMessage
 from tests.chaos.conftest import WORKFLOW, Deployment, expected_output
+from tests.chaos.runs import RunLog, assert_rerun_as_lost
 from tests.proxy import TcpProxy
 
 pytestmark = [pytest.mark.real, pytest.mark.slow, pytest.mark.timeout(240)]
 
 EXECUTIONS = 40
+OUTAGE_EXECUTIONS = 24
+"""Fewer under the outage: one worker (8 slots) runs them all."""
 DEADLINE = 150.0
+SEEDS = [11, 22, 33]
+"""Each fault is repeated at moments drawn from these seeds."""
+BODIES = "0.15,0.6"
+"""Seconds a chaos.add / chaos.mul body takes in the fault tests: long enough for a
+fault to land inside bodies, short enough for 40 executions to take a few seconds."""
 
 
 class Tally:
@@ -74,9 +88,11 @@ async def _tallying(client: Engine) -> AsyncIterator[Tally]:
     yield tally
 
 
+@pytest.mark.parametrize("seed", SEEDS)
 async def test_kill_9_an_orchestrator_and_a_worker_mid_run(
-    deployment: Deployment, client: Engine
+    deployment: Deployment, client: Engine, runs: RunLog, seed: int
 ) -> None:
+    deployment.env["CHAOS_SLEEP"] = BODIES
     first = deployment.orchestrator()
     deployment.orchestrator()
     doomed = deployment.worker()
@@ -84,15 +100,26 @@ async def test_kill_9_an_orchestrator_and_a_worker_mid_run(
     await client.register(WORKFLOW)
     async with _tallying(client) as tally:
         ids = await _start_many(client, EXECUTIONS)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(random.Random(seed).uniform(0.0, 3.0))
+        await runs.wait_in_flight([deployment.pid(doomed)], 3)
+        killed_at = time.time()
         deployment.kill(first)
         deployment.kill(doomed)
         deployment.orchestrator()  # the restarted replica
         deployment.worker()
         await _check_all(client, ids, tally, deployment)
+    interrupted = await runs.check(client, ids, killed=[deployment.pid(doomed)])
+    assert interrupted, "the kill landed on no running task body"
+    await assert_rerun_as_lost(client, interrupted)
+    after = [run for run in await runs.runs() if run.started > killed_at]
+    assert after, "no work was left for the surviving processes"
 
 
-async def test_broker_outage_is_survived(deployment: Deployment, client: Engine) -> None:
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_broker_outage_is_survived(
+    deployment: Deployment, client: Engine, runs: RunLog, seed: int
+) -> None:
+    moments = random.Random(seed)
     target = urlsplit(deployment.env["SPANE_AMQP_URL"])
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5672)
     port = await proxy.start()
@@ -100,24 +127,46 @@ async def test_broker_outage_is_survived(deployment: Deployment, client: Engine)
         f"amqp://{target.username}:{target.password}@127.0.0.1:{port}{target.path or '/'}"
         "?reconnect_interval=0.5"
     )
+    deployment.env["CHAOS_SLEEP"] = BODIES
     try:
         deployment.orchestrator(env={"SPANE_AMQP_URL": proxied})
-        deployment.worker(env={"SPANE_AMQP_URL": proxied})
+        worker = deployment.worker(env={"SPANE_AMQP_URL": proxied})
         await client.register(WORKFLOW)
         async with _tallying(client) as tally:
-            ids = await _start_many(client, EXECUTIONS)
-            await asyncio.sleep(1.0)
+            ids = await _start_many(client, OUTAGE_EXECUTIONS)
+            await asyncio.sleep(moments.uniform(0.0, 2.0))
+            at_cut = await runs.wait_in_flight([deployment.pid(worker)], 3)
             proxy.refuse = True
-            proxy.cut()
-            await asyncio.sleep(4.0)
+            cut = proxy.cut()
+            cut_at = time.time()
+            await asyncio.sleep(moments.uniform(2.0, 5.0))
+            restored_at = time.time()
             proxy.refuse = False
             await _check_all(client, ids, tally, deployment)
+        # the outage hit both processes' connections while bodies ran, and results were
+        # produced while the broker was unreachable (they had to wait for it)
+        assert cut >= 4, f"only {cut} connection ends cut"  # both ends of 2 connections
+        assert proxy.refused >= 1, "nothing tried to reconnect during the outage"
+        assert len(at_cut) >= 3
+        ended = [r for r in await runs.runs() if r.ended and cut_at < r.ended < restored_at]
+        assert ended, "no task body finished during the outage"
+        # nothing was killed: every attempt ran its body exactly once
+        await runs.check(client, ids, killed=())
+        lost = [
+            (eid, node_id)
+            for eid in ids
+            for node_id, node in (await client.status(eid)).nodes.items()
+            if node.lost
+        ]
+        assert not lost, f"attempts declared lost by a broker outage: {lost}"
     finally:
+        # stop while the broker is reachable: in a thread, the proxy runs on this loop
+        await asyncio.to_thread(deployment.stop_all, 10.0)
         await proxy.close()
 
 
 async def test_a_duplicate_task_delivery_does_not_run_a_finished_attempt_again(
-    deployment: Deployment, client: Engine
+    deployment: Deployment, client: Engine, runs: RunLog
 ) -> None:
     deployment.orchestrator()
     deployment.worker()
@@ -138,13 +187,9 @@ async def test_a_duplicate_task_delivery_does_not_run_a_finished_attempt_again(
             function="chaos.add",
         )
         await client.bus.publish_tasks([duplicate, duplicate])
-        redis = Redis.from_url(deployment.env["SPANE_REDIS_URL"])
-        key = f"{deployment.namespace.name}:runs:{task_id}"
-        try:
-            await asyncio.sleep(2.0)
-            assert int(await redis.get(key) or 0) == 1
-        finally:
-            await redis.aclose()
+        await asyncio.sleep(2.0)
+        assert [run.task for run in await runs.runs()].count(task_id) == 1
         again = await client.wait(result.execution_id, 5)
         assert (again.status, again.output) == (ExecutionStatus.SUCCEEDED, expected_output(4))
         assert not tally.applied_twice()
+        await runs.check(client, [result.execution_id])

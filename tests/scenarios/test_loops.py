@@ -648,11 +648,11 @@ async def test_paused_loop_starts_no_iteration_and_continues_on_resume(make_engi
 
     async def first_iteration_done() -> LoopState | None:
         loop = (await engine.status(execution_id)).nodes["each"].loop
-        return loop if loop is not None and loop.completed else None
+        return loop if loop is not None and loop.done else None
 
     # the step recording the first iteration's end is the one that would start the next
     loop = await eventually(first_iteration_done, what="the first iteration's end recorded")
-    assert (loop.completed, loop.running, loop.next) == ((0,), (), 1)
+    assert (loop.done, loop.running, loop.next) == (1, (), 1)
     assert started == [1], "an iteration started while the execution was paused"
 
     await engine.resume(execution_id)

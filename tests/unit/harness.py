@@ -63,7 +63,12 @@ class Harness:
 
     def send(self, message: InboxMessage) -> None:
         assert self.view is not None
-        view = ExecutionView(self.view.meta, self.view.all_nodes(), self.view.revision)
+        view = ExecutionView(
+            self.view.meta,
+            self.view.all_nodes(),
+            self.view.revision,
+            self.view.all_loop_values(),
+        )
         decision = decide(self.plan, view, message, self.now)
         if decision.rejection is not None:
             self.rejections.append(decision.rejection.reason)

@@ -58,7 +58,8 @@ def _join_node(join: Any, parents: int):
     ],
 )
 def test_join_verdicts(join: Any, parents: int, edges: dict[str, bool], verdict: Verdict) -> None:
-    assert join_verdict(_join_node(join, parents), edges) is verdict
+    fired = sum(1 for value in edges.values() if value)
+    assert join_verdict(_join_node(join, parents), len(edges), fired) is verdict
 
 
 # --------------------------------------------------------- whole executions

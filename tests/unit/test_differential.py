@@ -202,7 +202,12 @@ class Engine:
 
     def send(self, message: InboxMessage) -> None:
         assert self.view is not None
-        view = ExecutionView(self.view.meta, self.view.all_nodes(), self.view.revision)
+        view = ExecutionView(
+            self.view.meta,
+            self.view.all_nodes(),
+            self.view.revision,
+            self.view.all_loop_values(),
+        )
         decision = decide(self.plan, view, message, self.now, CoreOptions())
         assert decision.rejection is None, decision.rejection
         self.view = view

@@ -99,3 +99,11 @@ async def test_a_channel_not_reopened_yet_is_retried_within_the_deadline() -> No
     await publish_all(channel, [outgoing], timeout=5.0)  # type: ignore[arg-type]
 
     assert channel.looks == 2
+
+
+def test_connections_use_a_short_heartbeat_unless_the_url_names_one() -> None:
+    from spane.bus.rabbit import HEARTBEAT, with_heartbeat
+
+    assert with_heartbeat("amqp://h/") == f"amqp://h/?heartbeat={HEARTBEAT}"
+    assert with_heartbeat("amqp://h/?a=1") == f"amqp://h/?a=1&heartbeat={HEARTBEAT}"
+    assert with_heartbeat("amqp://h/?heartbeat=3") == "amqp://h/?heartbeat=3"

@@ -23,3 +23,25 @@ def test_view_records_changed_nodes_and_reads_pending_by_default() -> None:
     view.update_node("a", status=NodeStatus.RUNNING, attempt=1)
     assert view.changed_nodes == {"a": NodeState(status=NodeStatus.RUNNING, attempt=1)}
     assert view.dirty
+
+
+def test_active_and_queue_change_in_place_while_deciding_and_reach_the_meta_after() -> None:
+    meta = ExecutionMeta(
+        id="e", workflow_id="w", version=1, created_at=0.0, active=("a", "b"), queue=("q1",)
+    )
+    view = ExecutionView(meta, {})
+    with view.deciding():
+        view.set_active("c", True)
+        view.set_active("a", False)
+        view.set_active("c", True)  # already active: no change
+        view.insert_queued(0, "q0")
+        view.update_meta(running=2)
+        assert list(view.active()) == ["b", "c"]
+        assert list(view.queue()) == ["q0", "q1"]
+        assert view.pop_queued() == "q0"
+    assert view.dirty
+    assert (view.meta.active, view.meta.queue, view.meta.running) == (("b", "c"), ("q1",), 2)
+    assert meta.active == ("a", "b")  # the loaded meta is untouched
+    view.update_meta(active=(), queue=())  # an explicit value replaces the sets
+    assert (view.meta.active, view.meta.queue) == ((), ())
+    assert list(view.active()) == []

@@ -137,6 +137,7 @@ class _Execution:
     plan: Plan
     meta: ExecutionMeta
     nodes: dict[str, NodeState]
+    loops: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Driver:
@@ -159,10 +160,12 @@ class Driver:
         else:
             execution = self.executions[message.execution_id]
             plan = execution.plan
-            view = ExecutionView(execution.meta, dict(execution.nodes))
+            view = ExecutionView(execution.meta, dict(execution.nodes), 0, execution.loops)
             decision = decide(plan, view, message, now, self.options)
         if decision.rejection is None:
-            self.executions[view.meta.id] = _Execution(plan, view.meta, view.all_nodes())
+            self.executions[view.meta.id] = _Execution(
+                plan, view.meta, view.all_nodes(), view.all_loop_values()
+            )
         self.last_commands = decision.commands
         return {
             "now": now,
