@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from spane.compiler.plan import NodeKind, Plan, PlanNode
+from spane.core.moments import at_moment, moment
 from spane.schemas.state import (
     TERMINAL_EXECUTION_STATUSES,
     TERMINAL_NODE_STATUSES,
@@ -372,14 +372,14 @@ def _running(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation
     deadline = state.timers.get(str(TimerKind.ATTEMPT_TIMEOUT))
     message = (
         f"attempt {state.attempt} dispatched to pool {pool!r}"
-        f"{_at(state.started_at)}; waiting for a worker to run it and report"
+        f"{at_moment(state.started_at)}; waiting for a worker to run it and report"
     )
     if consumers == 0:
         message += f" (no worker consumes pool {pool!r})"
     elif consumers is not None:
         message += f" ({consumers} consumer(s) on the pool)"
     if deadline is not None:
-        message += f"; the attempt times out at {_time(deadline)}"
+        message += f"; the attempt times out at {moment(deadline)}"
     return NodeExplanation(
         node.id,
         state.status,
@@ -414,7 +414,7 @@ def _retry(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation:
         state.status,
         WaitKind.RETRY,
         f"attempt {state.attempt} of {node.retry.max_attempts} failed{error}; "
-        f"retry backoff until {_time(until)}{_in(facts, until)}",
+        f"retry backoff until {moment(until)}{_in(facts, until)}",
         until=until,
         remaining=_remaining(facts, until),
         attempt=state.attempt,
@@ -427,7 +427,7 @@ def _delay(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation:
         node.id,
         state.status,
         WaitKind.DELAY,
-        f"a delay: its timer fires at {_time(until)}{_in(facts, until)}",
+        f"a delay: its timer fires at {moment(until)}{_in(facts, until)}",
         since=state.started_at,
         until=until,
         remaining=_remaining(facts, until),
@@ -439,12 +439,12 @@ def _signal(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation:
     name = spec.signal if isinstance(spec, WaitForSignalNode) else None
     schema = spec.signal_schema if isinstance(spec, WaitForSignalNode) else None
     deadline = state.timers.get(str(TimerKind.SIGNAL_TIMEOUT))
-    gives_up = f"; gives up at {_time(deadline)}" if deadline is not None else ""
+    gives_up = f"; gives up at {moment(deadline)}" if deadline is not None else ""
     return NodeExplanation(
         node.id,
         state.status,
         WaitKind.SIGNAL,
-        f"waits for the signal {name!r}{_at(state.started_at, 'since')}{gives_up}",
+        f"waits for the signal {name!r}{at_moment(state.started_at, 'since')}{gives_up}",
         since=state.started_at,
         signal=name,
         signal_schema=schema,
@@ -463,7 +463,7 @@ def _child(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation:
         total = "?" if loop.total is None else str(loop.total)
         message = f"a loop: {loop.done} of {total} iteration(s) done, {len(loop.running)} running"
     if deadline is not None:
-        message += f"; gives up at {_time(deadline)}"
+        message += f"; gives up at {moment(deadline)}"
     return NodeExplanation(
         node.id,
         state.status,
@@ -479,18 +479,6 @@ def _child(facts: _Facts, node: PlanNode, state: NodeState) -> NodeExplanation:
 # -------------------------------------------------------------------- words
 def _remaining(facts: _Facts, at: float | None) -> float | None:
     return None if at is None else round(at - facts.now, 3)
-
-
-def _time(at: float | None) -> str:
-    """A UNIX time as ISO 8601 UTC (a conversion, not a clock read)."""
-    if at is None:
-        return "an unknown time"
-    stamp = datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
-
-
-def _at(at: float | None, word: str = "at") -> str:
-    return "" if at is None else f" {word} {_time(at)}"
 
 
 def _in(facts: _Facts, at: float | None) -> str:
