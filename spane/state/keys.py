@@ -1,28 +1,43 @@
 """Every Redis key SPANE uses, built in one place.
 
-All keys of one execution share the hash tag ``{<execution_id>}`` so that the Lua
-scripts touching them stay on one Redis Cluster slot::
+All keys of one execution share one hash tag so that the Lua scripts touching them stay
+on one Redis Cluster slot. On a single Redis server the tag is the execution id and
+the indexes are global::
 
     <ns>:{<execution_id>}:meta          hash  meta -> ExecutionMeta JSON, revision -> int
     <ns>:{<execution_id>}:nodes         hash  node id -> NodeState JSON
     <ns>:{<execution_id>}:applied       hash  event id -> recorded commands JSON
     <ns>:{<execution_id>}:applied-log   list  event ids in the order they were applied
-
-Global keys::
-
+    <ns>:{<execution_id>}:loops         hash  loop data field -> JSON (for_each items, results)
+    <ns>:executions                     zset  execution id, scored by created_at
+    <ns>:executions:<workflow_id>       zset  the same, per workflow
+    <ns>:to-archive                     zset  finished, not yet archived: id by due time
+    <ns>:claim:<task_id>                hash  worker, expires_at, result (TaskResult JSON)
     <ns>:timers                         zset  timer id, scored by fire time (or lease end)
     <ns>:timer-data                     hash  timer id -> Timer JSON
-    <ns>:executions                     zset  execution id, scored by created_at
-    <ns>:to-archive                     zset  finished, not yet archived: id by due time
-    <ns>:executions:<workflow_id>       zset  the same, per workflow
+
+On a Redis Cluster (``shards`` set) an execution belongs to one of ``shards`` shards,
+chosen by a stable hash of its id, and the tag is the shard's: the indexes an execution
+is written to atomically (the listing indexes, the to-archive queue) and its task
+claims are kept per shard, in the shard's slot, so every script stays on one slot::
+
+    <ns>:{s<k>}:<execution_id>:meta     (and :nodes, :applied, :applied-log, :loops)
+    <ns>:{s<k>}:executions              (and :executions:<workflow_id>, :to-archive)
+    <ns>:{s<k>}:claim:<task_id>
+    <ns>:{timers}                       zset (the timers share one slot, out of the
+    <ns>:{timers}:data                  hash  atomic path of a commit)
+
+Both layouts::
+
     <ns>:start:<scope>:<key>            str   idempotency key -> execution id
-    <ns>:claim:<task_id>                hash  worker, expires_at, result (TaskResult JSON)
+    <ns>:cron                           zset  cron schedule key -> last tick fired
     <ns>:slots:{<workflow_id>}          set   executions holding a max_executions slot
     <ns>:slots:{<workflow_id>}:queue    zset  executions waiting for one, FIFO by score
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 META_FIELD = "meta"
@@ -30,10 +45,34 @@ META_FIELD = "meta"
 REVISION_FIELD = "revision"
 """Field of the meta hash that holds the revision (optimistic concurrency)."""
 
+CLUSTER_SHARDS = 256
+"""Shards of a Redis Cluster deployment: an execution's keys and the indexes it is
+written to share its shard's slot. Fixed: changing it would lose track of existing
+executions. 256 slots spread evenly over any cluster of up to a few dozen masters."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardKeys:
+    """The indexes of one shard (the global ones on a single server)."""
+
+    executions: str
+    to_archive: str
+    meta_prefix: str
+    meta_suffix: str
+    """``meta_prefix + execution_id + meta_suffix`` is an execution's meta key (for Lua)."""
+
+    def workflow_executions(self, workflow_id: str) -> str:
+        return f"{self.executions}:{workflow_id}"
+
+    @property
+    def meta_affixes(self) -> tuple[str, str]:
+        """Prefix and suffix around an execution id that make its meta key (for Lua)."""
+        return self.meta_prefix, self.meta_suffix
+
 
 @dataclass(frozen=True, slots=True)
 class ExecutionKeys:
-    """The keys of one execution (one hash tag)."""
+    """The keys of one execution (one hash tag), and its shard's indexes."""
 
     meta: str
     nodes: str
@@ -41,6 +80,7 @@ class ExecutionKeys:
     applied_log: str
     loops: str
     """Loop data: field (``ExecutionView.loop_values``) -> JSON; only once a for_each ran."""
+    shard: ShardKeys
 
     def all(self) -> tuple[str, str, str, str]:
         """The keys every execution has."""
@@ -53,49 +93,78 @@ class ExecutionKeys:
 
 @dataclass(frozen=True, slots=True)
 class RedisKeys:
-    """Key names under one namespace (``Settings.namespace``)."""
+    """Key names under one namespace (``Settings.namespace``).
+
+    ``shards`` is None on a single Redis server, :data:`CLUSTER_SHARDS` on a cluster.
+    """
 
     namespace: str
+    shards: int | None = None
+
+    @property
+    def cluster(self) -> bool:
+        return self.shards is not None
+
+    def shard_tag(self, execution_id: str) -> str:
+        """The hash tag of an execution's keys: its own id, or its shard's on a cluster."""
+        if self.shards is None:
+            return execution_id
+        return f"s{zlib.crc32(execution_id.encode()) % self.shards}"
+
+    def shard(self, tag: str) -> ShardKeys:
+        """The indexes of the shard tagged ``tag`` (the global ones on a single server)."""
+        if self.shards is None:
+            ns = self.namespace
+            return ShardKeys(f"{ns}:executions", f"{ns}:to-archive", f"{ns}:{{", "}:meta")
+        base = f"{self.namespace}:{{{tag}}}"
+        return ShardKeys(f"{base}:executions", f"{base}:to-archive", f"{base}:", ":meta")
+
+    def all_shards(self) -> list[ShardKeys]:
+        """Every shard's indexes: one entry (the global indexes) on a single server."""
+        if self.shards is None:
+            return [self.shard("")]
+        return [self.shard(f"s{k}") for k in range(self.shards)]
 
     def execution(self, execution_id: str) -> ExecutionKeys:
-        base = f"{self.namespace}:{{{execution_id}}}"
+        tag = self.shard_tag(execution_id)
+        if self.shards is None:
+            base = f"{self.namespace}:{{{execution_id}}}"
+        else:
+            base = f"{self.namespace}:{{{tag}}}:{execution_id}"
         return ExecutionKeys(
             meta=f"{base}:meta",
             nodes=f"{base}:nodes",
             applied=f"{base}:applied",
             applied_log=f"{base}:applied-log",
             loops=f"{base}:loops",
+            shard=self.shard(tag),
         )
 
     @property
-    def meta_affixes(self) -> tuple[str, str]:
-        """Prefix and suffix around an execution id that make its meta key (for Lua)."""
-        return f"{self.namespace}:{{", "}:meta"
-
-    @property
     def timers(self) -> str:
-        return f"{self.namespace}:timers"
+        return f"{self.namespace}:{{timers}}" if self.cluster else f"{self.namespace}:timers"
 
     @property
     def timer_data(self) -> str:
+        if self.cluster:
+            return f"{self.namespace}:{{timers}}:data"
         return f"{self.namespace}:timer-data"
 
     @property
-    def to_archive(self) -> str:
-        return f"{self.namespace}:to-archive"
-
-    @property
-    def executions(self) -> str:
-        return f"{self.namespace}:executions"
-
-    def workflow_executions(self, workflow_id: str) -> str:
-        return f"{self.namespace}:executions:{workflow_id}"
+    def cron(self) -> str:
+        return f"{self.namespace}:cron"
 
     def start(self, scope: str, key: str) -> str:
         return f"{self.namespace}:start:{scope}:{key}"
 
     def claim(self, task_id: str) -> str:
-        return f"{self.namespace}:claim:{task_id}"
+        """A task attempt's claim; on a cluster in its execution's shard (the claim
+        script reads the execution's nodes). Task ids are ``<execution>:<node>:<attempt>``
+        (:func:`spane.core.ids.task_id`) and node ids hold no colon."""
+        if self.shards is None:
+            return f"{self.namespace}:claim:{task_id}"
+        execution_id = task_id.rsplit(":", 2)[0]
+        return f"{self.namespace}:{{{self.shard_tag(execution_id)}}}:claim:{task_id}"
 
     def slots(self, workflow_id: str) -> str:
         return f"{self.namespace}:slots:{{{workflow_id}}}"

@@ -9,6 +9,11 @@ expire ``retention`` seconds after they are archived (never before). Key layout:
 arguments and replies: :mod:`spane.state.redis_codec`; batched script calls and the
 cancellation guard: :mod:`spane.state.redis_calls`; task claims, slots, start keys and
 cron cursors: :mod:`spane.state.redis_claims`.
+
+A ``redis+cluster://`` URL selects a Redis Cluster (:mod:`spane.state.redis_connect`):
+each execution's keys, its shard's indexes and its task claims share one slot, so every
+script and every transaction stays on one node; reads across executions are pipelined,
+each node getting its part at once (:mod:`spane.state.redis_shards`).
 """
 
 from __future__ import annotations
@@ -29,11 +34,10 @@ from spane.schemas.state import (
 from spane.schemas.view import ExecutionView
 from spane.state import redis_scripts
 from spane.state.base import ClaimRequest, TaskClaim
-from spane.state.keys import META_FIELD, REVISION_FIELD, RedisKeys
+from spane.state.keys import CLUSTER_SHARDS, META_FIELD, REVISION_FIELD, RedisKeys
 from spane.state.serde import encode_commands
 
 try:
-    from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
@@ -55,6 +59,8 @@ from spane.state.redis_codec import (
     loop_pairs,
     node_pairs,
 )
+from spane.state.redis_connect import AnyRedis, client_for, is_cluster_url
+from spane.state.redis_shards import claim_due, list_metas
 
 MAX_APPLIED_PER_EXECUTION = 10_000
 """Applied-event records kept per execution (oldest dropped), as in the memory store."""
@@ -63,7 +69,7 @@ _Script = Callable[..., Any]
 
 
 class RedisStateStore:
-    """:class:`~spane.state.base.StateStore` on a Redis 7 server."""
+    """:class:`~spane.state.base.StateStore` on a Redis 7 server or cluster."""
 
     def __init__(
         self,
@@ -78,20 +84,20 @@ class RedisStateStore:
             raise ValueError("retention must be positive")
         if max_applied < 1:
             raise ValueError("max_applied must be at least 1")
-        self.keys = RedisKeys(namespace)
+        self.keys = RedisKeys(namespace, CLUSTER_SHARDS if is_cluster_url(url) else None)
         self.retention = retention
         self._retention_ms = max(1, round(retention * 1000))
         self._max_applied = max_applied
         self._clock = clock
-        self._redis: Redis = Redis.from_url(url)
+        self._redis: AnyRedis = client_for(url)
         register = self._redis.register_script
         self._create: _Script = register(redis_scripts.CREATE)
         self._commit: AsyncScript = register(redis_scripts.COMMIT)
-        self._list: _Script = register(redis_scripts.LIST_EXECUTIONS)
+        self._list: AsyncScript = register(redis_scripts.LIST_EXECUTIONS)
         self._prefetch: AsyncScript = register(redis_scripts.PREFETCH_LOOP)
         self._claim_timers: _Script = register(redis_scripts.CLAIM_TIMERS)
         self._ack_timers: _Script = register(redis_scripts.ACK_TIMERS)
-        self._claim_archive: _Script = register(redis_scripts.CLAIM_ARCHIVE)
+        self._claim_archive: AsyncScript = register(redis_scripts.CLAIM_ARCHIVE)
         self._claims = RedisClaims(self._redis, self.keys, self._retention_ms, clock)
 
     @keeps_cancellation
@@ -103,7 +109,7 @@ class RedisStateStore:
         await self._redis.ping()
 
     @property
-    def client(self) -> Redis:
+    def client(self) -> AnyRedis:
         """The underlying client (for health checks and tests)."""
         return self._redis
 
@@ -118,9 +124,9 @@ class RedisStateStore:
         created = await self._create(
             keys=[
                 *keys.all(),
-                self.keys.executions,
-                self.keys.workflow_executions(meta.workflow_id),
-                self.keys.to_archive,
+                keys.shard.executions,
+                keys.shard.workflow_executions(meta.workflow_id),
+                keys.shard.to_archive,
                 keys.loops,
             ],
             args=[
@@ -166,9 +172,15 @@ class RedisStateStore:
     async def _load_pipeline(
         self, requests: Mapping[str, Sequence[str]], loops: Mapping[str, Mapping[str, int]]
     ) -> list[Any]:
-        """One transaction reading each execution's meta, nodes, applied records and the
-        loop data its loop events will likely read (PREFETCH_LOOP)."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+        """One pipeline reading each execution's meta, nodes, applied records and the
+        loop data its loop events will likely read (PREFETCH_LOOP).
+
+        A transaction on one server. On a cluster it cannot span executions (their
+        slots differ), and it need not: the meta is read first, every commit changes
+        the revision with the nodes, so a view mixing a revision with later nodes fails
+        its commit and is loaded again.
+        """
+        async with self._redis.pipeline(transaction=not self.keys.cluster) as pipe:
             for execution_id, event_ids in requests.items():
                 keys = self.keys.execution(execution_id)
                 pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
@@ -225,7 +237,7 @@ class RedisStateStore:
             *node_pairs(view.changed_nodes),
         ]
         keys = self.keys.execution(meta.id)
-        return [*keys.all(), self.keys.to_archive, keys.loops], args
+        return [*keys.all(), keys.shard.to_archive, keys.loops], args
 
     @keeps_cancellation
     async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
@@ -256,16 +268,12 @@ class RedisStateStore:
     ) -> list[ExecutionMeta]:
         if limit <= 0:
             return []
-        index = (
-            self.keys.executions
-            if workflow_id is None
-            else self.keys.workflow_executions(workflow_id)
-        )
-        prefix, suffix = self.keys.meta_affixes
-        found: list[bytes] = await self._list(
-            keys=[index, self.keys.executions], args=[limit, prefix, suffix]
-        )
-        return [ExecutionMeta.model_validate_json(raw) for raw in found]
+        shards = self.keys.all_shards()
+        found = await list_metas(self._redis, self._list, shards, workflow_id, limit)
+        metas = [ExecutionMeta.model_validate_json(raw) for raw in found]
+        if len(shards) > 1:  # each shard's are newest first; the union is not
+            metas.sort(key=lambda meta: meta.created_at, reverse=True)
+        return metas[:limit]
 
     # --------------------------------------------------------------- timers
     @keeps_cancellation
@@ -346,10 +354,8 @@ class RedisStateStore:
     async def claim_unarchived(self, now: float, limit: int, lease: float) -> list[str]:
         if limit <= 0:
             return []
-        ids: list[bytes] = await self._claim_archive(
-            keys=[self.keys.to_archive], args=[repr(now), limit, repr(now + lease)]
-        )
-        return [raw.decode() for raw in ids]
+        shards = self.keys.all_shards()
+        return await claim_due(self._redis, self._claim_archive, shards, now, limit, lease)
 
     @keeps_cancellation
     async def mark_archived(self, execution_ids: Sequence[str]) -> None:
@@ -357,9 +363,10 @@ class RedisStateStore:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for execution_id in execution_ids:
-                for key in self.keys.execution(execution_id).expiring():
+                keys = self.keys.execution(execution_id)
+                for key in keys.expiring():
                     pipe.pexpire(key, self._retention_ms)
-                pipe.zrem(self.keys.to_archive, execution_id)
+                pipe.zrem(keys.shard.to_archive, execution_id)
             await pipe.execute()
 
 

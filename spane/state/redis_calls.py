@@ -8,9 +8,10 @@ import functools
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+
+from spane.state.redis_connect import AnyRedis
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -43,7 +44,7 @@ def keeps_cancellation(
     return call
 
 
-async def run_each(redis: Redis, script: AsyncScript, calls: Sequence[ScriptCall]) -> list[Any]:
+async def run_each(redis: AnyRedis, script: AsyncScript, calls: Sequence[ScriptCall]) -> list[Any]:
     """Run ``script`` once per ``(keys, args)`` in one pipeline; replies in order.
 
     Not a transaction: each call is atomic on its own. The EVALSHAs go out without
@@ -64,7 +65,7 @@ async def run_each(redis: Redis, script: AsyncScript, calls: Sequence[ScriptCall
     return replies
 
 
-async def _evalsha_each(redis: Redis, sha: str, calls: Sequence[ScriptCall]) -> list[Any]:
+async def _evalsha_each(redis: AnyRedis, sha: str, calls: Sequence[ScriptCall]) -> list[Any]:
     """One pipeline of EVALSHAs; errors come back as exceptions in the list."""
     async with redis.pipeline(transaction=False) as pipe:
         for keys, args in calls:

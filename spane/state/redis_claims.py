@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from spane.schemas.claims import ClaimInfo
@@ -23,6 +22,7 @@ from spane.state.base import ClaimRequest, TaskClaim
 from spane.state.keys import RedisKeys
 from spane.state.redis_calls import ScriptCall, keeps_cancellation, run_each
 from spane.state.redis_codec import claim_info, task_claim, text
+from spane.state.redis_connect import AnyRedis
 
 _Script = Callable[..., Any]
 
@@ -31,7 +31,7 @@ class RedisClaims:
     """Claims, slots, start keys and cron cursors on ``redis`` under ``keys``."""
 
     def __init__(
-        self, redis: Redis, keys: RedisKeys, retention_ms: int, clock: Callable[[], float]
+        self, redis: AnyRedis, keys: RedisKeys, retention_ms: int, clock: Callable[[], float]
     ) -> None:
         self.keys = keys
         self._redis = redis
@@ -58,13 +58,13 @@ class RedisClaims:
     async def cron_cursors(self, keys: Sequence[str]) -> dict[str, float]:
         if not keys:
             return {}
-        scores = await self._redis.zmscore(f"{self.keys.namespace}:cron", list(keys))
+        scores = await self._redis.zmscore(self.keys.cron, list(keys))
         return {key: float(s) for key, s in zip(keys, scores, strict=True) if s is not None}
 
     @keeps_cancellation
     async def advance_cron_cursors(self, ticks: Mapping[str, float]) -> None:
         if ticks:  # GT: a cursor only moves forward
-            await self._redis.zadd(f"{self.keys.namespace}:cron", dict(ticks), gt=True)
+            await self._redis.zadd(self.keys.cron, dict(ticks), gt=True)
 
     # ---------------------------------------------------------------- slots
     @keeps_cancellation
@@ -132,7 +132,9 @@ class RedisClaims:
     async def finish_tasks(self, results: Sequence[TaskResult]) -> None:
         if not results:
             return
-        async with self._redis.pipeline(transaction=True) as pipe:
+        # One transaction on a server; on a cluster the claims' slots differ (each
+        # result's two commands still go to one node, in order).
+        async with self._redis.pipeline(transaction=not self.keys.cluster) as pipe:
             for result in results:
                 key = self.keys.claim(result.task_id)
                 pipe.hset(key, "result", result.model_dump_json())

@@ -27,6 +27,7 @@ from spane.config import Settings
 from spane.state.mongo import MongoDefinitionStore
 from spane.state.redis import RedisStateStore
 from tests.chaos.runs import RunLog
+from tests.redis_cluster import unlink_cluster_namespace
 from tests.servers import Namespace, require_amqp, require_mongodb, require_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,6 +171,20 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
         await ns.cleanup(
             amqp_url=amqp, redis_url=redis, mongodb_url=mongodb, task_types=["function"]
         )
+
+
+@pytest.fixture
+async def cluster_deployment(
+    deployment: Deployment, redis_cluster_url: str
+) -> AsyncIterator[Deployment]:
+    """The deployment with its state on a 3-master Redis Cluster (the task bodies still
+    record their runs on the Redis server)."""
+    deployment.env["SPANE_REDIS_URL"] = redis_cluster_url
+    try:
+        yield deployment
+    finally:
+        deployment.stop_all()
+        await unlink_cluster_namespace(redis_cluster_url, deployment.namespace.name)
 
 
 def client_for(deployment: Deployment) -> Engine:

@@ -16,6 +16,7 @@ from tests.integration.test_state_contract import (  # noqa: F401 (fixtures)
     loaded,
     new_view,
     redis_store,
+    redis_url_of_kind,
     store,
 )
 

@@ -1,4 +1,5 @@
-"""The StateStore contract, run on every backend (memory and Redis), plus Redis specifics.
+"""The StateStore contract, run on every backend (memory, Redis, a 3-master Redis
+Cluster), plus Redis specifics (on a server and on the cluster).
 
 The memory store is the reference semantics. Differences that are part of the design:
 the memory store removes a timer when it is claimed (one process, no crash gap), while
@@ -33,8 +34,10 @@ from spane.schemas.state import (
 )
 from spane.schemas.view import ExecutionView
 from spane.state.base import Applied, ClaimOutcome, ClaimRequest, StateStore, TaskClaim
+from spane.state.keys import RedisKeys
 from spane.state.memory import MemoryStateStore
 from spane.state.redis import RedisStateStore
+from tests.redis_cluster import unlink_cluster_namespace
 from tests.unit.test_serde import sample_commands
 
 RETENTION = 3600.0
@@ -63,6 +66,13 @@ async def _unlink_namespace(url: str, namespace: str) -> None:
         await client.aclose()
 
 
+async def _unlink(url: str, store: RedisStateStore) -> None:
+    if store.keys.cluster:
+        await unlink_cluster_namespace(url, store.keys.namespace)
+    else:
+        await _unlink_namespace(url, store.keys.namespace)
+
+
 async def _redis_store(url: str, clock: FakeClock, **kwargs: Any) -> RedisStateStore:
     namespace = f"spane-test-{uuid.uuid4().hex[:8]}"
     store = RedisStateStore(url, namespace=namespace, retention=RETENTION, clock=clock, **kwargs)
@@ -75,18 +85,33 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.real)])
+_URL_FIXTURES = {"redis": "redis_url", "cluster": "redis_cluster_url"}
+"""The Redis deployments the contract runs on, by the fixture that gives their URL."""
+
+
+def _url_of(request: pytest.FixtureRequest, store: RedisStateStore) -> str:
+    url: str = request.getfixturevalue(_URL_FIXTURES["cluster" if store.keys.cluster else "redis"])
+    return url
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.real),
+        pytest.param("cluster", marks=pytest.mark.real),
+    ]
+)
 async def store(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[StateStore]:
     if request.param == "memory":
         yield MemoryStateStore(clock)
         return
-    url: str = request.getfixturevalue("redis_url")
+    url: str = request.getfixturevalue(_URL_FIXTURES[request.param])
     redis_store = await _redis_store(url, clock)
     try:
         yield redis_store
     finally:
         await redis_store.close()
-        await _unlink_namespace(url, redis_store.keys.namespace)
+        await _unlink(url, redis_store)
 
 
 @pytest.fixture
@@ -98,7 +123,7 @@ async def peer(
         yield store
         return
     other = RedisStateStore(
-        request.getfixturevalue("redis_url"),
+        _url_of(request, store),
         namespace=store.keys.namespace,
         retention=RETENTION,
         clock=clock,
@@ -109,14 +134,21 @@ async def peer(
         await other.close()
 
 
+@pytest.fixture(params=["redis", "cluster"])
+async def redis_url_of_kind(request: pytest.FixtureRequest) -> str:
+    """The URL of a Redis server, then of a Redis Cluster."""
+    url: str = request.getfixturevalue(_URL_FIXTURES[request.param])
+    return url
+
+
 @pytest.fixture
-async def redis_store(redis_url: str, clock: FakeClock) -> AsyncIterator[RedisStateStore]:
-    store = await _redis_store(redis_url, clock)
+async def redis_store(redis_url_of_kind: str, clock: FakeClock) -> AsyncIterator[RedisStateStore]:
+    store = await _redis_store(redis_url_of_kind, clock)
     try:
         yield store
     finally:
         await store.close()
-        await _unlink_namespace(redis_url, store.keys.namespace)
+        await _unlink(redis_url_of_kind, store)
 
 
 # ------------------------------------------------------------------ builders
@@ -713,6 +745,37 @@ async def _pttls(store: RedisStateStore, execution_id: str) -> list[int]:
     return [await store.client.pttl(key) for key in store.keys.execution(execution_id).all()]
 
 
+def _expected_keys(keys: RedisKeys) -> set[str]:
+    """The keys of the layout test's state: one execution, a timer, a start key, a
+    claim and a slot (with a queue), as :mod:`spane.state.keys` lays them out."""
+    ns = keys.namespace
+    slots = {f"{ns}:start:wf:k", f"{ns}:slots:{{wf}}", f"{ns}:slots:{{wf}}:queue"}
+    if not keys.cluster:
+        return slots | {
+            f"{ns}:{{ex-1}}:meta",
+            f"{ns}:{{ex-1}}:nodes",
+            f"{ns}:{{ex-1}}:applied",
+            f"{ns}:{{ex-1}}:applied-log",
+            f"{ns}:executions",
+            f"{ns}:executions:wf",
+            f"{ns}:timers",
+            f"{ns}:timer-data",
+            f"{ns}:claim:ex-1:a:1",
+        }
+    tag = f"{ns}:{{{keys.shard_tag('ex-1')}}}"
+    return slots | {
+        f"{tag}:ex-1:meta",
+        f"{tag}:ex-1:nodes",
+        f"{tag}:ex-1:applied",
+        f"{tag}:ex-1:applied-log",
+        f"{tag}:executions",
+        f"{tag}:executions:wf",
+        f"{ns}:{{timers}}",
+        f"{ns}:{{timers}}:data",
+        f"{tag}:claim:ex-1:a:1",
+    }
+
+
 @pytest.mark.real
 async def test_redis_key_layout(redis_store: RedisStateStore):
     ns = redis_store.keys.namespace
@@ -723,21 +786,8 @@ async def test_redis_key_layout(redis_store: RedisStateStore):
     await redis_store.acquire_slot("wf", "ex-1", 1)
     await redis_store.acquire_slot("wf", "ex-2", 1)
     keys = {key.decode() async for key in redis_store.client.scan_iter(match=f"{ns}:*")}
-    assert keys == {
-        f"{ns}:{{ex-1}}:meta",
-        f"{ns}:{{ex-1}}:nodes",
-        f"{ns}:{{ex-1}}:applied",
-        f"{ns}:{{ex-1}}:applied-log",
-        f"{ns}:executions",
-        f"{ns}:executions:wf",
-        f"{ns}:timers",
-        f"{ns}:timer-data",
-        f"{ns}:start:wf:k",
-        f"{ns}:claim:ex-1:a:1",
-        f"{ns}:slots:{{wf}}",
-        f"{ns}:slots:{{wf}}:queue",
-    }
-    meta = await redis_store.client.hgetall(f"{ns}:{{ex-1}}:meta")
+    assert keys == _expected_keys(redis_store.keys)
+    meta = await redis_store.client.hgetall(redis_store.keys.execution("ex-1").meta)
     assert set(meta) == {b"meta", b"revision"}
     assert meta[b"revision"] == b"1"
 
@@ -759,10 +809,10 @@ async def test_redis_a_finished_execution_expires_only_once_archived(
     await redis_store.mark_archived(["ex-1"])
     for ttl in await _pttls(redis_store, "ex-1"):
         assert 0 < ttl <= RETENTION * 1000
-    client, keys = redis_store.client, redis_store.keys
-    assert await client.pttl(keys.executions) == -1
-    assert await client.pttl(keys.workflow_executions("wf")) == -1
-    assert await client.exists(keys.to_archive) == 0
+    client, shard = redis_store.client, redis_store.keys.execution("ex-1").shard
+    assert await client.pttl(shard.executions) == -1
+    assert await client.pttl(shard.workflow_executions("wf")) == -1
+    assert await client.exists(shard.to_archive) == 0
 
 
 @pytest.mark.real
@@ -844,13 +894,14 @@ async def test_redis_listing_prunes_expired_executions(redis_store: RedisStateSt
     await client.unlink(keys.execution("e2").meta, keys.execution("e3").meta)  # "expired"
 
     assert [m.id for m in await redis_store.list_executions("wf", limit=1)] == ["e1"]
-    for index in (keys.executions, keys.workflow_executions("wf")):
+    shard = keys.execution("e1").shard
+    for index in (shard.executions, shard.workflow_executions("wf")):
         assert await client.zrange(index, 0, -1) == [b"e1"]
 
 
 @pytest.mark.real
-async def test_redis_applied_records_are_bounded(redis_url: str, clock: FakeClock):
-    store = await _redis_store(redis_url, clock, max_applied=3)
+async def test_redis_applied_records_are_bounded(redis_url_of_kind: str, clock: FakeClock):
+    store = await _redis_store(redis_url_of_kind, clock, max_applied=3)
     try:
         await store.create(new_view(), "start", [])
         view = await loaded(store)
@@ -864,7 +915,7 @@ async def test_redis_applied_records_are_bounded(redis_url: str, clock: FakeCloc
         assert await store.client.llen(store.keys.execution("ex-1").applied_log) == 3
     finally:
         await store.close()
-        await _unlink_namespace(redis_url, store.keys.namespace)
+        await _unlink(redis_url_of_kind, store)
 
 
 @pytest.mark.real
