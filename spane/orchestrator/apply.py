@@ -11,15 +11,18 @@ many in a row raise ``StateConflictError``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spane.bus.base import Delivery, Reply
+from spane.compiler.plan import Plan
 from spane.core.admission import StartRefused, needs_slot, refusal_commands, screen_start
 from spane.core.decisions import begin, decide
 from spane.core.ids import event_id
 from spane.core.options import CoreOptions
+from spane.core.prefetch import nodes_read
 from spane.errors import StateConflictError, WorkflowNotFoundError
 from spane.expressions.limits import check_value
 from spane.observability import tracing
@@ -32,12 +35,15 @@ from spane.schemas.messages import (
     SignalCommand,
     StartExecution,
 )
-from spane.schemas.view import ExecutionView, MissingLoopDataError
+from spane.schemas.view import ExecutionView, MissingLoopDataError, MissingNodesError
 from spane.state.base import Applied, StateStore
 
 log = logging.getLogger("spane.orchestrator")
 
 MAX_CONFLICT_RETRIES = 50
+PLANS_REMEMBERED = 10_000
+"""Executions whose plan the orchestrator remembers, to guess which node states their
+next events read (:mod:`spane.core.prefetch`); the oldest is forgotten first."""
 
 Outcome = tuple[list[Command], Reply]
 """Commands to run once the state is durable, and the answer for the sender."""
@@ -77,6 +83,7 @@ class Transitions:
         self.clock = clock
         self.max_value_bytes = max_value_bytes
         self.node_events_wanted = node_events_wanted
+        self._plan_of: OrderedDict[str, Plan] = OrderedDict()
         """Whether anyone can receive node-level events right now (None: assume so). The
         embedded bus knows its subscribers; node events nobody can receive are not built."""
         self._quiet = replace(options, node_events=False)
@@ -99,9 +106,15 @@ class Transitions:
         loaded = await self.state.load_many(
             {eid: ids for eid, (_, ids) in prepared.items()},
             {eid: hints for eid, group in groups.items() if (hints := _loop_hints(group))},
+            {
+                eid: nodes
+                for eid, group in groups.items()
+                if (nodes := self._nodes_read(eid, group))
+            },
         )
         done: dict[str, list[Outcome]] = {}
         commits: list[tuple[str, ExecutionView, dict[str, list[Command]], list[Outcome]]] = []
+        whole: set[str] = set()  # read a node the load guessed it would not: load them all
         for execution_id, (pending, ids) in prepared.items():
             view, applied = loaded[execution_id]
             with log_context(execution_id):
@@ -109,6 +122,9 @@ class Transitions:
                     decided = await self._decide(execution_id, pending, ids, view, applied)
                 except MissingLoopDataError:
                     continue  # applied on its own below, loading what it needs
+                except MissingNodesError:
+                    whole.add(execution_id)
+                    continue
             outcomes, records = decided
             if records is None or view is None:
                 done[execution_id] = outcomes
@@ -121,21 +137,46 @@ class Transitions:
                     done[execution_id] = outcomes
         for execution_id, group in groups.items():
             if execution_id not in done:
-                done[execution_id] = await self.apply_group(execution_id, group)
+                guess = execution_id not in whole
+                done[execution_id] = await self.apply_group(execution_id, group, guess=guess)
         return done
 
     async def apply_group(
-        self, execution_id: str, deliveries: Sequence[Delivery[ExecutionMessage]]
+        self,
+        execution_id: str,
+        deliveries: Sequence[Delivery[ExecutionMessage]],
+        *,
+        guess: bool = True,
     ) -> list[Outcome]:
-        """Apply messages of one execution, in order; one outcome per delivery."""
+        """Apply messages of one execution, in order; one outcome per delivery.
+        ``guess``: load only the node states the messages will likely read (when the
+        plan is known); a decision that reads another makes the next round load all."""
         pending, ids = self._prepare(deliveries)
         loops = {execution_id: _loop_hints(deliveries)}
         extra: dict[str, Any] = {}  # loop data a decision asked for beyond the prefetch
+        guessed = self._nodes_read(execution_id, deliveries) if guess else None
+        nodes: dict[str, Collection[str]] = {execution_id: guessed} if guessed else {}
         for _ in range(MAX_CONFLICT_RETRIES):
-            outcomes = await self._attempt(execution_id, pending, ids, loops, extra)
+            outcomes = await self._attempt(execution_id, pending, ids, loops, extra, nodes)
             if outcomes is not None:
                 return outcomes
         raise StateConflictError(f"execution {execution_id}: too many concurrent writers")
+
+    def _nodes_read(
+        self, execution_id: str, deliveries: Sequence[Delivery[ExecutionMessage]]
+    ) -> frozenset[str] | None:
+        """The node states these messages will likely read, if the execution's plan is
+        known here (:func:`~spane.core.prefetch.nodes_read`); None: load them all."""
+        plan = self._plan_of.get(execution_id)
+        if plan is None:
+            return None
+        return nodes_read(plan, (delivery.message for delivery in deliveries))
+
+    def _remember_plan(self, execution_id: str, plan: Plan) -> None:
+        self._plan_of[execution_id] = plan
+        self._plan_of.move_to_end(execution_id)
+        if len(self._plan_of) > PLANS_REMEMBERED:
+            self._plan_of.popitem(last=False)
 
     def _prepare(
         self, deliveries: Sequence[Delivery[ExecutionMessage]]
@@ -162,11 +203,14 @@ class Transitions:
         ids: list[str],
         loops: Mapping[str, Mapping[str, int]],
         extra: dict[str, Any],
+        nodes: dict[str, Collection[str]],
     ) -> list[Outcome] | None:
         """One load-decide-commit round; None when another writer got there first, or
         when a decision read loop data not loaded (``extra`` then holds it: the next
-        round decides again with it)."""
-        view, applied = (await self.state.load_many({execution_id: ids}, loops))[execution_id]
+        round decides again with it), or node states not loaded (``nodes``, the guess
+        of which to load, is then cleared: the next round loads them all)."""
+        loaded = await self.state.load_many({execution_id: ids}, loops, nodes)
+        view, applied = loaded[execution_id]
         if view is not None:
             view.add_loaded_loop_values(extra)
         with log_context(execution_id):
@@ -174,6 +218,9 @@ class Transitions:
                 outcomes, records = await self._decide(execution_id, pending, ids, view, applied)
             except MissingLoopDataError as missing:
                 extra.update(await self.state.load_loop_values(execution_id, missing.fields))
+                return None
+            except MissingNodesError:
+                nodes.clear()
                 return None
         if records is not None and view is not None:
             (committed,) = await self.state.commit_each([(view, records)])
@@ -202,6 +249,7 @@ class Transitions:
             return [outcomes.get(i, missing) for i in range(len(pending.deliveries))], None
         records: dict[str, list[Command]] = {}
         plan = await self.plans.get(view.meta.workflow_id, view.meta.version, view.meta.body)
+        self._remember_plan(execution_id, plan)
         now = self.clock()
         options = self.current_options()
         for index, delivery in enumerate(pending.deliveries):

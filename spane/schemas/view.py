@@ -2,7 +2,8 @@
 
 Adapters load a view (the nodes an event needs, or all of them), the core reads and
 writes it, and the adapter persists ``changed_nodes`` and ``meta`` atomically, guarded
-by ``revision`` (optimistic concurrency). Nodes never written read as PENDING.
+by ``revision`` (optimistic concurrency). Nodes never written read as PENDING; reading a
+node a partial load did not fetch raises :class:`MissingNodesError`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ class MissingLoopDataError(LookupError):
         super().__init__(f"loop data not loaded: {', '.join(self.fields[:5])}")
 
 
+class MissingNodesError(LookupError):
+    """The core read node states a partial load did not fetch: load every node and
+    decide again on a fresh view (the core is pure, so deciding again is safe)."""
+
+    def __init__(self, node_ids: Iterable[str]) -> None:
+        self.node_ids = tuple(node_ids)
+        super().__init__(f"node states not loaded: {', '.join(self.node_ids[:5]) or 'all'}")
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -72,13 +82,19 @@ class ExecutionView:
     so an iteration's event reads and writes O(1) of them. ``loops`` holds the fields
     the adapter loaded (values, or :data:`ABSENT`); ``loops_complete`` says it holds
     every field there is (a field not in it was never written). Reading a field that
-    was not loaded raises :class:`MissingLoopDataError`."""
+    was not loaded raises :class:`MissingLoopDataError`.
+
+    Node states work the same way: ``fetched`` None says ``nodes`` holds every node
+    ever written; else (a partial load) ``fetched`` names the nodes read (``nodes``
+    holds those of them ever written), and reading any other node raises
+    :class:`MissingNodesError`."""
 
     __slots__ = (
         "_active",
         "_base",
         "_changed",
         "_deciding",
+        "_fetched",
         "_loops",
         "_loops_changed",
         "_loops_complete",
@@ -97,9 +113,12 @@ class ExecutionView:
         revision: int = 0,
         loops: Mapping[str, Any] | None = None,
         loops_complete: bool = True,
+        *,
+        fetched: Collection[str] | None = None,
     ) -> None:
         self._meta = meta
         self._base = nodes
+        self._fetched = fetched
         self._changed: dict[str, NodeState] = {}
         self._meta_changed = False
         self.revision = revision
@@ -200,7 +219,12 @@ class ExecutionView:
         state = self._changed.get(node_id)
         if state is not None:
             return state
-        return self._base.get(node_id, _PENDING)
+        state = self._base.get(node_id)
+        if state is not None:
+            return state
+        if self._fetched is None or node_id in self._fetched:
+            return _PENDING
+        raise MissingNodesError((node_id,))
 
     def update_node(self, node_id: str, **changes: Any) -> NodeState:
         state = evolve(self.node(node_id), changes)
@@ -216,7 +240,9 @@ class ExecutionView:
         return self._meta_changed or bool(self._changed) or bool(self._loops_changed)
 
     def all_nodes(self) -> dict[str, NodeState]:
-        """Every node state known, with this view's changes applied."""
+        """Every node state, with this view's changes applied (a full load's view)."""
+        if self._fetched is not None:
+            raise MissingNodesError(())
         return {**self._base, **self._changed}
 
     # ------------------------------------------------------------- loop data

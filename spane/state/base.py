@@ -11,7 +11,7 @@ part: workflow versions, the archive of finished executions and dead letters.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -116,10 +116,17 @@ class StateStore(Protocol):
         self,
         requests: Mapping[str, Sequence[str]],
         loops: Mapping[str, Mapping[str, int]] | None = None,
+        nodes: Mapping[str, Collection[str]] | None = None,
     ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
         """For each execution id, its view (meta and node states, with the revision to
         commit against; None if unknown) and the records of those of its event ids
         already applied (event id -> :class:`Applied`), in one round trip.
+
+        ``nodes`` (execution id -> node ids) lets a store read only those node states
+        of an execution (the nodes its events will likely touch: a load then costs the
+        same in a workflow of 10 nodes or 2,000); the view raises
+        :class:`~spane.schemas.view.MissingNodesError` for any other, and the caller
+        loads again without the hint. A store may always load every node.
 
         ``loops`` (execution id -> loop node id -> iterations of it that finished in
         the batch) lets a store that loads loop data piecemeal read, in the same round

@@ -12,7 +12,7 @@ import itertools
 import json
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,7 @@ class MemoryStateStore:
         self,
         requests: Mapping[str, Sequence[str]],
         loops: Mapping[str, Mapping[str, int]] | None = None,
+        nodes: Mapping[str, Collection[str]] | None = None,
     ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
         loaded: dict[str, tuple[ExecutionView | None, dict[str, Applied]]] = {}
         for execution_id, event_ids in requests.items():

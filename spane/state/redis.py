@@ -19,7 +19,7 @@ each node getting its part at once (:mod:`spane.state.redis_shards`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from spane.schemas.claims import ClaimInfo
@@ -55,6 +55,7 @@ from spane.state.redis_codec import (
     Loaded,
     decode_nodes,
     event_pairs,
+    fetched_nodes,
     loaded_execution,
     loop_pairs,
     node_pairs,
@@ -152,28 +153,39 @@ class RedisStateStore:
         self,
         requests: Mapping[str, Sequence[str]],
         loops: Mapping[str, Mapping[str, int]] | None = None,
+        nodes: Mapping[str, Collection[str]] | None = None,
     ) -> dict[str, Loaded]:
         loops = loops or {}
+        wanted = {eid: list(ids) for eid, ids in (nodes or {}).items() if ids}
         try:
-            replies = iter(await self._load_pipeline(requests, loops))
+            replies = iter(await self._load_pipeline(requests, loops, wanted))
         except NoScriptError:  # the server lost the prefetch script (restart, flush)
             self._prefetch.sha = await self._redis.script_load(self._prefetch.script)
-            replies = iter(await self._load_pipeline(requests, loops))
+            replies = iter(await self._load_pipeline(requests, loops, wanted))
         loaded: dict[str, Loaded] = {}
         for execution_id, event_ids in requests.items():
-            meta, nodes = next(replies), next(replies)
+            meta, raw_nodes = next(replies), next(replies)
+            fetched = wanted.get(execution_id)
+            if fetched is not None:
+                raw_nodes = fetched_nodes(fetched, raw_nodes)
             recorded = next(replies) if event_ids else []
             fields: list[Any] = []
             for _ in loops.get(execution_id, {}):
                 fields += next(replies)
-            loaded[execution_id] = loaded_execution(event_ids, meta, nodes, recorded, fields)
+            loaded[execution_id] = loaded_execution(
+                event_ids, meta, raw_nodes, recorded, fields, fetched
+            )
         return loaded
 
     async def _load_pipeline(
-        self, requests: Mapping[str, Sequence[str]], loops: Mapping[str, Mapping[str, int]]
+        self,
+        requests: Mapping[str, Sequence[str]],
+        loops: Mapping[str, Mapping[str, int]],
+        nodes: Mapping[str, list[str]],
     ) -> list[Any]:
-        """One pipeline reading each execution's meta, nodes, applied records and the
-        loop data its loop events will likely read (PREFETCH_LOOP).
+        """One pipeline reading each execution's meta, nodes (all, or those ``nodes``
+        names), applied records and the loop data its loop events will likely read
+        (PREFETCH_LOOP).
 
         A transaction on one server. On a cluster it cannot span executions (their
         slots differ), and it need not: the meta is read first, every commit changes
@@ -184,7 +196,11 @@ class RedisStateStore:
             for execution_id, event_ids in requests.items():
                 keys = self.keys.execution(execution_id)
                 pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
-                pipe.hgetall(keys.nodes)
+                fetched = nodes.get(execution_id)
+                if fetched is None:
+                    pipe.hgetall(keys.nodes)
+                else:
+                    pipe.hmget(keys.nodes, fetched)
                 if event_ids:
                     pipe.hmget(keys.applied, list(event_ids))
                 for node_id, count in loops.get(execution_id, {}).items():

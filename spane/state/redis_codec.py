@@ -59,11 +59,13 @@ def loaded_execution(
     raw_nodes: Mapping[bytes | str, bytes | str],
     recorded: Sequence[bytes | str | None],
     loop_fields: Sequence[bytes | str | None] = (),
+    fetched: Sequence[str] | None = None,
 ) -> Loaded:
     """An execution's view and applied records from the replies that read them: the
-    meta hash's ``meta`` and ``revision``, the nodes hash, the applied records of
-    ``event_ids`` (in order, None where not applied), and the loop data prefetched
-    (field / JSON pairs, flat; None where never written)."""
+    meta hash's ``meta`` and ``revision``, the nodes hash (only the ``fetched`` nodes'
+    when not None: :func:`fetched_nodes`), the applied records of ``event_ids`` (in
+    order, None where not applied), and the loop data prefetched (field / JSON pairs,
+    flat; None where never written)."""
     raw_meta, raw_revision = meta_and_revision
     if raw_meta is None or raw_revision is None:
         return None, {}
@@ -74,8 +76,18 @@ def loaded_execution(
     }
     meta = ExecutionMeta.model_validate_json(raw_meta)
     loops = LazyValues(dict(zip(loop_fields[::2], loop_fields[1::2], strict=True)))
-    view = ExecutionView(meta, LazyNodes(raw_nodes), int(raw_revision), loops, False)
+    nodes = LazyNodes(raw_nodes)
+    revision = int(raw_revision)
+    view = ExecutionView(meta, nodes, revision, loops, False, fetched=fetched)
     return view, applied
+
+
+def fetched_nodes(
+    node_ids: Sequence[str], values: Sequence[bytes | str | None]
+) -> dict[bytes | str, bytes | str]:
+    """An HMGET of node states (values in the order of ``node_ids``) as a nodes hash:
+    the nodes never written are left out."""
+    return {n: v for n, v in zip(node_ids, values, strict=True) if v is not None}
 
 
 def decode_nodes(raw: Mapping[bytes | str, bytes | str]) -> dict[str, NodeState]:

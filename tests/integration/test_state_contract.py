@@ -32,7 +32,7 @@ from spane.schemas.state import (
     TimerKind,
     WaitReason,
 )
-from spane.schemas.view import ExecutionView
+from spane.schemas.view import ExecutionView, MissingNodesError
 from spane.state.base import Applied, ClaimOutcome, ClaimRequest, StateStore, TaskClaim
 from spane.state.keys import RedisKeys
 from spane.state.memory import MemoryStateStore
@@ -348,6 +348,31 @@ async def test_stale_commit_conflicts_and_changes_nothing(store: StateStore):
     assert after.meta == winner.meta
     assert after.all_nodes() == winner.all_nodes()
     assert await applied(store, "ex-1", "e-lose") is None
+
+
+async def test_load_many_reads_the_nodes_asked_for_or_every_node(store: StateStore):
+    await store.create(new_view(), "start", [])
+    hinted = {"ex-1": ["a", "never-written"]}
+    (view, _), (whole, _) = [
+        (await store.load_many({"ex-1": []}, nodes=nodes))["ex-1"] for nodes in (hinted, None)
+    ]
+    assert view is not None
+    assert whole is not None
+    assert view.node("a") == whole.node("a") != whole.node("never-written")
+    assert view.node("never-written") == whole.node("never-written")  # pending
+    assert whole.node("b").status is NodeStatus.RUNNING
+    if isinstance(store, RedisStateStore):  # reads only what it was asked for
+        with pytest.raises(MissingNodesError):
+            view.node("b")
+    else:  # may load every node
+        assert view.node("b") == whole.node("b")
+    view.update_node("a", status=NodeStatus.SUCCEEDED)
+    assert await commit(store, view, "e1", [])  # a partial view commits what it changed
+    after = await loaded(store)
+    assert (after.node("a").status, after.node("b").status) == (
+        NodeStatus.SUCCEEDED,
+        NodeStatus.RUNNING,
+    )
 
 
 async def test_load_many_and_commit_each_cover_several_executions(store: StateStore):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from spane.schemas.state import ExecutionMeta, NodeState, NodeStatus
-from spane.schemas.view import ExecutionView, evolve
+from spane.schemas.view import ExecutionView, MissingNodesError, evolve
 
 
 def test_evolve_equals_model_copy() -> None:
@@ -45,3 +47,22 @@ def test_active_and_queue_change_in_place_while_deciding_and_reach_the_meta_afte
     view.update_meta(active=(), queue=())  # an explicit value replaces the sets
     assert (view.meta.active, view.meta.queue) == ((), ())
     assert list(view.active()) == []
+
+
+def test_a_partial_view_reads_fetched_nodes_and_refuses_the_others() -> None:
+    meta = ExecutionMeta(id="e", workflow_id="w", version=1, created_at=0.0)
+    running = NodeState(status=NodeStatus.RUNNING, attempt=1)
+    nodes = {"a": running}
+    view = ExecutionView(meta, nodes, 3, fetched=("a", "b"))  # b: never written
+    assert view.node("a") == running
+    assert view.node("b").status == NodeStatus.PENDING
+    with pytest.raises(MissingNodesError) as missing:
+        view.node("c")
+    assert missing.value.node_ids == ("c",)
+    with pytest.raises(MissingNodesError):
+        view.update_node("c", status=NodeStatus.SKIPPED)  # an update reads the node first
+    view.update_node("b", status=NodeStatus.SKIPPED)
+    assert view.node("b").status == NodeStatus.SKIPPED
+    with pytest.raises(MissingNodesError):
+        view.all_nodes()
+    assert ExecutionView(meta, nodes).all_nodes() == {"a": running}  # complete
