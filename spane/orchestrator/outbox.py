@@ -67,7 +67,3 @@ class Outbox:
     @property
     def scheduled(self) -> list[Timer]:
         return [timer for timer in self.timers.values() if timer is not None]
-
-    @property
-    def cancelled(self) -> list[str]:
-        return [timer_id for timer_id, timer in self.timers.items() if timer is None]

@@ -90,7 +90,9 @@ class StateStore(Protocol):
       of events already applied) and :meth:`commit_each` decided views back, guarded by
       their revision (optimistic concurrency); :meth:`get_meta`, :meth:`get_nodes`,
       :meth:`get_executions` and :meth:`list_executions` read without a revision;
-    * timers: :meth:`update_timers` schedules and cancels, :meth:`claim_due_timers`
+    * timers: a create or commit stores the timers its commands schedule and cancel
+      in the same atomic step; :meth:`update_timers` schedules and cancels others (the
+      timer loop's re-scheduling), :meth:`claim_due_timers`
       takes due ones under a lease, :meth:`ack_timers` forgets published ones,
       :meth:`next_timer_at` tells when to look again;
     * start idempotency keys and ``max_executions`` slots: :meth:`claim_start_key`,
@@ -149,6 +151,9 @@ class StateStore(Protocol):
         Each commit is atomic on its own and happens only if the view's revision is
         still the stored one (its ``revision`` then moves on); False in its place when
         another writer got there first or the execution is unknown (nothing written).
+        The timers the records' commands schedule and cancel (``ScheduleTimer``,
+        ``CancelTimer``; the last word per timer id wins) are stored in the same step;
+        :meth:`create` does the same with its commands.
         """
         ...
 
@@ -174,7 +179,8 @@ class StateStore(Protocol):
 
     async def update_timers(self, schedule: Sequence[Timer], cancel: Sequence[str]) -> None:
         """Cancel the ``cancel`` ids and schedule ``schedule`` in one write (a timer id
-        in both ends up scheduled; scheduling an existing id replaces it)."""
+        in both ends up scheduled; scheduling an existing id replaces it). Ids are the
+        core's (:func:`spane.core.ids.timer_id`, which names the execution)."""
         ...
 
     async def claim_due_timers(self, now: float, limit: int, lease: float) -> list[Timer]:

@@ -17,15 +17,15 @@ the indexes are global::
     <ns>:timer-data                     hash  timer id -> Timer JSON
 
 On a Redis Cluster (``shards`` set) an execution belongs to one of ``shards`` shards,
-chosen by a stable hash of its id, and the tag is the shard's: the indexes an execution
-is written to atomically (the listing indexes, the to-archive queue) and its task
-claims are kept per shard, in the shard's slot, so every script stays on one slot::
+chosen by a stable hash of its id, and the tag is the shard's: the indexes and timers
+an execution's commit writes atomically (the listing indexes, the to-archive queue,
+the timers) and its task claims are kept per shard, in the shard's slot, so every
+script stays on one slot::
 
     <ns>:{s<k>}:<execution_id>:meta     (and :nodes, :applied, :applied-log, :loops)
-    <ns>:{s<k>}:executions              (and :executions:<workflow_id>, :to-archive)
+    <ns>:{s<k>}:executions              (and :executions:<workflow_id>, :to-archive,
+                                        :timers, :timer-data)
     <ns>:{s<k>}:claim:<task_id>
-    <ns>:{timers}                       zset (the timers share one slot, out of the
-    <ns>:{timers}:data                  hash  atomic path of a commit)
 
 Both layouts::
 
@@ -57,6 +57,8 @@ class ShardKeys:
 
     executions: str
     to_archive: str
+    timers: str
+    timer_data: str
     meta_prefix: str
     meta_suffix: str
     """``meta_prefix + execution_id + meta_suffix`` is an execution's meta key (for Lua)."""
@@ -115,9 +117,18 @@ class RedisKeys:
         """The indexes of the shard tagged ``tag`` (the global ones on a single server)."""
         if self.shards is None:
             ns = self.namespace
-            return ShardKeys(f"{ns}:executions", f"{ns}:to-archive", f"{ns}:{{", "}:meta")
-        base = f"{self.namespace}:{{{tag}}}"
-        return ShardKeys(f"{base}:executions", f"{base}:to-archive", f"{base}:", ":meta")
+            base, prefix, suffix = ns, f"{ns}:{{", "}:meta"
+        else:
+            base = f"{self.namespace}:{{{tag}}}"
+            prefix, suffix = f"{base}:", ":meta"
+        return ShardKeys(
+            executions=f"{base}:executions",
+            to_archive=f"{base}:to-archive",
+            timers=f"{base}:timers",
+            timer_data=f"{base}:timer-data",
+            meta_prefix=prefix,
+            meta_suffix=suffix,
+        )
 
     def all_shards(self) -> list[ShardKeys]:
         """Every shard's indexes: one entry (the global indexes) on a single server."""
@@ -140,15 +151,9 @@ class RedisKeys:
             shard=self.shard(tag),
         )
 
-    @property
-    def timers(self) -> str:
-        return f"{self.namespace}:{{timers}}" if self.cluster else f"{self.namespace}:timers"
-
-    @property
-    def timer_data(self) -> str:
-        if self.cluster:
-            return f"{self.namespace}:{{timers}}:data"
-        return f"{self.namespace}:timer-data"
+    def timer_shard(self, execution_id: str) -> ShardKeys:
+        """The shard whose timer keys hold an execution's timers."""
+        return self.shard(self.shard_tag(execution_id))
 
     @property
     def cron(self) -> str:

@@ -12,7 +12,7 @@ import itertools
 import json
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from spane.state.base import (
     TaskClaim,
     WorkflowRecord,
 )
+from spane.state.serde import timer_changes
 
 MAX_APPLIED_PER_EXECUTION = 10_000
 MAX_FINISHED = 10_000
@@ -93,6 +94,7 @@ class MemoryStateStore:
         entry.loops.update(view.changed_loop_values)
         entry.applied[event_id] = list(commands)
         self._executions[meta.id] = entry
+        self._store_timers(commands)
         view.revision = 1
         if meta.status in TERMINAL_EXECUTION_STATUSES:
             self._to_archive.setdefault(meta.id, meta.finished_at or meta.created_at)
@@ -137,6 +139,7 @@ class MemoryStateStore:
         view.revision = entry.revision
         for event_id, commands in records.items():
             entry.applied[event_id] = list(commands)
+        self._store_timers(itertools.chain.from_iterable(records.values()))
         while len(entry.applied) > MAX_APPLIED_PER_EXECUTION:
             entry.applied.popitem(last=False)
         meta = view.meta
@@ -205,11 +208,20 @@ class MemoryStateStore:
         return metas[:limit]
 
     async def update_timers(self, schedule: Sequence[Timer], cancel: Sequence[str]) -> None:
+        self._update_timers(schedule, cancel)
+
+    def _update_timers(self, schedule: Sequence[Timer], cancel: Sequence[str]) -> None:
         for timer_id in cancel:
             self._timers.pop(timer_id, None)
         for timer in schedule:
             self._timers[timer.id] = timer
             heapq.heappush(self._heap, (timer.fire_at, timer.id))
+
+    def _store_timers(self, commands: Iterable[Command]) -> None:
+        """The timers a create's or commit's commands cancel and schedule, in the same
+        step (as the Redis scripts do)."""
+        cancelled, scheduled = timer_changes(commands)
+        self._update_timers(scheduled, cancelled)
 
     async def claim_due_timers(self, now: float, limit: int, lease: float = 30.0) -> list[Timer]:
         due: list[Timer] = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from spane.schemas.claims import ClaimInfo
@@ -34,8 +35,8 @@ from spane.schemas.state import (
 from spane.schemas.view import ExecutionView
 from spane.state import redis_scripts
 from spane.state.base import ClaimRequest, TaskClaim
-from spane.state.keys import CLUSTER_SHARDS, META_FIELD, REVISION_FIELD, RedisKeys
-from spane.state.serde import encode_commands
+from spane.state.keys import CLUSTER_SHARDS, META_FIELD, REVISION_FIELD, RedisKeys, ShardKeys
+from spane.state.serde import encode_commands, timer_changes
 
 try:
     from redis.commands.core import AsyncScript
@@ -59,9 +60,11 @@ from spane.state.redis_codec import (
     loaded_execution,
     loop_pairs,
     node_pairs,
+    text,
+    timer_args,
 )
 from spane.state.redis_connect import AnyRedis, client_for, is_cluster_url
-from spane.state.redis_shards import claim_due, list_metas
+from spane.state.redis_shards import claim_due, earliest, list_metas
 
 MAX_APPLIED_PER_EXECUTION = 10_000
 """Applied-event records kept per execution (oldest dropped), as in the memory store."""
@@ -96,8 +99,9 @@ class RedisStateStore:
         self._commit: AsyncScript = register(redis_scripts.COMMIT)
         self._list: AsyncScript = register(redis_scripts.LIST_EXECUTIONS)
         self._prefetch: AsyncScript = register(redis_scripts.PREFETCH_LOOP)
-        self._claim_timers: _Script = register(redis_scripts.CLAIM_TIMERS)
-        self._ack_timers: _Script = register(redis_scripts.ACK_TIMERS)
+        self._update_timers: AsyncScript = register(redis_scripts.UPDATE_TIMERS)
+        self._claim_timers: AsyncScript = register(redis_scripts.CLAIM_TIMERS)
+        self._ack_timers: AsyncScript = register(redis_scripts.ACK_TIMERS)
         self._claim_archive: AsyncScript = register(redis_scripts.CLAIM_ARCHIVE)
         self._claims = RedisClaims(self._redis, self.keys, self._retention_ms, clock)
 
@@ -122,6 +126,7 @@ class RedisStateStore:
     async def create(self, view: ExecutionView, event_id: str, commands: Sequence[Command]) -> bool:
         meta = view.meta
         keys = self.keys.execution(meta.id)
+        cancelled, scheduled = timer_changes(commands)
         created = await self._create(
             keys=[
                 *keys.all(),
@@ -129,6 +134,8 @@ class RedisStateStore:
                 keys.shard.workflow_executions(meta.workflow_id),
                 keys.shard.to_archive,
                 keys.loops,
+                keys.shard.timers,
+                keys.shard.timer_data,
             ],
             args=[
                 meta.model_dump_json(),
@@ -139,7 +146,10 @@ class RedisStateStore:
                 repr(meta.created_at),
                 meta.id,
                 len(view.changed_loop_values),
+                len(cancelled),
+                len(scheduled),
                 *loop_pairs(view.changed_loop_values),
+                *timer_args(cancelled, scheduled),
                 *node_pairs(view.changed_nodes),
             ],
         )
@@ -240,6 +250,7 @@ class RedisStateStore:
     ) -> ScriptCall:
         """Keys and arguments of the COMMIT script for one view and its records."""
         meta = view.meta
+        cancelled, scheduled = timer_changes(chain.from_iterable(records.values()))
         args: list[Any] = [
             view.revision,
             meta.model_dump_json(),
@@ -248,12 +259,16 @@ class RedisStateStore:
             meta.id,
             len(records),
             len(view.changed_loop_values),
+            len(cancelled),
+            len(scheduled),
             *event_pairs(records),
             *loop_pairs(view.changed_loop_values),
+            *timer_args(cancelled, scheduled),
             *node_pairs(view.changed_nodes),
         ]
         keys = self.keys.execution(meta.id)
-        return [*keys.all(), keys.shard.to_archive, keys.loops], args
+        shard = keys.shard
+        return [*keys.all(), shard.to_archive, keys.loops, shard.timers, shard.timer_data], args
 
     @keeps_cancellation
     async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
@@ -297,25 +312,37 @@ class RedisStateStore:
         if not schedule and not cancel:
             return
         latest = {timer.id: timer for timer in schedule}  # the last one of an id wins
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if cancel:
-                pipe.zrem(self.keys.timers, *cancel)
-                pipe.hdel(self.keys.timer_data, *cancel)
-            if latest:
-                pipe.zadd(self.keys.timers, {tid: t.fire_at for tid, t in latest.items()})
-                pipe.hset(
-                    self.keys.timer_data,
-                    mapping={tid: t.model_dump_json() for tid, t in latest.items()},
-                )
-            await pipe.execute()
+        groups: dict[ShardKeys, tuple[list[str], list[Timer]]] = {}
+        for timer_id in cancel:
+            groups.setdefault(self._timer_shard(timer_id), ([], []))[0].append(timer_id)
+        for timer in latest.values():
+            shard = self.keys.timer_shard(timer.execution_id)
+            groups.setdefault(shard, ([], []))[1].append(timer)
+        calls: list[ScriptCall] = [
+            ([shard.timers, shard.timer_data], [len(c), len(s), *timer_args(c, s)])
+            for shard, (c, s) in groups.items()
+        ]
+        await run_each(self._redis, self._update_timers, calls)
+
+    def _timer_shard(self, timer_id: str) -> ShardKeys:
+        """The shard of a timer known by id (``<kind>:<execution>:<node>:<attempt>``,
+        :func:`spane.core.ids.timer_id`; node ids hold no colon)."""
+        if not self.keys.cluster:
+            return self.keys.shard("")
+        parts = timer_id.split(":", 1)
+        if len(parts) < 2 or parts[1].count(":") < 2:
+            raise ValueError(
+                f"timer id {timer_id!r} names no execution (<kind>:<execution>:<node>:<attempt>)"
+            )
+        return self.keys.timer_shard(parts[1].rsplit(":", 2)[0])
 
     @keeps_cancellation
     async def claim_due_timers(self, now: float, limit: int, lease: float = 30.0) -> list[Timer]:
         if limit <= 0:
             return []
-        claimed: list[bytes] = await self._claim_timers(
-            keys=[self.keys.timers, self.keys.timer_data],
-            args=[repr(now), limit, repr(now + lease)],
+        shards = self.keys.all_shards()
+        claimed = await claim_due(
+            self._redis, self._claim_timers, shards, _timer_keys, now, limit, lease
         )
         return [Timer.model_validate_json(raw) for raw in claimed]
 
@@ -323,15 +350,16 @@ class RedisStateStore:
     async def ack_timers(self, timers: Sequence[Timer]) -> None:
         if not timers:
             return
-        args: list[str] = []
+        groups: dict[ShardKeys, list[str]] = {}
         for timer in timers:
-            args += (timer.id, timer.model_dump_json())
-        await self._ack_timers(keys=[self.keys.timers, self.keys.timer_data], args=args)
+            shard = self.keys.timer_shard(timer.execution_id)
+            groups.setdefault(shard, []).extend((timer.id, timer.model_dump_json()))
+        calls: list[ScriptCall] = [(_timer_keys(shard), args) for shard, args in groups.items()]
+        await run_each(self._redis, self._ack_timers, calls)
 
     @keeps_cancellation
     async def next_timer_at(self) -> float | None:
-        first: list[Any] = await self._redis.zrange(self.keys.timers, 0, 0, withscores=True)
-        return float(first[0][1]) if first else None
+        return await earliest(self._redis, [shard.timers for shard in self.keys.all_shards()])
 
     # ------------------------------------------- idempotency, slots and claims
     # (one round trip each: :class:`~spane.state.redis_claims.RedisClaims`)
@@ -371,7 +399,10 @@ class RedisStateStore:
         if limit <= 0:
             return []
         shards = self.keys.all_shards()
-        return await claim_due(self._redis, self._claim_archive, shards, now, limit, lease)
+        claimed = await claim_due(
+            self._redis, self._claim_archive, shards, _archive_keys, now, limit, lease
+        )
+        return [text(raw) for raw in claimed]
 
     @keeps_cancellation
     async def mark_archived(self, execution_ids: Sequence[str]) -> None:
@@ -384,6 +415,14 @@ class RedisStateStore:
                     pipe.pexpire(key, self._retention_ms)
                 pipe.zrem(keys.shard.to_archive, execution_id)
             await pipe.execute()
+
+
+def _timer_keys(shard: ShardKeys) -> list[str]:
+    return [shard.timers, shard.timer_data]
+
+
+def _archive_keys(shard: ShardKeys) -> list[str]:
+    return [shard.to_archive]
 
 
 def _archive_due(meta: ExecutionMeta) -> str:

@@ -11,7 +11,7 @@ from pydantic_core import from_json, to_json
 from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
-from spane.schemas.state import ExecutionMeta, NodeState
+from spane.schemas.state import ExecutionMeta, NodeState, Timer
 from spane.schemas.view import ABSENT, ExecutionView
 from spane.state.base import Applied, ClaimOutcome, TaskClaim
 from spane.state.serde import decode_commands, encode_commands
@@ -43,6 +43,15 @@ def loop_pairs(values: Mapping[str, Any]) -> list[str | bytes]:
     for name, value in values.items():
         pairs += (name, to_json(value))
     return pairs
+
+
+def timer_args(cancelled: Sequence[str], scheduled: Sequence[Timer]) -> list[str]:
+    """The timer ids cancelled, then id / fire_at / Timer JSON per timer scheduled, flat
+    (the arguments ``write_timers`` of the scripts reads)."""
+    args = list(cancelled)
+    for timer in scheduled:
+        args += (timer.id, repr(timer.fire_at), timer.model_dump_json())
+    return args
 
 
 def event_pairs(records: Mapping[str, Sequence[Command]]) -> list[str | bytes]:

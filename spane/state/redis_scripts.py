@@ -23,6 +23,21 @@ local function record_applied(applied, log, event_id, commands, max_applied)
   end
 end
 
+-- The timers the records cancel (C ids from ARGV[first]) and schedule (S id / fire_at /
+-- Timer JSON triples after them); returns the index of the argument after them.
+local function write_timers(timers, data, first, cancels, schedules)
+  for i = first, first + cancels - 1 do
+    redis.call('ZREM', timers, ARGV[i])
+    redis.call('HDEL', data, ARGV[i])
+  end
+  local at = first + cancels
+  for i = at, at + 3 * (schedules - 1), 3 do
+    redis.call('ZADD', timers, ARGV[i + 1], ARGV[i])
+    redis.call('HSET', data, ARGV[i], ARGV[i + 2])
+  end
+  return at + 3 * schedules
+end
+
 -- A finished execution is queued for the archive (scored by when it is due); its
 -- keys expire only once it is archived (ARCHIVED), so retention never deletes an
 -- execution the archive does not hold.
@@ -37,19 +52,22 @@ CREATE = (
     _WRITE_EXECUTION
     + """
 -- KEYS: meta, nodes, applied, applied-log, executions index, workflow executions index,
---       to-archive zset, loops
+--       to-archive zset, loops, timers zset, timer-data hash (the execution's shard's)
 -- ARGV: meta JSON, event id, commands JSON, max applied, archive due ('0' = running),
---       created_at, execution id, number of loop data fields L, then L field / JSON
---       pairs, then node id / NodeState JSON pairs
+--       created_at, execution id, number of loop data fields L, timers cancelled C,
+--       timers scheduled S, then L field / JSON pairs, then C timer ids, then S timer
+--       id / fire_at / Timer JSON triples, then node id / NodeState JSON pairs
 -- Reply: 0 if the execution exists (nothing written), else 1.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[8])
 redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'revision', 1)
-local loops_end = 8 + 2 * tonumber(ARGV[8])
-hset_pairs(KEYS[8], 9, loops_end)
-hset_pairs(KEYS[2], loops_end + 1, #ARGV)
+local loops_end = 10 + 2 * tonumber(ARGV[8])
+hset_pairs(KEYS[8], 11, loops_end)
+local nodes_from = write_timers(KEYS[9], KEYS[10], loops_end + 1, tonumber(ARGV[9]),
+  tonumber(ARGV[10]))
+hset_pairs(KEYS[2], nodes_from, #ARGV)
 record_applied(KEYS[3], KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
 redis.call('ZADD', KEYS[6], ARGV[6], ARGV[7])
@@ -61,11 +79,13 @@ return 1
 COMMIT = (
     _WRITE_EXECUTION
     + """
--- KEYS: meta, nodes, applied, applied-log, to-archive zset, loops
+-- KEYS: meta, nodes, applied, applied-log, to-archive zset, loops, timers zset,
+--       timer-data hash (the execution's shard's)
 -- ARGV: expected revision, meta JSON, max applied, archive due ('0' = running),
---       execution id, number of events N, number of loop data fields L, then N event
---       id / commands JSON pairs, then L field / JSON pairs, then node id / NodeState
---       JSON pairs
+--       execution id, number of events N, number of loop data fields L, timers
+--       cancelled C, timers scheduled S, then N event id / commands JSON pairs, then L
+--       field / JSON pairs, then C timer ids, then S timer id / fire_at / Timer JSON
+--       triples, then node id / NodeState JSON pairs
 -- Reply: the new revision, or -1 (nothing written) if the stored revision differs
 --        from the expected one or the execution does not exist.
 local current = redis.call('HGET', KEYS[1], 'revision')
@@ -74,13 +94,15 @@ if not current or current ~= ARGV[1] then
 end
 redis.call('HSET', KEYS[1], 'meta', ARGV[2])
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-local events_end = 7 + 2 * tonumber(ARGV[6])
-for i = 8, events_end, 2 do
+local events_end = 9 + 2 * tonumber(ARGV[6])
+for i = 10, events_end, 2 do
   record_applied(KEYS[3], KEYS[4], ARGV[i], ARGV[i + 1], tonumber(ARGV[3]))
 end
 local loops_end = events_end + 2 * tonumber(ARGV[7])
 hset_pairs(KEYS[6], events_end + 1, loops_end)
-hset_pairs(KEYS[2], loops_end + 1, #ARGV)
+local nodes_from = write_timers(KEYS[7], KEYS[8], loops_end + 1, tonumber(ARGV[8]),
+  tonumber(ARGV[9]))
+hset_pairs(KEYS[2], nodes_from, #ARGV)
 queue_archive(KEYS[5], ARGV[4], ARGV[5])
 -- Running again (a retry of a finished execution): out of the archive queue, and the
 -- retention an archived execution's keys had is over (the archive upserts it again
@@ -167,6 +189,18 @@ while #found < limit do
 end
 return found
 """
+
+UPDATE_TIMERS = (
+    _WRITE_EXECUTION
+    + """
+-- KEYS: timers zset, timer-data hash (one shard's)
+-- ARGV: timers cancelled C, timers scheduled S, then C timer ids, then S timer id /
+--       fire_at / Timer JSON triples
+-- Reply: 1.
+write_timers(KEYS[1], KEYS[2], 3, tonumber(ARGV[1]), tonumber(ARGV[2]))
+return 1
+"""
+)
 
 CLAIM_TIMERS = """
 -- KEYS: timers zset, timer-data hash

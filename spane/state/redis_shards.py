@@ -12,7 +12,7 @@ script runs directly.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.commands.core import AsyncScript
@@ -96,16 +96,31 @@ async def claim_due(
     redis: AnyRedis,
     script: AsyncScript,
     shards: Sequence[ShardKeys],
+    keys_of: Callable[[ShardKeys], list[str]],
     now: float,
     limit: int,
     lease: float,
-) -> list[str]:
-    """Claim up to ``limit`` executions due for the archive (CLAIM_ARCHIVE), earliest
-    first, from the shards that hold them."""
-    queues = [shard.to_archive for shard in shards]
-    counts = {0: limit} if len(shards) == 1 else await due_per_shard(redis, queues, now, limit)
+) -> list[Any]:
+    """Claim up to ``limit`` due entries, earliest first, from the shards that hold them:
+    ``script`` (CLAIM_ARCHIVE, CLAIM_TIMERS) runs on ``keys_of(shard)``, whose first key
+    is the zset scored by due time, with ARGV now, limit, lease end; its replies, joined."""
+    keys = [keys_of(shard) for shard in shards]
+    if len(shards) == 1:
+        counts = {0: limit}
+    else:
+        counts = await due_per_shard(redis, [k[0] for k in keys], now, limit)
     calls: list[ScriptCall] = [
-        ([queues[p]], [repr(now), count, repr(now + lease)]) for p, count in counts.items()
+        (keys[p], [repr(now), count, repr(now + lease)]) for p, count in counts.items()
     ]
     replies = await run_each(redis, script, calls) if calls else []
-    return [raw.decode() for reply in replies for raw in reply]
+    return [item for reply in replies for item in reply]
+
+
+async def earliest(redis: AnyRedis, zsets: Sequence[str]) -> float | None:
+    """The lowest score over ``zsets`` (None if all are empty), in one pipeline."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for zset in zsets:
+            pipe.zrange(zset, 0, 0, withscores=True)
+        replies: list[list[tuple[Any, float]]] = await pipe.execute()
+    scores = [float(first[0][1]) for first in replies if first]
+    return min(scores) if scores else None

@@ -7,13 +7,14 @@ redelivered event republishes exactly what the first delivery asked for. One pyd
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, get_args
 
 import pydantic_core
 from pydantic import TypeAdapter
 
-from spane.schemas.commands import Command
+from spane.schemas.commands import CancelTimer, Command, ScheduleTimer
+from spane.schemas.state import Timer
 
 COMMAND_TYPES: tuple[type[Any], ...] = get_args(Command)
 """Every command class, in the order of the :data:`Command` union."""
@@ -49,3 +50,16 @@ def _decode_one(item: Any) -> Command:
         raise ValueError(f"unknown command type {item['t']!r}")
     command: Command = adapter.validate_python(item["v"])
     return command
+
+
+def timer_changes(commands: Iterable[Command]) -> tuple[list[str], list[Timer]]:
+    """The timer ids ``commands`` cancel and the timers they schedule, the last word per
+    timer id winning: what a commit stores with its records, in the same atomic step."""
+    last: dict[str, Timer | None] = {}
+    for command in commands:
+        if isinstance(command, ScheduleTimer):
+            last[command.timer.id] = command.timer
+        elif isinstance(command, CancelTimer):
+            last[command.timer_id] = None
+    cancelled = [timer_id for timer_id, timer in last.items() if timer is None]
+    return cancelled, [timer for timer in last.values() if timer is not None]

@@ -18,8 +18,9 @@ import pytest
 import redis.exceptions
 from redis.asyncio import Redis
 
+from spane.core.ids import timer_id
 from spane.schemas.claims import ClaimInfo
-from spane.schemas.commands import CancelTimer, Command
+from spane.schemas.commands import CancelTimer, Command, ScheduleTimer
 from spane.schemas.messages import TaskFailure, TaskResult
 from spane.schemas.state import (
     TERMINAL_EXECUTION_STATUSES,
@@ -179,9 +180,19 @@ def new_view(
     return view
 
 
-def timer(timer_id: str, fire_at: float, execution_id: str = "ex-1") -> Timer:
+def tid(name: str, execution_id: str = "ex-1") -> str:
+    """A timer id as the core makes them (the execution's id in it: a Redis Cluster
+    finds a timer's shard by it)."""
+    return timer_id(TimerKind.DELAY, execution_id, name)
+
+
+def timer(name: str, fire_at: float, execution_id: str = "ex-1") -> Timer:
     return Timer(
-        id=timer_id, execution_id=execution_id, kind=TimerKind.DELAY, fire_at=fire_at, node_id="a"
+        id=tid(name, execution_id),
+        execution_id=execution_id,
+        kind=TimerKind.DELAY,
+        fire_at=fire_at,
+        node_id="a",
     )
 
 
@@ -503,9 +514,31 @@ async def test_scheduling_the_same_id_replaces(store: StateStore):
 async def test_cancel_removes_timers(store: StateStore):
     t1, t2 = timer("t1", 10.0), timer("t2", 20.0)
     await store.update_timers([t1, t2], [])
-    await store.update_timers([], ["t1", "missing"])
+    await store.update_timers([], [tid("t1"), tid("missing")])
     assert await store.next_timer_at() == 20.0
     assert await store.claim_due_timers(100.0, 10, 30.0) == [t2]
+
+
+async def test_create_and_commit_store_the_timers_their_commands_decide(
+    store: StateStore, peer: StateStore
+):
+    deadline, step, flicker = timer("deadline", 50.0), timer("step", 20.0), timer("f", 5.0)
+    assert await store.create(new_view(), "start", [ScheduleTimer(deadline)])
+    assert await store.next_timer_at() == 50.0
+    view = await loaded(store)
+    stale = await loaded(peer)  # another replica's view of the same revision
+    decided: list[Command] = [
+        ScheduleTimer(step),
+        CancelTimer(deadline.id),
+        ScheduleTimer(flicker),
+        CancelTimer(flicker.id),  # the last word per timer wins
+    ]
+    assert await commit(store, view, "e1", decided)
+    assert not await commit(peer, stale, "e1", [ScheduleTimer(timer("lost", 1.0))])
+    assert await store.next_timer_at() == 20.0  # a conflicting commit stored no timer
+    assert await store.claim_due_timers(100.0, 10, 30.0) == [step]
+    await store.ack_timers([step])
+    assert await store.next_timer_at() is None
 
 
 async def test_update_timers_cancels_and_schedules_in_one_call(store: StateStore):
@@ -513,7 +546,9 @@ async def test_update_timers_cancels_and_schedules_in_one_call(store: StateStore
     await store.update_timers([t1, t2], [])
     t2_moved = timer("t2", 40.0)
 
-    await store.update_timers([t3, t2_moved], ["t1", "t2", "missing"])  # t2 in both: scheduled
+    await store.update_timers(
+        [t3, t2_moved], [tid("t1"), tid("t2"), tid("missing")]
+    )  # t2 in both: scheduled
     await store.update_timers([], [])
 
     assert await store.next_timer_at() == 30.0
@@ -531,7 +566,7 @@ async def test_acked_timers_are_gone(store: StateStore):
 async def test_ack_after_reschedule_keeps_the_new_timer(store: StateStore):
     await store.update_timers([timer("t1", 10.0)], [])
     claimed = await store.claim_due_timers(10.0, 10, 30.0)
-    assert [t.id for t in claimed] == ["t1"]
+    assert [t.id for t in claimed] == [tid("t1")]
     rescheduled = timer("t1", 100.0)
     await store.update_timers([rescheduled], [])
     await store.ack_timers(claimed)
@@ -795,8 +830,8 @@ def _expected_keys(keys: RedisKeys) -> set[str]:
         f"{tag}:ex-1:applied-log",
         f"{tag}:executions",
         f"{tag}:executions:wf",
-        f"{ns}:{{timers}}",
-        f"{ns}:{{timers}}:data",
+        f"{tag}:timers",
+        f"{tag}:timer-data",
         f"{tag}:claim:ex-1:a:1",
     }
 
@@ -868,7 +903,7 @@ async def test_redis_unacked_timer_is_due_again_after_its_lease(redis_store: Red
 async def test_redis_cancelled_while_claimed_stays_cancelled(redis_store: RedisStateStore):
     await redis_store.update_timers([timer("t1", 10.0)], [])
     claimed = await redis_store.claim_due_timers(10.0, 10, 5.0)
-    await redis_store.update_timers([], ["t1"])
+    await redis_store.update_timers([], [tid("t1")])
     await redis_store.ack_timers(claimed)
     assert await redis_store.claim_due_timers(100.0, 10, 5.0) == []
 

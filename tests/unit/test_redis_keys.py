@@ -29,11 +29,12 @@ def test_on_a_cluster_an_execution_its_indexes_and_its_claims_share_one_slot(exe
         own.shard.executions,
         own.shard.workflow_executions("wf"),
         own.shard.to_archive,
+        own.shard.timers,
+        own.shard.timer_data,
         keys.claim(task_id(execution_id, "node_1", 3)),
     ]
     assert {_slot(key) for key in together} == {_slot(own.meta)}
-    assert keys.timers != keys.timer_data
-    assert _slot(keys.timers) == _slot(keys.timer_data)
+    assert keys.timer_shard(execution_id) == own.shard
 
 
 def test_cluster_shards_spread_over_many_slots_and_are_stable():
@@ -55,7 +56,7 @@ def test_one_server_keeps_the_layout_of_earlier_releases():
     assert (own.shard.executions, own.shard.to_archive) == ("spane:executions", "spane:to-archive")
     assert own.shard.workflow_executions("wf") == "spane:executions:wf"
     assert keys.claim("ex-1:a:1") == "spane:claim:ex-1:a:1"
-    assert (keys.timers, keys.timer_data) == ("spane:timers", "spane:timer-data")
+    assert (own.shard.timers, own.shard.timer_data) == ("spane:timers", "spane:timer-data")
     assert keys.all_shards() == [own.shard]
     prefix, suffix = own.shard.meta_affixes
     assert prefix + "ex-1" + suffix == own.meta

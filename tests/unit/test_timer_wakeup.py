@@ -1,5 +1,7 @@
 """The orchestrator's timer loop is woken by a new timer only when it is due before the
-loop would look again by itself (one store round trip less per batch otherwise)."""
+loop would look again by itself (one store round trip less per batch otherwise). The
+timers themselves were stored by the commit that decided them: carrying out a batch's
+commands writes none."""
 
 from __future__ import annotations
 
@@ -31,6 +33,13 @@ def outbox(fire_at: float) -> Outbox:
     return box
 
 
+async def committed(orchestrator: OrchestratorService, fire_at: float) -> Outbox:
+    """A batch's outbox with its timer, stored as the commit that decided it stores it."""
+    box = outbox(fire_at)
+    await orchestrator.state.update_timers(box.scheduled, [])
+    return box
+
+
 @pytest.mark.parametrize(
     ("wake_at", "fire_at", "woken"),
     [
@@ -45,10 +54,17 @@ async def test_a_scheduled_timer_wakes_the_loop_only_when_needed(
     orchestrator = service()
     orchestrator.timers.wake_at = wake_at
 
-    await orchestrator._execute(outbox(fire_at))
+    await orchestrator._execute(await committed(orchestrator, fire_at))
 
     assert orchestrator.timers.changed.is_set() is woken
-    assert await orchestrator.state.next_timer_at() == fire_at
+
+
+async def test_carrying_out_a_batch_writes_no_timer() -> None:
+    orchestrator = service()
+    orchestrator.timers.wake_at = float("inf")
+    await orchestrator._execute(outbox(NOW + 1))
+    assert orchestrator.timers.changed.is_set()  # told of it...
+    assert await orchestrator.state.next_timer_at() is None  # ...but the commit stores it
 
 
 async def test_a_delay_fires_on_time_while_the_loop_sleeps() -> None:
@@ -65,7 +81,7 @@ async def test_a_delay_fires_on_time_while_the_loop_sleeps() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
     assert orchestrator.timers.wake_at == NOW + 0.5
-    await orchestrator._execute(outbox(NOW))  # due now: wakes the sleeping loop
+    await orchestrator._execute(await committed(orchestrator, NOW))  # due now: wakes it
     await asyncio.wait_for(task, 1.0)
     await orchestrator.timers.fire_due()
     assert fired == ["t"]
