@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -27,6 +28,8 @@ def parse_duration(value: Any) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
         raise ValueError("a duration must be a number of seconds or a string like '30s'")
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds (got {value!r})")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative (got {value!r})")
     return seconds

@@ -118,7 +118,7 @@ class ExecutionView:
     ) -> None:
         self._meta = meta
         self._base = nodes
-        self._fetched = fetched
+        self._fetched = None if fetched is None else frozenset(fetched)
         self._changed: dict[str, NodeState] = {}
         self._meta_changed = False
         self.revision = revision

@@ -73,6 +73,11 @@ class AttemptRef:
     node_id: str
     attempt: int
 
+    @property
+    def task_id(self) -> str:
+        """The id of this attempt's task (as :func:`spane.core.ids.task_id` makes it)."""
+        return f"{self.execution_id}:{self.node_id}:{self.attempt}"
+
 
 @dataclass(frozen=True, slots=True)
 class Applied:

@@ -22,7 +22,7 @@ an execution's commit writes atomically (the listing indexes, the to-archive que
 the timers) and its task claims are kept per shard, in the shard's slot, so every
 script stays on one slot::
 
-    <ns>:{s<k>}:<execution_id>:meta     (and :nodes, :applied, :applied-log, :loops)
+    <ns>:{s<k>}:e:<execution_id>:meta   (and :nodes, :applied, :applied-log, :loops)
     <ns>:{s<k>}:executions              (and :executions:<workflow_id>, :to-archive,
                                         :timers, :timer-data)
     <ns>:{s<k>}:claim:<task_id>
@@ -120,7 +120,7 @@ class RedisKeys:
             base, prefix, suffix = ns, f"{ns}:{{", "}:meta"
         else:
             base = f"{self.namespace}:{{{tag}}}"
-            prefix, suffix = f"{base}:", ":meta"
+            prefix, suffix = f"{base}:e:", ":meta"
         return ShardKeys(
             executions=f"{base}:executions",
             to_archive=f"{base}:to-archive",
@@ -141,7 +141,7 @@ class RedisKeys:
         if self.shards is None:
             base = f"{self.namespace}:{{{execution_id}}}"
         else:
-            base = f"{self.namespace}:{{{tag}}}:{execution_id}"
+            base = f"{self.namespace}:{{{tag}}}:e:{execution_id}"
         return ExecutionKeys(
             meta=f"{base}:meta",
             nodes=f"{base}:nodes",

@@ -289,6 +289,8 @@ class MemoryStateStore:
     def _claim(self, request: ClaimRequest) -> TaskClaim:
         """One claim of :meth:`claim_tasks`."""
         now = self._clock()
+        if request.attempt is not None and request.task_id != request.attempt.task_id:
+            return TaskClaim(ClaimOutcome.UNKNOWN)  # forged or garbled: not that attempt's
         claim = self._claims.get(request.task_id)
         if claim is not None and claim.result is not None:
             return TaskClaim(ClaimOutcome.FINISHED, claim.result)

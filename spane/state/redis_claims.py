@@ -18,7 +18,7 @@ from redis.commands.core import AsyncScript
 from spane.schemas.claims import ClaimInfo
 from spane.schemas.messages import TaskResult
 from spane.state import redis_scripts
-from spane.state.base import ClaimRequest, TaskClaim
+from spane.state.base import ClaimOutcome, ClaimRequest, TaskClaim
 from spane.state.keys import RedisKeys
 from spane.state.redis_calls import ScriptCall, keeps_cancellation, run_each
 from spane.state.redis_codec import claim_info, task_claim, text
@@ -94,12 +94,16 @@ class RedisClaims:
         if not requests:
             return []
         now = self._clock()
+        named = [i for i, request in enumerate(requests) if _task_of_its_attempt(request)]
         replies = await run_each(
             self._redis,
             self._claim_task,
-            [self._claim_call(request, now) for request in requests],
+            [self._claim_call(requests[i], now) for i in named],
         )
-        return [task_claim(reply) for reply in replies]
+        claims = [TaskClaim(ClaimOutcome.UNKNOWN)] * len(requests)
+        for i, reply in zip(named, replies, strict=True):
+            claims[i] = task_claim(reply)
+        return claims
 
     def _claim_call(self, request: ClaimRequest, now: float) -> ScriptCall:
         """Keys and arguments of CLAIM_TASK (with the attempt check when it names one)."""
@@ -140,3 +144,11 @@ class RedisClaims:
                 pipe.hset(key, "result", result.model_dump_json())
                 pipe.pexpire(key, self._retention_ms)
             await pipe.execute()
+
+
+def _task_of_its_attempt(request: ClaimRequest) -> bool:
+    """Whether the task id is the one of the attempt the message names
+    (``<execution>:<node>:<attempt>``): one that is not is forged or garbled, and
+    UNKNOWN without asking Redis (on a cluster its claim and the execution's nodes
+    would not even share a slot)."""
+    return request.attempt is None or request.task_id == request.attempt.task_id

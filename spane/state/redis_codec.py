@@ -3,6 +3,7 @@ decodes Redis replies (bytes, unless the client decodes responses)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -50,6 +51,8 @@ def timer_args(cancelled: Sequence[str], scheduled: Sequence[Timer]) -> list[str
     (the arguments ``write_timers`` of the scripts reads)."""
     args = list(cancelled)
     for timer in scheduled:
+        if not math.isfinite(timer.fire_at):  # Redis would refuse it mid-script
+            raise ValueError(f"timer {timer.id!r} fires at {timer.fire_at!r}: not a time")
         args += (timer.id, repr(timer.fire_at), timer.model_dump_json())
     return args
 

@@ -61,12 +61,13 @@ CREATE = (
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[8])
-redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'revision', 1)
+-- The timers first: a write Redis refuses then aborts the script before any other.
 local loops_end = 10 + 2 * tonumber(ARGV[8])
-hset_pairs(KEYS[8], 11, loops_end)
 local nodes_from = write_timers(KEYS[9], KEYS[10], loops_end + 1, tonumber(ARGV[9]),
   tonumber(ARGV[10]))
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[8])
+redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'revision', 1)
+hset_pairs(KEYS[8], 11, loops_end)
 hset_pairs(KEYS[2], nodes_from, #ARGV)
 record_applied(KEYS[3], KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
@@ -92,16 +93,17 @@ local current = redis.call('HGET', KEYS[1], 'revision')
 if not current or current ~= ARGV[1] then
   return -1
 end
+-- The timers first: a write Redis refuses then aborts the script before any other.
+local events_end = 9 + 2 * tonumber(ARGV[6])
+local loops_end = events_end + 2 * tonumber(ARGV[7])
+local nodes_from = write_timers(KEYS[7], KEYS[8], loops_end + 1, tonumber(ARGV[8]),
+  tonumber(ARGV[9]))
 redis.call('HSET', KEYS[1], 'meta', ARGV[2])
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-local events_end = 9 + 2 * tonumber(ARGV[6])
 for i = 10, events_end, 2 do
   record_applied(KEYS[3], KEYS[4], ARGV[i], ARGV[i + 1], tonumber(ARGV[3]))
 end
-local loops_end = events_end + 2 * tonumber(ARGV[7])
 hset_pairs(KEYS[6], events_end + 1, loops_end)
-local nodes_from = write_timers(KEYS[7], KEYS[8], loops_end + 1, tonumber(ARGV[8]),
-  tonumber(ARGV[9]))
 hset_pairs(KEYS[2], nodes_from, #ARGV)
 queue_archive(KEYS[5], ARGV[4], ARGV[5])
 -- Running again (a retry of a finished execution): out of the archive queue, and the

@@ -34,7 +34,15 @@ from spane.schemas.state import (
     WaitReason,
 )
 from spane.schemas.view import ExecutionView, MissingNodesError
-from spane.state.base import Applied, ClaimOutcome, ClaimRequest, StateStore, TaskClaim
+from spane.state import redis_scripts
+from spane.state.base import (
+    Applied,
+    AttemptRef,
+    ClaimOutcome,
+    ClaimRequest,
+    StateStore,
+    TaskClaim,
+)
 from spane.state.keys import RedisKeys
 from spane.state.memory import MemoryStateStore
 from spane.state.redis import RedisStateStore
@@ -238,6 +246,22 @@ async def claim_one(store: StateStore, task_id: str, worker_id: str, lease: floa
     """One :meth:`StateStore.claim_tasks` request."""
     (answer,) = await store.claim_tasks([ClaimRequest(task_id, worker_id, lease)])
     return answer
+
+
+async def test_a_claim_is_taken_only_for_the_running_attempt_its_task_id_names(
+    store: StateStore,
+):
+    await store.create(new_view(), "start", [])  # a and b run their attempt 1
+    running = AttemptRef("ex-1", "a", 1)
+    requests = [
+        ClaimRequest("ex-2:a:1", "w1", 10.0, running),  # another execution's task id
+        ClaimRequest("ex-1:a:1", "w1", 10.0, running),
+        ClaimRequest("ex-1:a:2", "w1", 10.0, AttemptRef("ex-1", "a", 2)),  # not running
+        ClaimRequest("ex-1:b:1", "w1", 10.0, running),  # b's task id, a's attempt
+    ]
+    outcomes = [claim.outcome for claim in await store.claim_tasks(requests)]
+    unknown = ClaimOutcome.UNKNOWN
+    assert outcomes == [unknown, ClaimOutcome.CLAIMED, unknown, unknown]
 
 
 # ---------------------------------------------------------------- executions
@@ -824,10 +848,10 @@ def _expected_keys(keys: RedisKeys) -> set[str]:
         }
     tag = f"{ns}:{{{keys.shard_tag('ex-1')}}}"
     return slots | {
-        f"{tag}:ex-1:meta",
-        f"{tag}:ex-1:nodes",
-        f"{tag}:ex-1:applied",
-        f"{tag}:ex-1:applied-log",
+        f"{tag}:e:ex-1:meta",
+        f"{tag}:e:ex-1:nodes",
+        f"{tag}:e:ex-1:applied",
+        f"{tag}:e:ex-1:applied-log",
         f"{tag}:executions",
         f"{tag}:executions:wf",
         f"{tag}:timers",
@@ -944,6 +968,26 @@ async def test_redis_claim_tasks_loads_its_script_when_the_server_lost_it(
         TaskClaim(ClaimOutcome.FINISHED, result("ex-1:done:1")),
     ]
     assert (await claim_one(redis_store, "ex-1:a:1", "w2", 10.0)).outcome is ClaimOutcome.RUNNING
+
+
+@pytest.mark.real
+async def test_redis_a_timer_redis_refuses_aborts_the_commit_before_any_write(
+    redis_store: RedisStateStore,
+):
+    """The scripts write timers first: a score Redis refuses (here forged past the
+    store's own check) aborts the commit with nothing written, not half of it."""
+    await redis_store.create(new_view(), "start", [])
+    view = await loaded(redis_store)
+    view.update_node("a", status=NodeStatus.SUCCEEDED)
+    keys, args = redis_store._commit_call(view, {"e1": [ScheduleTimer(timer("t", 123.5))]})
+    args[args.index("123.5")] = "nan"
+    with pytest.raises(redis.exceptions.ResponseError):
+        await redis_store.client.eval(redis_scripts.COMMIT, len(keys), *keys, *args)
+    after = await loaded(redis_store)
+    assert after.revision == view.revision
+    assert after.node("a").status is NodeStatus.RUNNING
+    assert await applied(redis_store, "ex-1", "e1") is None
+    assert await redis_store.next_timer_at() is None
 
 
 @pytest.mark.real

@@ -10,7 +10,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from spane.core.ids import task_id
+from spane.schemas.durations import parse_duration
+from spane.schemas.state import Timer, TimerKind
 from spane.state.keys import CLUSTER_SHARDS, RedisKeys
+from spane.state.redis_codec import timer_args
 from spane.state.redis_connect import client_for, is_cluster_url
 
 EXECUTIONS = ["ex-1", "order-42", "a:b:c", "wf.node.3.2", "0190d9f2-7b1c-7cc2-9e35-2f1f4c1d5a90"]
@@ -98,3 +101,27 @@ async def test_the_url_scheme_selects_the_client(url: str, cluster: bool):
 def test_a_bad_cluster_url_is_refused_with_what_is_wrong(url: str, words: str):
     with pytest.raises(ValueError, match=words):
         client_for(url)
+
+
+def test_on_a_cluster_no_execution_key_is_a_shard_index_key():
+    keys = RedisKeys("spane", CLUSTER_SHARDS)
+    for execution_id in ("executions", "to-archive", "timers", "claim", "e"):
+        own = keys.execution(execution_id)
+        shard = own.shard
+        indexes = {shard.executions, shard.to_archive, shard.timers, shard.timer_data}
+        indexes |= {shard.workflow_executions(wf) for wf in ("meta", "nodes", "loops", "e")}
+        indexes.add(keys.claim(f"{execution_id}:a:1"))
+        assert not set(own.expiring()) & indexes
+
+
+@pytest.mark.parametrize("fire_at", [float("nan"), float("inf"), float("-inf")])
+def test_a_timer_that_fires_at_no_time_is_refused_before_it_reaches_redis(fire_at: float):
+    timer = Timer(id="delay:e:n:0", execution_id="e", kind=TimerKind.DELAY, fire_at=fire_at)
+    with pytest.raises(ValueError, match="not a time"):
+        timer_args([], [timer])
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), ".nan"])
+def test_a_duration_must_be_finite(value: object):
+    with pytest.raises(ValueError, match=r"finite|invalid duration"):
+        parse_duration(value)
