@@ -35,6 +35,7 @@ from spane.schemas.messages import (
     SignalCommand,
     StartExecution,
 )
+from spane.schemas.state import TERMINAL_EXECUTION_STATUSES
 from spane.schemas.view import ExecutionView, MissingLoopDataError, MissingNodesError
 from spane.state.base import Applied, StateStore
 
@@ -42,8 +43,9 @@ log = logging.getLogger("spane.orchestrator")
 
 MAX_CONFLICT_RETRIES = 50
 PLANS_REMEMBERED = 10_000
-"""Executions whose plan the orchestrator remembers, to guess which node states their
-next events read (:mod:`spane.core.prefetch`); the oldest is forgotten first."""
+"""Running executions whose plan the orchestrator remembers, to guess which node states
+their next events read (:mod:`spane.core.prefetch`); the oldest is forgotten first, and
+a finished one at once."""
 
 Outcome = tuple[list[Command], Reply]
 """Commands to run once the state is durable, and the answer for the sender."""
@@ -269,6 +271,8 @@ class Transitions:
                 tracing.finished(view.meta, decision.commands)
             outcomes[index] = (decision.commands, ok(execution_id))
         ordered = [outcomes[i] for i in range(len(pending.deliveries))]
+        if view.meta.status in TERMINAL_EXECUTION_STATUSES:
+            self._plan_of.pop(execution_id, None)  # its last events are decided
         return ordered, records if view.dirty or any(records.values()) else None
 
     # ----------------------------------------------------------------- start

@@ -6,18 +6,24 @@ from typing import Any
 
 import pytest
 
+from spane.bus.base import Delivery
 from spane.compiler.compile import compile_plan
 from spane.core import prefetch
+from spane.core.options import CoreOptions
 from spane.core.prefetch import nodes_read
+from spane.orchestrator.apply import Transitions
+from spane.orchestrator.plan_cache import PlanCache
 from spane.schemas.messages import (
     ChildFinished,
     ExecutionMessage,
     PauseCommand,
+    StartExecution,
     TaskHeartbeat,
     TaskResult,
 )
 from spane.schemas.state import ExecutionStatus
 from spane.schemas.workflow import WorkflowSpec
+from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
 
 NODES: list[dict[str, Any]] = [
     {"id": "a", "function": "f"},
@@ -32,6 +38,11 @@ NODES: list[dict[str, Any]] = [
 def _plan(extra: int = 0) -> Any:
     filler = [{"id": f"n{i}", "function": "f"} for i in range(extra)]
     return compile_plan(WorkflowSpec.model_validate({"id": "wf", "nodes": NODES + filler}))
+
+
+def _delivery(node_id: str, message_id: str) -> Delivery[ExecutionMessage]:
+    message: ExecutionMessage = _result(node_id)
+    return Delivery(message, message_id)
 
 
 def _result(node_id: str) -> TaskResult:
@@ -68,3 +79,32 @@ def test_the_guess_does_not_grow_with_the_workflow(size: int):
     ]
     plan = compile_plan(WorkflowSpec.model_validate({"id": "wf", "nodes": chain}))
     assert nodes_read(plan, [_result("s5")]) == frozenset({"s5", "s6"})
+
+
+async def test_the_orchestrator_guesses_for_a_running_execution_and_forgets_a_finished_one():
+    prefetch_small, prefetch.SMALL_PLAN = prefetch.SMALL_PLAN, 0
+    try:
+        definitions = MemoryDefinitionStore()
+        chain = [
+            {"id": "a", "function": "f"},
+            {"id": "b", "function": "f", "after": ["a"]},
+            {"id": "c", "function": "f", "after": ["b"]},
+        ]
+        spec = WorkflowSpec.model_validate({"id": "wf", "nodes": chain})
+        await definitions.register(spec, "checksum", 0.0)
+        core = Transitions(
+            MemoryStateStore(), PlanCache(definitions), CoreOptions(), lambda: 1.0, 1 << 20
+        )
+        await core.start(StartExecution(execution_id="e", workflow_id="wf"))
+        result_a = _delivery("a", "m1")
+        assert core._nodes_read("e", [result_a]) is None  # plan not seen here yet
+        await core.apply_group("e", [result_a])
+        assert core._nodes_read("e", [_delivery("b", "m2")]) == frozenset({"b", "c"})
+        for node_id in ("b", "c"):
+            await core.apply_group("e", [_delivery(node_id, f"m-{node_id}")])
+        meta = await core.state.get_meta("e")
+        assert meta is not None
+        assert meta.status is ExecutionStatus.SUCCEEDED
+        assert core._nodes_read("e", [_delivery("c", "m3")]) is None  # forgotten
+    finally:
+        prefetch.SMALL_PLAN = prefetch_small
