@@ -61,6 +61,10 @@ class _Claim:
     result: TaskResult | None = None
     cancelled: bool = False
 
+    def renew(self, worker_id: str, expires_at: float) -> None:
+        self.worker_id = worker_id
+        self.expires_at = expires_at
+
 
 class MemoryStateStore:
     """:class:`~spane.state.base.StateStore` in process memory."""
@@ -77,6 +81,8 @@ class MemoryStateStore:
         self._heap: list[tuple[float, str]] = []
         self._start_keys: dict[tuple[str, str], str] = {}
         self._claims: dict[str, _Claim] = {}
+        self._claims_of: dict[str, list[str]] = {}
+        """Execution id -> its task ids in ``_claims`` (dropped with it, in O(its tasks))."""
         self._slots: dict[str, set[str]] = {}
         self._waiting: dict[str, deque[str]] = {}
         self._cron: dict[str, float] = {}
@@ -178,9 +184,8 @@ class MemoryStateStore:
             oldest = self._finished.popleft()
             self._retired.discard(oldest)
             self._executions.pop(oldest, None)
-            prefix = f"{oldest}:"
-            for task_id in [t for t in self._claims if t.startswith(prefix)]:
-                del self._claims[task_id]
+            for task_id in self._claims_of.pop(oldest, ()):
+                self._claims.pop(task_id, None)
 
     async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
         entry = self._executions.get(execution_id)
@@ -300,8 +305,17 @@ class MemoryStateStore:
             return TaskClaim(ClaimOutcome.UNKNOWN)
         if claim is not None and claim.expires_at > now and claim.worker_id != request.worker_id:
             return TaskClaim(ClaimOutcome.RUNNING)
-        self._claims[request.task_id] = _Claim(request.worker_id, now + request.lease)
+        self._claim_of(request.task_id).renew(request.worker_id, now + request.lease)
         return TaskClaim(ClaimOutcome.CLAIMED)
+
+    def _claim_of(self, task_id: str) -> _Claim:
+        """The claim of a task, made (and indexed by its execution) if it has none."""
+        claim = self._claims.get(task_id)
+        if claim is None:
+            claim = self._claims[task_id] = _Claim("", 0.0)
+            execution_id = task_id.rsplit(":", 2)[0]  # <execution>:<node>:<attempt>
+            self._claims_of.setdefault(execution_id, []).append(task_id)
+        return claim
 
     def _is_running(self, ref: AttemptRef) -> bool:
         entry = self._executions.get(ref.execution_id)
@@ -312,7 +326,7 @@ class MemoryStateStore:
 
     async def cancel_tasks(self, task_ids: Sequence[str]) -> None:
         for task_id in task_ids:
-            self._claims.setdefault(task_id, _Claim("", 0.0)).cancelled = True
+            self._claim_of(task_id).cancelled = True
 
     async def get_claim(self, task_id: str) -> ClaimInfo | None:
         claim = self._claims.get(task_id)
@@ -322,7 +336,7 @@ class MemoryStateStore:
 
     async def finish_tasks(self, results: Sequence[TaskResult]) -> None:
         for result in results:
-            self._claims.setdefault(result.task_id, _Claim("", 0.0)).result = result
+            self._claim_of(result.task_id).result = result
 
     async def close(self) -> None:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from spane import Engine, TaskRegistry
 from spane.schemas.state import ExecutionMeta, ExecutionStatus
 from spane.schemas.view import ExecutionView
+from spane.state.base import ClaimRequest
 from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
 
 
@@ -25,6 +26,21 @@ async def test_only_the_most_recent_archived_executions_are_kept() -> None:
     await store.mark_archived(["e1", "e2", "e3"])
     assert await store.get_meta("e1") is None
     assert [await store.get_meta(n) is not None for n in ("e2", "e3", "live")] == [True] * 3
+
+
+async def test_a_retired_executions_task_claims_go_with_it_and_no_other() -> None:
+    store = MemoryStateStore(max_finished=1)
+    for name in ("a:b", "a"):  # "a:b:n:1" starts with "a:": only its own id counts
+        view = ExecutionView(_meta(name, ExecutionStatus.SUCCEEDED), {})
+        assert await store.create(view, "start", [])
+        await store.claim_tasks([ClaimRequest(f"{name}:n:1", "w", 10.0)])
+        await store.cancel_tasks([f"{name}:m:1"])
+    await store.mark_archived(["a"])
+    await store.mark_archived(["a:b"])  # retires "a" (retention 1)
+    assert await store.get_claim("a:n:1") is None
+    assert await store.get_claim("a:m:1") is None
+    assert await store.get_claim("a:b:n:1") is not None
+    assert store._claims_of.keys() == {"a:b"}
 
 
 async def test_archive_is_bounded() -> None:
