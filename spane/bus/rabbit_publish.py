@@ -1,8 +1,9 @@
 """Publishing on RabbitMQ with confirms: the hot path of :class:`~spane.bus.rabbit.RabbitBus`.
 
 A publication goes to the aiormq channel under aio-pika's robust channel (no
-``aio_pika.Message`` per message), every message of a batch is published at once and
-their confirms awaited together under one deadline. What an outage broke is retried
+``aio_pika.Message`` per message), every message of a batch is written at once, as one
+frame batch (:mod:`spane.bus.rabbit_batch`), and their confirms awaited together under
+one deadline. What an outage broke is retried
 once the robust connection is back, until the deadline; an unroutable ``mandatory``
 message (returned by the broker) is a permanent error.
 """
@@ -21,6 +22,7 @@ from aiormq import spec
 from aiormq.exceptions import ChannelInvalidStateError
 
 from spane import retrying
+from spane.bus import rabbit_batch
 
 log = logging.getLogger("spane.bus.rabbit")
 
@@ -145,6 +147,8 @@ async def _send_all(
                 underlay = await channel.get_underlay_channel()  # waits for the connection
             except (AMQPError, RuntimeError) as exc:  # reopened without its channel yet
                 return [exc for _ in outgoing]
+            if rabbit_batch.supports(underlay):  # one write for the batch
+                return await rabbit_batch.publish_batch(underlay, outgoing)
             results = await asyncio.gather(
                 *(
                     underlay.basic_publish(

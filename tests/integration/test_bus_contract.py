@@ -21,10 +21,13 @@ from typing import Any
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq import spec
 
+from spane.bus import rabbit_batch
 from spane.bus.base import Bus, Delivery, Reply
 from spane.bus.memory import MemoryBus
 from spane.bus.rabbit import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, RabbitBus
+from spane.bus.rabbit_publish import Outgoing
 from spane.bus.topology import Topology
 from spane.schemas.events import (
     CLOUDEVENTS_CONTENT_TYPE,
@@ -513,6 +516,39 @@ async def test_unroutable_tasks_raise(rabbit: RabbitBus, raw_channel: Any) -> No
     await raw_channel.queue_delete(rabbit.topology.task_queue("bulk"))
     with pytest.raises(aio_pika.exceptions.PublishError):
         await rabbit.publish_tasks([task(2, "bulk")])
+
+
+@pytest.mark.real
+async def test_a_batch_is_written_at_once_and_each_message_keeps_its_own_outcome(
+    amqp_url: str,
+) -> None:
+    """One frame batch on aiormq's channel (the installed aiormq must have the state it
+    uses: else every publication silently takes the slower path): a returned message
+    fails alone, the others are confirmed and arrive, in order."""
+    connection = await aio_pika.connect(amqp_url, client_properties={"connection_name": "batch"})
+    async with connection:
+        # as RabbitBus opens its publishing channels
+        opened = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await _publish_a_batch(opened, await opened.get_underlay_channel())
+
+
+async def _publish_a_batch(opened: aio_pika.abc.AbstractChannel, channel: Any) -> None:
+    assert rabbit_batch.supports(channel)
+    queue = await opened.declare_queue(exclusive=True)
+
+    def outgoing(n: int, routing_key: str) -> Outgoing:
+        properties = spec.Basic.Properties(message_id=f"m{n}", delivery_mode=2)
+        return Outgoing("", routing_key, b'{"n": %d}' % n, properties, mandatory=True)
+
+    batch = [outgoing(1, queue.name), outgoing(2, "no-such-queue"), outgoing(3, queue.name)]
+    tag_before = channel.delivery_tag
+    results = await rabbit_batch.publish_batch(channel, batch)
+    assert isinstance(results[1], aio_pika.exceptions.PublishError)
+    assert [isinstance(r, BaseException) for r in (results[0], results[2])] == [False, False]
+    assert channel.delivery_tag == tag_before + 3
+    assert not channel.message_id_delivery_tag  # forgotten once confirmed or returned
+    first, second = await _get(queue), await _get(queue)
+    assert (first.message_id, second.message_id) == ("m1", "m3")
 
 
 @pytest.mark.real
