@@ -85,9 +85,10 @@ class Transitions:
         self.clock = clock
         self.max_value_bytes = max_value_bytes
         self.node_events_wanted = node_events_wanted
-        self._plan_of: OrderedDict[str, Plan] = OrderedDict()
         """Whether anyone can receive node-level events right now (None: assume so). The
         embedded bus knows its subscribers; node events nobody can receive are not built."""
+        self._plan_of: OrderedDict[str, Plan] = OrderedDict()
+        """Execution id -> its plan (:data:`PLANS_REMEMBERED` running executions)."""
         self._quiet = replace(options, node_events=False)
 
     def current_options(self) -> CoreOptions:
