@@ -64,6 +64,12 @@ class ClaimRequest:
     """The attempt the task message names: claimed only if that attempt is the running
     attempt of its node (a forged or superseded task message runs nothing)."""
 
+    @property
+    def names_its_attempt(self) -> bool:
+        """Whether the task id is the one of the attempt the message names (one that is
+        not is forged or garbled: UNKNOWN, whatever the stored state)."""
+        return self.attempt is None or self.task_id == self.attempt.task_id
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptRef:
@@ -77,6 +83,12 @@ class AttemptRef:
     def task_id(self) -> str:
         """The id of this attempt's task (as :func:`spane.core.ids.task_id` makes it)."""
         return f"{self.execution_id}:{self.node_id}:{self.attempt}"
+
+
+def execution_of_task(task_id: str) -> str:
+    """The execution a task id names (``<execution>:<node>:<attempt>``; node ids hold
+    no colon, execution ids may)."""
+    return task_id.rsplit(":", 2)[0]
 
 
 @dataclass(frozen=True, slots=True)

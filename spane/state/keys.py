@@ -40,6 +40,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from spane.state.base import execution_of_task
+
 META_FIELD = "meta"
 """Field of the meta hash that holds the ExecutionMeta JSON."""
 REVISION_FIELD = "revision"
@@ -165,11 +167,11 @@ class RedisKeys:
     def claim(self, task_id: str) -> str:
         """A task attempt's claim; on a cluster in its execution's shard (the claim
         script reads the execution's nodes). Task ids are ``<execution>:<node>:<attempt>``
-        (:func:`spane.core.ids.task_id`) and node ids hold no colon."""
+        (:func:`spane.core.ids.task_id`)."""
         if self.shards is None:
             return f"{self.namespace}:claim:{task_id}"
-        execution_id = task_id.rsplit(":", 2)[0]
-        return f"{self.namespace}:{{{self.shard_tag(execution_id)}}}:claim:{task_id}"
+        tag = self.shard_tag(execution_of_task(task_id))
+        return f"{self.namespace}:{{{tag}}}:claim:{task_id}"
 
     def slots(self, workflow_id: str) -> str:
         return f"{self.namespace}:slots:{{{workflow_id}}}"

@@ -36,6 +36,7 @@ from spane.state.base import (
     ClaimRequest,
     TaskClaim,
     WorkflowRecord,
+    execution_of_task,
 )
 from spane.state.serde import timer_changes
 
@@ -294,8 +295,8 @@ class MemoryStateStore:
     def _claim(self, request: ClaimRequest) -> TaskClaim:
         """One claim of :meth:`claim_tasks`."""
         now = self._clock()
-        if request.attempt is not None and request.task_id != request.attempt.task_id:
-            return TaskClaim(ClaimOutcome.UNKNOWN)  # forged or garbled: not that attempt's
+        if not request.names_its_attempt:
+            return TaskClaim(ClaimOutcome.UNKNOWN)
         claim = self._claims.get(request.task_id)
         if claim is not None and claim.result is not None:
             return TaskClaim(ClaimOutcome.FINISHED, claim.result)
@@ -313,8 +314,7 @@ class MemoryStateStore:
         claim = self._claims.get(task_id)
         if claim is None:
             claim = self._claims[task_id] = _Claim("", 0.0)
-            execution_id = task_id.rsplit(":", 2)[0]  # <execution>:<node>:<attempt>
-            self._claims_of.setdefault(execution_id, []).append(task_id)
+            self._claims_of.setdefault(execution_of_task(task_id), []).append(task_id)
         return claim
 
     def _is_running(self, ref: AttemptRef) -> bool:

@@ -34,7 +34,7 @@ from spane.schemas.state import (
 )
 from spane.schemas.view import ExecutionView
 from spane.state import redis_scripts
-from spane.state.base import ClaimRequest, TaskClaim
+from spane.state.base import ClaimRequest, TaskClaim, execution_of_task
 from spane.state.keys import CLUSTER_SHARDS, META_FIELD, REVISION_FIELD, RedisKeys, ShardKeys
 from spane.state.serde import encode_commands, timer_changes
 
@@ -319,7 +319,7 @@ class RedisStateStore:
             shard = self.keys.timer_shard(timer.execution_id)
             groups.setdefault(shard, ([], []))[1].append(timer)
         calls: list[ScriptCall] = [
-            ([shard.timers, shard.timer_data], [len(c), len(s), *timer_args(c, s)])
+            (_timer_keys(shard), [len(c), len(s), *timer_args(c, s)])
             for shard, (c, s) in groups.items()
         ]
         await run_each(self._redis, self._update_timers, calls)
@@ -334,7 +334,7 @@ class RedisStateStore:
             raise ValueError(
                 f"timer id {timer_id!r} names no execution (<kind>:<execution>:<node>:<attempt>)"
             )
-        return self.keys.timer_shard(parts[1].rsplit(":", 2)[0])
+        return self.keys.timer_shard(execution_of_task(parts[1]))
 
     @keeps_cancellation
     async def claim_due_timers(self, now: float, limit: int, lease: float = 30.0) -> list[Timer]:

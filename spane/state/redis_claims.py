@@ -94,7 +94,9 @@ class RedisClaims:
         if not requests:
             return []
         now = self._clock()
-        named = [i for i, request in enumerate(requests) if _task_of_its_attempt(request)]
+        # a task id that is not its attempt's is UNKNOWN without asking Redis (on a
+        # cluster its claim and the execution's nodes would not even share a slot)
+        named = [i for i, request in enumerate(requests) if request.names_its_attempt]
         replies = await run_each(
             self._redis,
             self._claim_task,
@@ -144,11 +146,3 @@ class RedisClaims:
                 pipe.hset(key, "result", result.model_dump_json())
                 pipe.pexpire(key, self._retention_ms)
             await pipe.execute()
-
-
-def _task_of_its_attempt(request: ClaimRequest) -> bool:
-    """Whether the task id is the one of the attempt the message names
-    (``<execution>:<node>:<attempt>``): one that is not is forged or garbled, and
-    UNKNOWN without asking Redis (on a cluster its claim and the execution's nodes
-    would not even share a slot)."""
-    return request.attempt is None or request.task_id == request.attempt.task_id

@@ -6,7 +6,26 @@ Python ``repr`` strings so no precision is lost in Lua's number formatting.
 
 from __future__ import annotations
 
-_WRITE_EXECUTION = """
+_WRITE_TIMERS = """
+-- The timers the records cancel (C ids from ARGV[first]) and schedule (S id / fire_at /
+-- Timer JSON triples after them); returns the index of the argument after them.
+local function write_timers(timers, data, first, cancels, schedules)
+  for i = first, first + cancels - 1 do
+    redis.call('ZREM', timers, ARGV[i])
+    redis.call('HDEL', data, ARGV[i])
+  end
+  local at = first + cancels
+  for i = at, at + 3 * (schedules - 1), 3 do
+    redis.call('ZADD', timers, ARGV[i + 1], ARGV[i])
+    redis.call('HSET', data, ARGV[i], ARGV[i + 2])
+  end
+  return at + 3 * schedules
+end
+"""
+
+_WRITE_EXECUTION = (
+    _WRITE_TIMERS
+    + """
 local function hset_pairs(key, first, last)
   for i = first, last, 1000 do
     redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, last)))
@@ -23,21 +42,6 @@ local function record_applied(applied, log, event_id, commands, max_applied)
   end
 end
 
--- The timers the records cancel (C ids from ARGV[first]) and schedule (S id / fire_at /
--- Timer JSON triples after them); returns the index of the argument after them.
-local function write_timers(timers, data, first, cancels, schedules)
-  for i = first, first + cancels - 1 do
-    redis.call('ZREM', timers, ARGV[i])
-    redis.call('HDEL', data, ARGV[i])
-  end
-  local at = first + cancels
-  for i = at, at + 3 * (schedules - 1), 3 do
-    redis.call('ZADD', timers, ARGV[i + 1], ARGV[i])
-    redis.call('HSET', data, ARGV[i], ARGV[i + 2])
-  end
-  return at + 3 * schedules
-end
-
 -- A finished execution is queued for the archive (scored by when it is due); its
 -- keys expire only once it is archived (ARCHIVED), so retention never deletes an
 -- execution the archive does not hold.
@@ -47,6 +51,7 @@ local function queue_archive(key, due, execution_id)
   end
 end
 """
+)
 
 CREATE = (
     _WRITE_EXECUTION
@@ -193,7 +198,7 @@ return found
 """
 
 UPDATE_TIMERS = (
-    _WRITE_EXECUTION
+    _WRITE_TIMERS
     + """
 -- KEYS: timers zset, timer-data hash (one shard's)
 -- ARGV: timers cancelled C, timers scheduled S, then C timer ids, then S timer id /

@@ -12,6 +12,7 @@ script runs directly.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,15 +26,7 @@ from spane.state.redis_connect import AnyRedis
 async def newest_per_shard(redis: AnyRedis, indexes: Sequence[str], limit: int) -> dict[int, int]:
     """How many of the ``limit`` newest entries over ``indexes`` (zsets by created_at)
     each index holds: index position -> count, only the positions that hold some."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for index in indexes:
-            pipe.zrevrange(index, 0, limit - 1, withscores=True)
-        replies: list[list[tuple[Any, float]]] = await pipe.execute()
-    best = heapq.nlargest(
-        limit,
-        ((score, position) for position, entries in enumerate(replies) for _, score in entries),
-    )
-    return _counts(position for _, position in best)
+    return await _best_per_shard(redis, indexes, limit, "+inf", newest=True)
 
 
 async def due_per_shard(
@@ -41,22 +34,25 @@ async def due_per_shard(
 ) -> dict[int, int]:
     """How many of the ``limit`` earliest due entries (score <= ``now``) over ``queues``
     each queue holds: queue position -> count, only the positions that hold some."""
+    return await _best_per_shard(redis, queues, limit, repr(now), newest=False)
+
+
+async def _best_per_shard(
+    redis: AnyRedis, zsets: Sequence[str], limit: int, highest: str, *, newest: bool
+) -> dict[int, int]:
+    """Where the ``limit`` best entries scored up to ``highest`` over ``zsets`` are (the
+    highest scores if ``newest``, else the lowest): position -> count. Each zset gives
+    at most its own ``limit`` best, by score only, in one pipeline."""
+    bounds = (highest, "-inf") if newest else ("-inf", highest)  # REV takes the max first
     async with redis.pipeline(transaction=False) as pipe:
-        for queue in queues:
-            pipe.zrangebyscore(queue, "-inf", repr(now), start=0, num=limit, withscores=True)
+        for zset in zsets:
+            pipe.zrange(
+                zset, *bounds, desc=newest, byscore=True, offset=0, num=limit, withscores=True
+            )
         replies: list[list[tuple[Any, float]]] = await pipe.execute()
-    best = heapq.nsmallest(
-        limit,
-        ((score, position) for position, entries in enumerate(replies) for _, score in entries),
-    )
-    return _counts(position for _, position in best)
-
-
-def _counts(positions: Any) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for position in positions:
-        counts[position] = counts.get(position, 0) + 1
-    return counts
+    scored = ((score, position) for position, entries in enumerate(replies) for _, score in entries)
+    best = heapq.nlargest(limit, scored) if newest else heapq.nsmallest(limit, scored)
+    return dict(Counter(position for _, position in best))
 
 
 async def list_metas(

@@ -92,6 +92,14 @@ async def _tallying(client: Engine) -> AsyncIterator[Tally]:
 async def test_kill_9_an_orchestrator_and_a_worker_mid_run(
     deployment: Deployment, client: Engine, runs: RunLog, seed: int
 ) -> None:
+    await kill_mid_run(deployment, client, runs, seed)
+
+
+async def kill_mid_run(
+    deployment: Deployment, client: Engine, runs: RunLog, seed: int
+) -> dict[str, int]:
+    """Two orchestrators and two workers; kill -9 one of each while task bodies run,
+    start a replacement of each, and check every guarantee. The executions started."""
     deployment.env["CHAOS_SLEEP"] = BODIES
     first = deployment.orchestrator()
     deployment.orchestrator()
@@ -113,6 +121,7 @@ async def test_kill_9_an_orchestrator_and_a_worker_mid_run(
     await assert_rerun_as_lost(client, interrupted)
     after = [run for run in await runs.runs() if run.started > killed_at]
     assert after, "no work was left for the surviving processes"
+    return ids
 
 
 @pytest.mark.parametrize("seed", SEEDS)
