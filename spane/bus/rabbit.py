@@ -54,6 +54,7 @@ from spane.bus.base import (
 )
 from spane.bus.codec import MESSAGE_BYTES_FACTOR
 from spane.bus.dead_letters import DeadLetter
+from spane.bus.event_routes import EventRoutes
 from spane.bus.rabbit_consumer import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
@@ -79,7 +80,7 @@ from spane.bus.rabbit_subscriptions import Consumers, ConsumerSettings
 from spane.bus.topology import Topology
 from spane.errors import CommandRejectedError
 from spane.expressions.limits import DEFAULT_MAX_VALUE_BYTES
-from spane.schemas.events import LifecycleEvent
+from spane.schemas.events import LifecycleEvent, is_node_event
 from spane.schemas.messages import InboxMessage, TaskHeartbeat, TaskMessage, TaskResult
 
 __all__ = ["DEAD_LETTER_QUEUE_HEADER", "DEAD_LETTER_REASON_HEADER", "RabbitBus"]
@@ -147,6 +148,8 @@ class RabbitBus:
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractRobustChannel | None = None
         self._declare = Declarer(self.topology, delivery_limit)
+        self._routes = EventRoutes()
+        """Node-event routing keys no queue is bound to, as the broker last returned them."""
         self._rpc = RpcClient(self.topology, self._conn, self._publish_rpc, self.max_message_bytes)
         settings = ConsumerSettings(
             retry_delay, max_retry_delay, stop_grace, max_value_bytes, self.max_message_bytes
@@ -235,10 +238,26 @@ class RabbitBus:
             await self._publish_all(self._channel(), outgoing)
 
     async def publish_events(self, events: Sequence[tuple[str, LifecycleEvent]]) -> None:
-        """CloudEvents in structured mode; an event nobody subscribed to is not an error."""
-        if events:
-            outgoing = [event_outgoing(self.topology, key, event) for key, event in events]
-            await self._publish_all(self._channel(), outgoing)
+        """CloudEvents in structured mode; an event nobody subscribed to is not an error.
+
+        Node events are ``mandatory``: one the broker returns (no queue bound to its
+        routing key) holds that key's events back for a few seconds
+        (:mod:`spane.bus.event_routes`). Execution events are always published.
+        """
+        routes = self._routes
+        outgoing = []
+        for key, event in events:
+            node = is_node_event(event)
+            if node and routes.unbound(key):
+                continue
+            outgoing.append(event_outgoing(self.topology, key, event, mandatory=node))
+        if outgoing:
+            await publish_all(
+                self._channel(),
+                outgoing,
+                self.publish_timeout,
+                on_return=lambda item: routes.returned(item.routing_key),
+            )
 
     def node_events_wanted(self) -> bool:
         return True  # queues bound to the events exchange are not known to this process
@@ -364,7 +383,9 @@ class RabbitBus:
 
         A handler that raises is logged and the event dropped (as on the memory bus).
         """
-        return await self._consumers.events(pattern, handler)
+        consumer = await self._consumers.events(pattern, handler)
+        self._routes.forget()  # this process's own node events reach it from now on
+        return consumer
 
     async def subscribe_cancellations(self, handler: CancelHandler) -> BatchConsumer[list[str]]:
         """This process's queue on the cancellations fanout."""

@@ -166,15 +166,18 @@ def inbox_outgoing(
     )
 
 
-def event_outgoing(topology: Topology, routing_key: str, event: LifecycleEvent) -> Outgoing:
-    """A CloudEvent in structured mode; nobody subscribed is not an error."""
+def event_outgoing(
+    topology: Topology, routing_key: str, event: LifecycleEvent, *, mandatory: bool = False
+) -> Outgoing:
+    """A CloudEvent in structured mode; nobody subscribed is not an error (``mandatory``:
+    the broker returns it then, to say so)."""
     props = properties(
         kind=event.type,
         message_id=event.id,
         correlation_id=event.subject,
         content_type=CLOUDEVENTS_CONTENT_TYPE,
     )
-    return Outgoing(topology.events_exchange, routing_key, encode_event(event), props, False)
+    return Outgoing(topology.events_exchange, routing_key, encode_event(event), props, mandatory)
 
 
 def cancel_outgoing(topology: Topology, task_ids: Sequence[str], message_id: str) -> Outgoing:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aio_pika
@@ -69,14 +69,18 @@ def is_transient(error: BaseException, cancel_requests: int = 0) -> bool:
 
 
 async def publish_all(
-    channel: AbstractRobustChannel, outgoing: Sequence[Outgoing], timeout: float
+    channel: AbstractRobustChannel,
+    outgoing: Sequence[Outgoing],
+    timeout: float,
+    on_return: Callable[[Outgoing], None] | None = None,
 ) -> None:
     """Publish everything, confirms awaited together; retry what an outage broke.
 
     Raises the first permanent error (an unroutable message), or :class:`TimeoutError`
     when some messages are still unconfirmed after ``timeout`` seconds. A retried
     message may reach the broker twice (its first confirm was lost); consumers
-    deduplicate by message id.
+    deduplicate by message id. With ``on_return``, an unroutable message is not an
+    error: the broker's return of it is handed to ``on_return``.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -90,6 +94,9 @@ async def publish_all(
         last_error: BaseException | None = None
         for item, result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
+                if on_return is not None and isinstance(result, PublishError):
+                    on_return(item)  # returned: no queue is bound to its routing key
+                    continue
                 if not is_transient(result, cancel_requests):
                     raise result
                 failed.append(item)

@@ -46,6 +46,13 @@ def iso_time(timestamp: float) -> str:
 ROUTING_VERSION = 2
 """Version of the routing-key grammar above."""
 
+NODE_EVENT_PREFIX = "io.spane.node."
+
+
+def is_node_event(event: LifecycleEvent) -> bool:
+    """Whether ``event`` reports a node (not an execution, child or iteration)."""
+    return event.type.startswith(NODE_EVENT_PREFIX)
+
 
 def execution_routing_key(
     workflow_id: str, status: str, *, child: bool = False, loop_node: str | None = None
@@ -115,7 +122,7 @@ def node_event(
     }
     event = LifecycleEvent(
         id=f"{execution_id}:{node_id}:{attempt}:{status}",
-        type=f"io.spane.node.{status}",
+        type=f"{NODE_EVENT_PREFIX}{status}",
         source=f"/spane/workflows/{workflow_id}",
         subject=execution_id,
         time=iso_time(now),

@@ -500,6 +500,61 @@ async def test_messages_are_persistent_and_described(
     assert (on_inbox.type, on_inbox.correlation_id) == ("signal", "e9")
 
 
+@pytest.mark.real
+async def test_node_events_no_queue_is_bound_to_are_held_back_until_probed_again(
+    rabbit: RabbitBus, raw_channel: aio_pika.abc.AbstractChannel
+) -> None:
+    """The broker returns a node event nobody is bound to; its routing key is then not
+    published for a while (no error either way), execution events always are, and a
+    queue bound by hand gets the key's events from the next probe on."""
+    common: dict[str, Any] = {"execution_id": "e1", "workflow_id": "orders", "version": 1}
+
+    def started(attempt: int) -> tuple[str, LifecycleEvent]:
+        return node_event(node_id="charge", attempt=attempt, status="started", now=NOW, **common)
+
+    key = started(1)[0]
+    executions = await raw_channel.declare_queue(exclusive=True)
+    await executions.bind(rabbit.topology.events_exchange, "execution.#")
+    finished = execution_event(status="succeeded", now=NOW, **common)
+    await rabbit.publish_events([started(1), finished])  # no error for the returned one
+    assert rabbit._routes.unbound(key)
+    assert (await _get(executions)).routing_key == "execution.orders.succeeded"
+
+    by_hand = await raw_channel.declare_queue(exclusive=True)
+    await by_hand.bind(rabbit.topology.events_exchange, key)
+    await rabbit.publish_events([started(2)])  # held back: the broker is not asked again yet
+    await asyncio.sleep(0.2)
+    assert await by_hand.get(no_ack=True, fail=False) is None
+
+    later = time.monotonic() + rabbit._routes.recheck
+    rabbit._routes.clock = lambda: later  # the pause is over: the next event probes again
+    await rabbit.publish_events([started(3)])
+    arrived = await _get(by_hand)
+    assert (arrived.routing_key, arrived.message_id) == (key, started(3)[1].id)
+    assert not rabbit._routes.unbound(key)
+
+
+@pytest.mark.real
+async def test_a_subscription_through_the_bus_receives_held_back_node_events_at_once(
+    rabbit: RabbitBus,
+) -> None:
+    common: dict[str, Any] = {"execution_id": "e1", "workflow_id": "orders", "version": 1}
+    first = node_event(node_id="charge", attempt=1, status="started", now=NOW, **common)
+    await rabbit.publish_events([first])
+    assert rabbit._routes.unbound(first[0])
+    seen: list[tuple[str, LifecycleEvent]] = []
+
+    async def on_event(key: str, event: LifecycleEvent) -> None:
+        seen.append((key, event))
+
+    sub = await rabbit.subscribe_events("node.orders.#", on_event)
+    second = node_event(node_id="charge", attempt=2, status="started", now=NOW, **common)
+    await rabbit.publish_events([second])
+    await eventually(lambda: len(seen) == 1, "the node event")
+    await sub.stop()
+    assert seen == [second]
+
+
 async def _get(queue: aio_pika.abc.AbstractQueue) -> AbstractIncomingMessage:
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
