@@ -55,6 +55,36 @@ class MissingNodesError(LookupError):
         super().__init__(f"node states not loaded: {', '.join(self.node_ids[:5]) or 'all'}")
 
 
+class _Committed(Mapping[str, NodeState]):
+    """The node states a view was loaded with, under the ones its writer committed since
+    (:meth:`ExecutionView.settled`): each commit adds its changes here, in O(changes),
+    without copying or touching what was loaded."""
+
+    __slots__ = ("_below", "_own")
+
+    def __init__(self, below: Mapping[str, NodeState]) -> None:
+        self._below = below
+        self._own: dict[str, NodeState] = {}
+
+    def get(self, node_id: str, default: Any = None) -> Any:
+        state = self._own.get(node_id)
+        return state if state is not None else self._below.get(node_id, default)
+
+    def __getitem__(self, node_id: str) -> NodeState:
+        state = self._own.get(node_id)
+        return state if state is not None else self._below[node_id]
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._own or node_id in self._below
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._own
+        yield from (node_id for node_id in self._below if node_id not in self._own)
+
+    def __len__(self) -> int:
+        return len(self._own) + sum(1 for node_id in self._below if node_id not in self._own)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -244,6 +274,16 @@ class ExecutionView:
         if self._fetched is not None:
             raise MissingNodesError(())
         return {**self._base, **self._changed}
+
+    def settled(self, revision: int) -> ExecutionView:
+        """The view of the state this one's commit stored (at ``revision``), for the
+        same writer's next decision without loading again. Its node states are this
+        view's with the changes applied; its loop data is left out (a read of it raises
+        :class:`MissingLoopDataError`: the writer loads). This view must not be used
+        after: the two share their node states."""
+        base = self._base if isinstance(self._base, _Committed) else _Committed(self._base)
+        base._own.update(self._changed)
+        return ExecutionView(self.meta, base, revision, {}, False, fetched=self._fetched)
 
     # ------------------------------------------------------------- loop data
     def loop_values(self, fields: Iterable[str]) -> list[Any]:

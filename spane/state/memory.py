@@ -139,6 +139,8 @@ class MemoryStateStore:
         entry = self._executions.get(view.meta.id)
         if entry is None or entry.revision != view.revision:
             return False
+        if any(event_id in entry.applied for event_id in records):
+            return False
         entry.meta = view.meta
         entry.nodes.update(view.changed_nodes)
         entry.loops.update(view.changed_loop_values)

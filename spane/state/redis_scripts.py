@@ -93,13 +93,19 @@ COMMIT = (
 --       field / JSON pairs, then C timer ids, then S timer id / fire_at / Timer JSON
 --       triples, then node id / NodeState JSON pairs
 -- Reply: the new revision, or -1 (nothing written) if the stored revision differs
---        from the expected one or the execution does not exist.
+--        from the expected one, the execution does not exist, or one of the events
+--        was applied already.
 local current = redis.call('HGET', KEYS[1], 'revision')
 if not current or current ~= ARGV[1] then
   return -1
 end
--- The timers first: a write Redis refuses then aborts the script before any other.
 local events_end = 9 + 2 * tonumber(ARGV[6])
+for i = 10, events_end, 2 do
+  if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then
+    return -1
+  end
+end
+-- The timers first: a write Redis refuses then aborts the script before any other.
 local loops_end = events_end + 2 * tonumber(ARGV[7])
 local nodes_from = write_timers(KEYS[7], KEYS[8], loops_end + 1, tonumber(ARGV[8]),
   tonumber(ARGV[9]))

@@ -385,6 +385,32 @@ async def test_stale_commit_conflicts_and_changes_nothing(store: StateStore):
     assert await applied(store, "ex-1", "e-lose") is None
 
 
+async def test_a_commit_of_an_event_applied_before_conflicts_and_changes_nothing(
+    store: StateStore,
+):
+    """A writer deciding on a view it kept (no load, so no applied records) cannot apply
+    an event twice: the commit refuses it, and the writer loads."""
+    await store.create(new_view(), "start", [])
+    view = await loaded(store)
+    view.update_node("a", status=NodeStatus.SUCCEEDED)
+    assert await commit(store, view, "result:ex-1:a:1", [CancelTimer("first")])
+    kept = view.settled(view.revision)
+    kept.update_node("b", status=NodeStatus.SUCCEEDED)
+    records: dict[str, list[Command]] = {"result:ex-1:b:1": [], "result:ex-1:a:1": []}
+    assert await store.commit_each([(kept, records)]) == [False]
+    after = await loaded(store)
+    assert after.revision == 2
+    assert after.node("b").status is NodeStatus.RUNNING
+    assert await applied(store, "ex-1", "result:ex-1:b:1") is None
+    recorded = await applied(store, "ex-1", "result:ex-1:a:1")
+    assert recorded is not None
+    assert recorded.commands == [CancelTimer("first")]
+    kept = after.settled(after.revision)  # no such event: a kept view commits
+    kept.update_node("b", status=NodeStatus.SUCCEEDED)
+    assert await store.commit_each([(kept, {"result:ex-1:b:1": []})]) == [True]
+    assert (await loaded(store)).node("b").status is NodeStatus.SUCCEEDED
+
+
 async def test_load_many_reads_the_nodes_asked_for_or_every_node(store: StateStore):
     await store.create(new_view(), "start", [])
     hinted = {"ex-1": ["a", "never-written"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spane.schemas.state import ExecutionMeta, NodeState, NodeStatus
-from spane.schemas.view import ExecutionView, MissingNodesError, evolve
+from spane.schemas.view import ExecutionView, MissingLoopDataError, MissingNodesError, evolve
 
 
 def test_evolve_equals_model_copy() -> None:
@@ -66,3 +66,31 @@ def test_a_partial_view_reads_fetched_nodes_and_refuses_the_others() -> None:
     with pytest.raises(MissingNodesError):
         view.all_nodes()
     assert ExecutionView(meta, nodes).all_nodes() == {"a": running}  # complete
+
+
+def test_a_settled_view_reads_what_its_commit_stored_and_leaves_the_load_alone() -> None:
+    meta = ExecutionMeta(id="e", workflow_id="w", version=1, created_at=0.0)
+    loaded = {"a": NodeState(status=NodeStatus.SUCCEEDED, attempt=1)}
+    view = ExecutionView(meta, loaded, revision=4, loops={"l:1:i:0": 1}, fetched=["a", "b"])
+    with view.deciding():
+        view.update_node("b", status=NodeStatus.RUNNING, attempt=1)
+        view.set_active("b", True)
+    settled = view.settled(5)
+    assert settled.revision == 5
+    assert not settled.dirty
+    assert settled.meta.active == ("b",)
+    assert settled.node("a") == loaded["a"]
+    assert settled.node("b") == NodeState(status=NodeStatus.RUNNING, attempt=1)
+    assert loaded == {"a": NodeState(status=NodeStatus.SUCCEEDED, attempt=1)}  # not copied into
+    with pytest.raises(MissingNodesError):
+        settled.node("c")  # the load did not fetch it
+    with pytest.raises(MissingLoopDataError):
+        settled.loop_values(["l:1:i:0"])  # loop data is loaded again, never kept
+
+    settled.update_node("b", status=NodeStatus.SUCCEEDED, attempt=1)
+    again = settled.settled(6)
+    assert again.node("b").status == NodeStatus.SUCCEEDED
+    assert set(ExecutionView(meta, {"x": NodeState()}).settled(1).all_nodes()) == {"x"}
+    whole = ExecutionView(meta, loaded)
+    whole.update_node("c", status=NodeStatus.RUNNING, attempt=1)
+    assert whole.settled(1).all_nodes() == {**loaded, "c": NodeState(status="running", attempt=1)}
