@@ -21,7 +21,7 @@ def _edge_value(port: str, state: NodeState) -> Any:
 def gather_data(node: PlanNode, view: ExecutionView) -> Any:
     """The node's data: the execution input for roots, else its fired upstreams' values."""
     if not node.parents:
-        return view.meta.input
+        return view.input
     values: dict[str, Any] = {}
     for edge in node.parents:
         if edge.source not in values and edge_fired(node, view, edge):
@@ -56,7 +56,7 @@ def build_context(
     """The expression context; ``nodes`` holds only the nodes the expressions read."""
     meta = view.meta
     context: dict[str, Any] = {
-        "input": meta.input,
+        "input": view.input,
         "data": data,
         "vars": meta.vars,
         "nodes": {ref: node_summary(view.node(ref)) for ref in refs if ref in plan.nodes},

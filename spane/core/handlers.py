@@ -231,7 +231,7 @@ def start_roots(w: Working) -> None:
     node whose join resolves from its seeded nodes)."""
     replay_of = w.view.meta.replay_of
     extra: dict[str, Any] = {"replay_of": replay_of} if replay_of is not None else {}
-    emit_execution(w, "started", input=w.view.meta.input, **extra)
+    emit_execution(w, "started", input=w.view.input, **extra)
     if w.plan.timeout is not None:
         w.view.update_meta(deadline=w.now + w.plan.timeout)
         schedule(w, TimerKind.EXECUTION_TIMEOUT, None, 0, w.now + w.plan.timeout)

@@ -62,6 +62,10 @@ def start_loop(w: Working, node: PlanNode, context: dict[str, Any]) -> None:
         w.view.set_loop_values(
             {loop_field(node.id, attempt, "i", i): item for i, item in enumerate(items)}
         )
+        # Its input is not kept in its state either: every iteration's end rewrites the
+        # node's state, and a copy of (typically) every item there made each of those
+        # writes O(items). The items are in the loop data; the data is its upstream's.
+        w.view.update_node(node.id, input=None)
     w.view.update_node(node.id, status=NodeStatus.WAITING, wait=WaitReason.CHILD, loop=loop)
     set_active(w, node.id, True)
     advance_loop(w, node)

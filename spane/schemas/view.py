@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import from_json
 
 from spane.schemas.state import ExecutionMeta, NodeState
 
@@ -117,7 +118,12 @@ class ExecutionView:
     Node states work the same way: ``fetched`` None says ``nodes`` holds every node
     ever written; else (a partial load) ``fetched`` names the nodes read (``nodes``
     holds those of them ever written), and reading any other node raises
-    :class:`MissingNodesError`."""
+    :class:`MissingNodesError`.
+
+    The execution's input is read through :attr:`input`. A store may keep it apart from
+    the meta (written once, when the execution is created, never again by a commit:
+    ``input_apart``); its view's ``meta.input`` is then None and ``input_json`` holds
+    the input's JSON, decoded the first time :attr:`input` is read."""
 
     __slots__ = (
         "_active",
@@ -125,6 +131,8 @@ class ExecutionView:
         "_changed",
         "_deciding",
         "_fetched",
+        "_input",
+        "_input_json",
         "_loops",
         "_loops_changed",
         "_loops_complete",
@@ -133,6 +141,7 @@ class ExecutionView:
         "_meta_changed",
         "_queue",
         "_sets_stale",
+        "input_apart",
         "revision",
     )
 
@@ -145,8 +154,13 @@ class ExecutionView:
         loops_complete: bool = True,
         *,
         fetched: Collection[str] | None = None,
+        input_json: bytes | str | None = None,
     ) -> None:
         self._meta = meta
+        self._input_json = input_json
+        self._input: Any = ABSENT
+        self.input_apart = input_json is not None
+        """Whether the store keeps the input apart from the meta (its commits leave it)."""
         self._base = nodes
         self._fetched = None if fetched is None else frozenset(fetched)
         self._changed: dict[str, NodeState] = {}
@@ -168,6 +182,20 @@ class ExecutionView:
         if self._sets_stale and not self._deciding:
             self._write_sets()
         return self._meta
+
+    @property
+    def input(self) -> Any:
+        """The execution's input (decoded on first use if the store keeps it apart)."""
+        if self._input_json is None:
+            return self._meta.input
+        if self._input is ABSENT:
+            self._input = from_json(self._input_json)
+        return self._input
+
+    def full_meta(self) -> ExecutionMeta:
+        """The meta with the input in it, as callers outside the core see an execution."""
+        meta = self.meta
+        return meta if self._input_json is None else evolve(meta, {"input": self.input})
 
     def update_meta(self, **changes: Any) -> ExecutionMeta:
         self._meta = evolve(self._meta, changes)
@@ -283,7 +311,12 @@ class ExecutionView:
         after: the two share their node states."""
         base = self._base if isinstance(self._base, _Committed) else _Committed(self._base)
         base._own.update(self._changed)
-        return ExecutionView(self.meta, base, revision, {}, False, fetched=self._fetched)
+        view = ExecutionView(
+            self.meta, base, revision, {}, False, fetched=self._fetched, input_json=self._input_json
+        )
+        view._input = self._input
+        view.input_apart = self.input_apart
+        return view
 
     # ------------------------------------------------------------- loop data
     def loop_values(self, fields: Iterable[str]) -> list[Any]:

@@ -151,7 +151,13 @@ class StateStore(Protocol):
         the batch) lets a store that loads loop data piecemeal read, in the same round
         trip, what those events will likely need; the view raises
         :class:`~spane.schemas.view.MissingLoopDataError` for the rest
-        (:meth:`load_loop_values`)."""
+        (:meth:`load_loop_values`).
+
+        A store may keep the execution's input apart from its meta, written once by
+        :meth:`create` and never by a commit: its views then hold it in
+        ``ExecutionView.input`` (``full_meta()`` puts it back), not in ``meta.input``.
+        Every other read (:meth:`get_meta`, :meth:`get_executions`,
+        :meth:`list_executions`) returns metas with the input in them."""
         ...
 
     async def load_loop_values(self, execution_id: str, fields: Sequence[str]) -> dict[str, Any]:

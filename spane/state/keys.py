@@ -46,6 +46,10 @@ META_FIELD = "meta"
 """Field of the meta hash that holds the ExecutionMeta JSON."""
 REVISION_FIELD = "revision"
 """Field of the meta hash that holds the revision (optimistic concurrency)."""
+INPUT_FIELD = "input"
+"""Field of the meta hash that holds the execution's input JSON, written once by the
+create (the ``meta`` JSON then leaves it out, so a commit does not rewrite it).
+Executions created before it existed hold their input in the ``meta`` JSON."""
 
 CLUSTER_SHARDS = 256
 """Shards of a Redis Cluster deployment: an execution's keys and the indexes it is

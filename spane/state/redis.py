@@ -23,6 +23,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
+from pydantic_core import to_json
+
 from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
@@ -35,7 +37,14 @@ from spane.schemas.state import (
 from spane.schemas.view import ExecutionView
 from spane.state import redis_scripts
 from spane.state.base import ClaimRequest, TaskClaim, execution_of_task
-from spane.state.keys import CLUSTER_SHARDS, META_FIELD, REVISION_FIELD, RedisKeys, ShardKeys
+from spane.state.keys import (
+    CLUSTER_SHARDS,
+    INPUT_FIELD,
+    META_FIELD,
+    REVISION_FIELD,
+    RedisKeys,
+    ShardKeys,
+)
 from spane.state.serde import encode_commands, timer_changes
 
 try:
@@ -60,6 +69,7 @@ from spane.state.redis_codec import (
     loaded_execution,
     loop_pairs,
     node_pairs,
+    stored_meta,
     text,
     timer_args,
 )
@@ -68,6 +78,8 @@ from spane.state.redis_shards import claim_due, earliest, list_metas
 
 MAX_APPLIED_PER_EXECUTION = 10_000
 """Applied-event records kept per execution (oldest dropped), as in the memory store."""
+_INPUT = {"input"}
+"""What a meta JSON leaves out once the create stored the input apart (INPUT_FIELD)."""
 
 _Script = Callable[..., Any]
 
@@ -138,7 +150,7 @@ class RedisStateStore:
                 keys.shard.timer_data,
             ],
             args=[
-                meta.model_dump_json(),
+                meta.model_dump_json(exclude=_INPUT),
                 event_id,
                 encode_commands(commands),
                 self._max_applied,
@@ -148,6 +160,7 @@ class RedisStateStore:
                 len(view.changed_loop_values),
                 len(cancelled),
                 len(scheduled),
+                to_json(view.input),
                 *loop_pairs(view.changed_loop_values),
                 *timer_args(cancelled, scheduled),
                 *node_pairs(view.changed_nodes),
@@ -156,6 +169,7 @@ class RedisStateStore:
         if int(created) != 1:
             return False
         view.revision = 1
+        view.input_apart = True  # its commits leave the input alone
         return True
 
     @keeps_cancellation
@@ -205,7 +219,7 @@ class RedisStateStore:
         async with self._redis.pipeline(transaction=not self.keys.cluster) as pipe:
             for execution_id, event_ids in requests.items():
                 keys = self.keys.execution(execution_id)
-                pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD])
+                pipe.hmget(keys.meta, [META_FIELD, REVISION_FIELD, INPUT_FIELD])
                 fetched = nodes.get(execution_id)
                 if fetched is None:
                     pipe.hgetall(keys.nodes)
@@ -253,7 +267,7 @@ class RedisStateStore:
         cancelled, scheduled = timer_changes(chain.from_iterable(records.values()))
         args: list[Any] = [
             view.revision,
-            meta.model_dump_json(),
+            meta.model_dump_json(exclude=_INPUT) if view.input_apart else meta.model_dump_json(),
             self._max_applied,
             _archive_due(meta),
             meta.id,
@@ -272,10 +286,10 @@ class RedisStateStore:
 
     @keeps_cancellation
     async def get_meta(self, execution_id: str) -> ExecutionMeta | None:
-        raw: bytes | str | None = await self._redis.hget(
-            self.keys.execution(execution_id).meta, META_FIELD
+        raw, raw_input = await self._redis.hmget(
+            self.keys.execution(execution_id).meta, [META_FIELD, INPUT_FIELD]
         )
-        return None if raw is None else ExecutionMeta.model_validate_json(raw)
+        return None if raw is None else stored_meta(raw, raw_input)
 
     @keeps_cancellation
     async def get_executions(
@@ -284,7 +298,9 @@ class RedisStateStore:
         if not execution_ids:
             return []
         loaded = await self.load_many({execution_id: () for execution_id in execution_ids})
-        return [(view.meta, view.all_nodes()) for view, _ in loaded.values() if view is not None]
+        return [
+            (view.full_meta(), view.all_nodes()) for view, _ in loaded.values() if view is not None
+        ]
 
     @keeps_cancellation
     async def get_nodes(self, execution_id: str) -> dict[str, NodeState]:
@@ -301,7 +317,7 @@ class RedisStateStore:
             return []
         shards = self.keys.all_shards()
         found = await list_metas(self._redis, self._list, shards, workflow_id, limit)
-        metas = [ExecutionMeta.model_validate_json(raw) for raw in found]
+        metas = [stored_meta(raw, raw_input) for raw, raw_input in found]
         if len(shards) > 1:  # each shard's are newest first; the union is not
             metas.sort(key=lambda meta: meta.created_at, reverse=True)
         return metas[:limit]

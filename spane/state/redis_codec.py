@@ -13,7 +13,7 @@ from spane.schemas.claims import ClaimInfo
 from spane.schemas.commands import Command
 from spane.schemas.messages import TaskResult
 from spane.schemas.state import ExecutionMeta, NodeState, Timer
-from spane.schemas.view import ABSENT, ExecutionView
+from spane.schemas.view import ABSENT, ExecutionView, evolve
 from spane.state.base import Applied, ClaimOutcome, TaskClaim
 from spane.state.serde import decode_commands, encode_commands
 
@@ -65,6 +65,13 @@ def event_pairs(records: Mapping[str, Sequence[Command]]) -> list[str | bytes]:
     return pairs
 
 
+def stored_meta(raw_meta: bytes | str, raw_input: bytes | str | None) -> ExecutionMeta:
+    """An execution's meta as stored: its ``meta`` JSON, with the input kept apart (the
+    ``input`` field; None: an execution from before, whose meta JSON holds it)."""
+    meta = ExecutionMeta.model_validate_json(raw_meta)
+    return meta if raw_input is None else evolve(meta, {"input": from_json(raw_input)})
+
+
 def loaded_execution(
     event_ids: Sequence[str],
     meta_and_revision: Sequence[bytes | str | None],
@@ -74,11 +81,12 @@ def loaded_execution(
     fetched: Sequence[str] | None = None,
 ) -> Loaded:
     """An execution's view and applied records from the replies that read them: the
-    meta hash's ``meta`` and ``revision``, the nodes hash (only the ``fetched`` nodes'
-    when not None: :func:`fetched_nodes`), the applied records of ``event_ids`` (in
+    meta hash's ``meta``, ``revision`` and ``input`` (decoded when first read), the
+    nodes hash (only the ``fetched`` nodes' when not None: :func:`fetched_nodes`), the
+    applied records of ``event_ids`` (in
     order, None where not applied), and the loop data prefetched (field / JSON pairs,
     flat; None where never written)."""
-    raw_meta, raw_revision = meta_and_revision
+    raw_meta, raw_revision, raw_input = meta_and_revision
     if raw_meta is None or raw_revision is None:
         return None, {}
     applied = {
@@ -90,7 +98,7 @@ def loaded_execution(
     loops = LazyValues(dict(zip(loop_fields[::2], loop_fields[1::2], strict=True)))
     nodes = LazyNodes(raw_nodes)
     revision = int(raw_revision)
-    view = ExecutionView(meta, nodes, revision, loops, False, fetched=fetched)
+    view = ExecutionView(meta, nodes, revision, loops, False, fetched=fetched, input_json=raw_input)
     return view, applied
 
 

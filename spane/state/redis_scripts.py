@@ -58,21 +58,22 @@ CREATE = (
     + """
 -- KEYS: meta, nodes, applied, applied-log, executions index, workflow executions index,
 --       to-archive zset, loops, timers zset, timer-data hash (the execution's shard's)
--- ARGV: meta JSON, event id, commands JSON, max applied, archive due ('0' = running),
---       created_at, execution id, number of loop data fields L, timers cancelled C,
---       timers scheduled S, then L field / JSON pairs, then C timer ids, then S timer
---       id / fire_at / Timer JSON triples, then node id / NodeState JSON pairs
+-- ARGV: meta JSON (without the input), event id, commands JSON, max applied, archive
+--       due ('0' = running), created_at, execution id, number of loop data fields L,
+--       timers cancelled C, timers scheduled S, input JSON, then L field / JSON pairs,
+--       then C timer ids, then S timer id / fire_at / Timer JSON triples, then node id /
+--       NodeState JSON pairs
 -- Reply: 0 if the execution exists (nothing written), else 1.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 -- The timers first: a write Redis refuses then aborts the script before any other.
-local loops_end = 10 + 2 * tonumber(ARGV[8])
+local loops_end = 11 + 2 * tonumber(ARGV[8])
 local nodes_from = write_timers(KEYS[9], KEYS[10], loops_end + 1, tonumber(ARGV[9]),
   tonumber(ARGV[10]))
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[8])
-redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'revision', 1)
-hset_pairs(KEYS[8], 11, loops_end)
+redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'revision', 1, 'input', ARGV[11])
+hset_pairs(KEYS[8], 12, loops_end)
 hset_pairs(KEYS[2], nodes_from, #ARGV)
 record_applied(KEYS[3], KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
@@ -87,7 +88,8 @@ COMMIT = (
     + """
 -- KEYS: meta, nodes, applied, applied-log, to-archive zset, loops, timers zset,
 --       timer-data hash (the execution's shard's)
--- ARGV: expected revision, meta JSON, max applied, archive due ('0' = running),
+-- ARGV: expected revision, meta JSON (without the input if the create stored it
+--       apart; the input field is never written here), max applied, archive due ('0' = running),
 --       execution id, number of events N, number of loop data fields L, timers
 --       cancelled C, timers scheduled S, then N event id / commands JSON pairs, then L
 --       field / JSON pairs, then C timer ids, then S timer id / fire_at / Timer JSON
@@ -176,8 +178,8 @@ return out
 LIST_EXECUTIONS = """
 -- KEYS: the index to read (zset by created_at), the global index
 -- ARGV: limit, meta key prefix, meta key suffix (prefix .. id .. suffix = meta key)
--- Reply: up to `limit` ExecutionMeta JSON strings, newest first. Ids whose meta has
---        expired are removed from both indexes on the way.
+-- Reply: up to `limit` {ExecutionMeta JSON, input JSON or false} pairs, newest first.
+--        Ids whose meta has expired are removed from both indexes on the way.
 -- The meta keys are derived from the index, so this script is for a single Redis node.
 local limit = tonumber(ARGV[1])
 local found = {}
@@ -186,8 +188,8 @@ while #found < limit do
   local ids = redis.call('ZREVRANGE', KEYS[1], start, start + limit - 1)
   local stale = 0
   for _, id in ipairs(ids) do
-    local meta = redis.call('HGET', ARGV[2] .. id .. ARGV[3], 'meta')
-    if not meta then
+    local meta = redis.call('HMGET', ARGV[2] .. id .. ARGV[3], 'meta', 'input')
+    if not meta[1] then
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZREM', KEYS[2], id)
       stale = stale + 1

@@ -61,9 +61,9 @@ async def list_metas(
     shards: Sequence[ShardKeys],
     workflow_id: str | None,
     limit: int,
-) -> list[bytes]:
-    """Up to ``limit`` ExecutionMeta JSON strings, newest first per shard (LIST_EXECUTIONS;
-    the caller orders the union).
+) -> list[tuple[bytes, bytes | None]]:
+    """Up to ``limit`` (ExecutionMeta JSON, input JSON or None) pairs, newest first per
+    shard (LIST_EXECUTIONS; the caller orders the union).
 
     The script prunes index entries whose execution expired; when a shard's chosen
     entries held such, the choice is made again over what is left, so expired
@@ -83,7 +83,7 @@ async def list_metas(
             for p, count in counts.items()
         ]
         replies = await run_each(redis, script, calls) if calls else []
-        found = [raw for reply in replies for raw in reply]
+        found = [(raw[0], raw[1]) for reply in replies for raw in reply]
         if len(shards) == 1 or len(found) == sum(counts.values()):
             return found
 

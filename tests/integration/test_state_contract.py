@@ -9,6 +9,7 @@ Redis leases it; lease expiry, TTLs and pruning are therefore tested on Redis on
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -274,7 +275,8 @@ async def test_create_then_load_round_trips(store: StateStore):
 
     again = await loaded(store)
     assert again.revision == 1
-    assert again.meta == view.meta
+    assert again.full_meta() == view.meta  # the meta may leave the input to ``input``
+    assert again.input == view.input == view.meta.input
     assert again.all_nodes() == view.changed_nodes
     assert again.changed_nodes == {}
     assert await store.get_meta("ex-1") == view.meta
@@ -289,7 +291,7 @@ async def test_create_twice_refuses_and_writes_nothing(store: StateStore):
     assert second.revision == 0
 
     view = await loaded(store)
-    assert view.meta == first.meta
+    assert view.full_meta() == first.meta
     assert view.all_nodes() == first.changed_nodes
     assert view.revision == 1
     assert await applied(store, "ex-1", "start-again") is None
@@ -898,8 +900,59 @@ async def test_redis_key_layout(redis_store: RedisStateStore):
     keys = {key.decode() async for key in redis_store.client.scan_iter(match=f"{ns}:*")}
     assert keys == _expected_keys(redis_store.keys)
     meta = await redis_store.client.hgetall(redis_store.keys.execution("ex-1").meta)
-    assert set(meta) == {b"meta", b"revision"}
+    assert set(meta) == {b"meta", b"revision", b"input"}
     assert meta[b"revision"] == b"1"
+
+
+@pytest.mark.real
+async def test_redis_the_input_is_written_once_apart_and_read_back_everywhere(
+    redis_store: RedisStateStore,
+):
+    """A commit does not rewrite the execution's input (it can be large, and a loop's
+    parent commits once per batch of iterations): the create stores it apart."""
+    created = new_view()
+    expected = created.meta.input
+    await redis_store.create(created, "start", [])
+    key = redis_store.keys.execution("ex-1").meta
+    view = await loaded(redis_store)
+    assert view.meta.input is None  # not decoded with the meta
+    assert view.input == expected
+    view.update_node("a", status=NodeStatus.SUCCEEDED)
+    view.update_meta(vars={"x": 1})
+    assert await commit(redis_store, view, "e1", [])
+    kept = view.settled(view.revision)
+    kept.update_meta(vars={"x": 2})
+    assert await redis_store.commit_each([(kept, {"e2": []})]) == [True]
+    raw_meta, raw_input = await redis_store.client.hmget(key, ["meta", "input"])
+    assert raw_meta is not None
+    assert raw_input is not None
+    assert "input" not in json.loads(raw_meta)
+    assert json.loads(raw_input) == expected
+    meta = await redis_store.get_meta("ex-1")
+    assert meta is not None
+    assert (meta.input, meta.vars) == (expected, {"x": 2})
+    assert [m.input for m in await redis_store.list_executions()] == [expected]
+    assert [m.input for m, _ in await redis_store.get_executions(["ex-1"])] == [expected]
+
+
+@pytest.mark.real
+async def test_redis_an_execution_stored_before_the_input_was_kept_apart_keeps_its_input(
+    redis_store: RedisStateStore,
+):
+    """Executions created by an earlier version hold the input in their meta JSON."""
+    legacy = new_view().meta
+    key = redis_store.keys.execution("ex-1").meta
+    await redis_store.client.hset(key, mapping={"meta": legacy.model_dump_json(), "revision": 1})
+    view = await loaded(redis_store)
+    assert view.input == legacy.input
+    view.update_meta(vars={"x": 1})
+    assert await commit(redis_store, view, "e1", [])
+    raw_meta = await redis_store.client.hget(key, "meta")
+    assert raw_meta is not None
+    assert json.loads(raw_meta)["input"] == legacy.input
+    meta = await redis_store.get_meta("ex-1")
+    assert meta is not None
+    assert meta.input == legacy.input
 
 
 @pytest.mark.real
