@@ -315,6 +315,7 @@ async def delete_rabbit_namespace(
         top.triggers_exchange,
         top.events_exchange,
         top.cancellations_exchange,
+        top.results_exchange,
         top.dlx,
     ]
     connection = await aio_pika.connect(url, client_properties={"connection_name": "cleanup"})

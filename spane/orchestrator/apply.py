@@ -57,6 +57,11 @@ their next events read (:mod:`spane.core.prefetch`); the oldest is forgotten fir
 a finished one at once. As many committed views are kept, and as many executions
 whose kept view went stale (another replica wrote them: they are not kept again)."""
 
+KEPT_VIEW_BYTES = 256 * 1024
+"""A view holding more encoded state than this is not kept (its next event loads)."""
+KEPT_VIEWS_BYTES = 64 * 1024 * 1024
+"""The encoded state all kept views may hold together; the oldest go first."""
+
 Outcome = tuple[list[Command], Reply]
 """Commands to run once the state is durable, and the answer for the sender."""
 
@@ -103,6 +108,8 @@ class Transitions:
         """Execution id -> the view of its state this replica committed last."""
         self._shared: OrderedDict[str, None] = OrderedDict()
         """Executions another writer committed after us: their views are not kept."""
+        self._kept_bytes = 0
+        """What the kept views hold, by their ``held_bytes`` (:data:`KEPT_VIEWS_BYTES`)."""
         self._quiet = replace(options, node_events=False)
 
     def current_options(self) -> CoreOptions:
@@ -227,17 +234,32 @@ class Transitions:
         changes it), if these messages can be decided on it: not loop iterations' ends,
         whose loop data a kept view does not hold."""
         view = self._views.pop(execution_id, None)
-        if view is None or _loop_hints(deliveries):
+        if view is None:
             return None
-        return view
+        self._kept_bytes -= view.held_bytes
+        return None if _loop_hints(deliveries) else view
 
     def _keep_view(self, execution_id: str, view: ExecutionView) -> None:
-        """Keep the view just committed, settled, for the execution's next events."""
-        if view.meta.status in TERMINAL_EXECUTION_STATUSES or execution_id in self._shared:
+        """Keep the view just committed, settled, for the execution's next events
+        (within :data:`PLANS_REMEMBERED` views and :data:`KEPT_VIEWS_BYTES`)."""
+        self._drop_view(execution_id)
+        if (
+            view.meta.status in TERMINAL_EXECUTION_STATUSES
+            or execution_id in self._shared
+            or view.held_bytes > KEPT_VIEW_BYTES
+        ):
             return
         self._views[execution_id] = view.settled(view.revision)
-        if len(self._views) > PLANS_REMEMBERED:
-            self._views.popitem(last=False)
+        self._kept_bytes += view.held_bytes
+        while self._views and (
+            len(self._views) > PLANS_REMEMBERED or self._kept_bytes > KEPT_VIEWS_BYTES
+        ):
+            self._drop_view(next(iter(self._views)))
+
+    def _drop_view(self, execution_id: str) -> None:
+        dropped = self._views.pop(execution_id, None)
+        if dropped is not None:
+            self._kept_bytes -= dropped.held_bytes
 
     def _went_stale(self, execution_id: str) -> None:
         """Another writer committed the execution after us: keep no view of it again."""

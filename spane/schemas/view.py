@@ -141,6 +141,7 @@ class ExecutionView:
         "_meta_changed",
         "_queue",
         "_sets_stale",
+        "held_bytes",
         "input_apart",
         "revision",
     )
@@ -161,6 +162,9 @@ class ExecutionView:
         self._input: Any = ABSENT
         self.input_apart = input_json is not None
         """Whether the store keeps the input apart from the meta (its commits leave it)."""
+        self.held_bytes = 0
+        """About how many bytes of encoded state this view holds of its own (set by a
+        store whose views copy what they read; 0: it shares the store's objects)."""
         self._base = nodes
         self._fetched = None if fetched is None else frozenset(fetched)
         self._changed: dict[str, NodeState] = {}
@@ -316,6 +320,7 @@ class ExecutionView:
         )
         view._input = self._input
         view.input_apart = self.input_apart
+        view.held_bytes = self.held_bytes
         return view
 
     # ------------------------------------------------------------- loop data

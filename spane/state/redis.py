@@ -139,6 +139,8 @@ class RedisStateStore:
         meta = view.meta
         keys = self.keys.execution(meta.id)
         cancelled, scheduled = timer_changes(commands)
+        meta_json, input_json = meta.model_dump_json(exclude=_INPUT), to_json(view.input)
+        nodes = node_pairs(view.changed_nodes)
         created = await self._create(
             keys=[
                 *keys.all(),
@@ -150,7 +152,7 @@ class RedisStateStore:
                 keys.shard.timer_data,
             ],
             args=[
-                meta.model_dump_json(exclude=_INPUT),
+                meta_json,
                 event_id,
                 encode_commands(commands),
                 self._max_applied,
@@ -160,16 +162,17 @@ class RedisStateStore:
                 len(view.changed_loop_values),
                 len(cancelled),
                 len(scheduled),
-                to_json(view.input),
+                input_json,
                 *loop_pairs(view.changed_loop_values),
                 *timer_args(cancelled, scheduled),
-                *node_pairs(view.changed_nodes),
+                *nodes,
             ],
         )
         if int(created) != 1:
             return False
         view.revision = 1
         view.input_apart = True  # its commits leave the input alone
+        view.held_bytes = len(meta_json) + len(input_json) + _sizes(nodes)
         return True
 
     @keeps_cancellation
@@ -265,6 +268,8 @@ class RedisStateStore:
         """Keys and arguments of the COMMIT script for one view and its records."""
         meta = view.meta
         cancelled, scheduled = timer_changes(chain.from_iterable(records.values()))
+        nodes = node_pairs(view.changed_nodes)
+        view.held_bytes += _sizes(nodes)  # what a view settled from it holds in addition
         args: list[Any] = [
             view.revision,
             meta.model_dump_json(exclude=_INPUT) if view.input_apart else meta.model_dump_json(),
@@ -278,7 +283,7 @@ class RedisStateStore:
             *event_pairs(records),
             *loop_pairs(view.changed_loop_values),
             *timer_args(cancelled, scheduled),
-            *node_pairs(view.changed_nodes),
+            *nodes,
         ]
         keys = self.keys.execution(meta.id)
         shard = keys.shard
@@ -439,6 +444,11 @@ def _timer_keys(shard: ShardKeys) -> list[str]:
 
 def _archive_keys(shard: ShardKeys) -> list[str]:
     return [shard.to_archive]
+
+
+def _sizes(pairs: Sequence[str]) -> int:
+    """The length of the values of flat key / value pairs."""
+    return sum(len(value) for value in pairs[1::2])
 
 
 def _archive_due(meta: ExecutionMeta) -> str:

@@ -99,6 +99,9 @@ def loaded_execution(
     nodes = LazyNodes(raw_nodes)
     revision = int(raw_revision)
     view = ExecutionView(meta, nodes, revision, loops, False, fetched=fetched, input_json=raw_input)
+    view.held_bytes = (
+        len(raw_meta) + len(raw_input or b"") + sum(len(raw) for raw in raw_nodes.values())
+    )
     return view, applied
 
 

@@ -23,6 +23,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq import spec
 
+from bench.deploy import delete_rabbit_namespace
 from spane.bus import rabbit_batch
 from spane.bus.base import Bus, Delivery, Reply
 from spane.bus.memory import MemoryBus
@@ -146,24 +147,7 @@ class Recorder:
 
 
 async def delete_namespace(url: str, namespace: str) -> None:
-    topology = Topology(namespace)
-    queues = [topology.orchestrator_queue, topology.dead_letter_queue]
-    queues += [topology.task_queue(name) for name in TASK_TYPES]
-    exchanges = [
-        topology.tasks_exchange,
-        topology.orchestrator_exchange,
-        topology.triggers_exchange,
-        topology.events_exchange,
-        topology.cancellations_exchange,
-        topology.dlx,
-    ]
-    connection = await aio_pika.connect(url, client_properties={"connection_name": "cleanup"})
-    async with connection:
-        channel = await connection.channel()
-        for queue in queues:
-            await channel.queue_delete(queue)
-        for exchange in exchanges:
-            await channel.exchange_delete(exchange)
+    await delete_rabbit_namespace(url, namespace, TASK_TYPES)
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -553,6 +537,26 @@ async def test_a_subscription_through_the_bus_receives_held_back_node_events_at_
     await eventually(lambda: len(seen) == 1, "the node event")
     await sub.stop()
     assert seen == [second]
+
+
+@pytest.mark.real
+async def test_deleting_a_namespace_leaves_none_of_its_exchanges(amqp_url: str) -> None:
+    """Tests and the bench delete their namespace: every exchange the topology names
+    must go (a forgotten one piles up on a shared broker, run after run)."""
+    namespace = f"spanetest-{uuid.uuid4().hex[:8]}"
+    bus = RabbitBus(amqp_url, namespace=namespace)
+    await bus.connect()
+    await bus.close()
+    topology = Topology(namespace)
+    names = [getattr(topology, n) for n in dir(Topology) if n.endswith("_exchange") or n == "dlx"]
+    assert topology.results_exchange in names
+    await delete_namespace(amqp_url, namespace)
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        for name in names:
+            channel = await connection.channel()
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await channel.get_exchange(name, ensure=True)
 
 
 async def _get(queue: aio_pika.abc.AbstractQueue) -> AbstractIncomingMessage:

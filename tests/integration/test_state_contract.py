@@ -917,9 +917,15 @@ async def test_redis_the_input_is_written_once_apart_and_read_back_everywhere(
     view = await loaded(redis_store)
     assert view.meta.input is None  # not decoded with the meta
     assert view.input == expected
+    # what a view holds of its own is counted (the orchestrator bounds the views it keeps)
+    size = len(json.dumps(expected, separators=(",", ":")))
+    assert created.held_bytes > size
+    assert view.held_bytes > size
+    held = view.held_bytes
     view.update_node("a", status=NodeStatus.SUCCEEDED)
     view.update_meta(vars={"x": 1})
     assert await commit(redis_store, view, "e1", [])
+    assert view.held_bytes > held
     kept = view.settled(view.revision)
     kept.update_meta(vars={"x": 2})
     assert await redis_store.commit_each([(kept, {"e2": []})]) == [True]

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import pytest
 
 from spane.bus.base import Delivery
 from spane.core.options import CoreOptions
+from spane.orchestrator import apply
 from spane.orchestrator.apply import Transitions
 from spane.orchestrator.plan_cache import PlanCache
 from spane.schemas.commands import DispatchTask
@@ -106,3 +110,38 @@ async def test_a_view_another_writer_overtook_is_loaded_again_and_not_kept_after
     meta = await store.get_meta("e")
     assert meta is not None
     assert meta.status is ExecutionStatus.SUCCEEDED
+
+
+class Sized(MemoryStateStore):
+    """Views that say they hold 100 bytes of their own, as a Redis store's do."""
+
+    async def create(self, view: ExecutionView, event_id: str, commands: Sequence[Any]) -> bool:
+        created = await super().create(view, event_id, commands)
+        view.held_bytes = 100
+        return created
+
+
+async def _started(store: MemoryStateStore, executions: int) -> Transitions:
+    definitions = MemoryDefinitionStore()
+    spec = {"id": "wf", "nodes": [{"id": "a", "function": "f"}]}
+    await definitions.register(WorkflowSpec.model_validate(spec), "x", 0)
+    core = Transitions(store, PlanCache(definitions), CoreOptions(), lambda: 1.0, 1 << 20)
+    for n in range(executions):
+        await core.start(StartExecution(execution_id=f"e{n}", workflow_id="wf"))
+    return core
+
+
+async def test_kept_views_stay_within_their_byte_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(apply, "KEPT_VIEWS_BYTES", 250)
+    core = await _started(Sized(), 3)
+    assert list(core._views) == ["e1", "e2"]  # the oldest went first
+    assert core._kept_bytes == 200
+    core._kept_view("e1", [])
+    assert core._kept_bytes == 100
+
+
+async def test_a_view_holding_too_much_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(apply, "KEPT_VIEW_BYTES", 99)
+    core = await _started(Sized(), 2)
+    assert not core._views
+    assert core._kept_bytes == 0
