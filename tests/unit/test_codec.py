@@ -6,6 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic_core import from_json
 
 from spane.bus import codec
 from spane.errors import InvalidMessageError
@@ -306,6 +309,63 @@ def test_suspect_text_inside_strings_is_not_refused() -> None:
     body = b'{"note": "NaN Infinity 99999999999999999999 1e400 [[[[", "n": 1e300}'
     assert codec.decode_trigger_body(body)["note"].startswith("NaN")
     assert codec.decode_trigger_body(b'"\\ud83d\\ude00"') == "\U0001f600"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"1e400", b"  -2.5E+999", b"[1,\n 1e309]", b'{"a":1e0400}', b'{"a": [0, -1.0e500]}'],
+)
+def test_an_overflowing_exponent_is_suspect_wherever_a_number_can_stand(body: bytes) -> None:
+    assert codec._SUSPECT.search(body) is not None
+    with pytest.raises(InvalidMessageError, match="non-finite"):
+        codec.decode_trigger_body(body)
+
+
+def test_hex_ids_in_strings_take_the_fast_path() -> None:
+    body = b'{"task_id": "9f3e123a:b:1", "execution_id": "4e8e100c", "attempt": 1e2}'
+    assert codec._SUSPECT.search(body) is None
+
+
+_NUMBER = st.builds(
+    lambda sign, mantissa, fraction, exponent: f"{sign}{mantissa}{fraction}e{exponent}",
+    st.sampled_from(["", "-"]),
+    st.integers(0, 10**6),
+    st.sampled_from(["", ".5", ".000001"]),
+    st.integers(-600, 600),
+)
+"""Raw JSON numbers with exponents, some of them past what a float holds."""
+
+
+def _raw_json(value: Any) -> str:
+    if isinstance(value, tuple):  # a raw number token
+        return str(value[0])
+    if isinstance(value, list):
+        return "[" + ", ".join(_raw_json(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",\n".join(f"{json.dumps(k)}: {_raw_json(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value, allow_nan=True)
+
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+    | st.tuples(_NUMBER),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_VALUES)
+def test_nothing_the_fast_path_lets_through_is_a_value_json_cannot_carry(value: Any) -> None:
+    """The screen skips parsing a body the pattern finds nothing in: no body that would
+    then be refused may pass unseen."""
+    raw = _raw_json(value).encode()
+    if codec._SUSPECT.search(raw) is None:
+        assert codec.json_value_problem(from_json(raw, allow_inf_nan=True)) is None
 
 
 def test_decoders_never_raise_anything_but_invalid_message_error() -> None:
