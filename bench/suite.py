@@ -147,6 +147,9 @@ async def _timed(sample: Any, timeout: float) -> Sample:
         return result
 
 
+SETTLE_NOTE = 0.5
+"""Seconds of waiting for the archive before a workload worth a line in the output."""
+
 PER_NODE_BACKENDS = ("real", "celery")
 """Backends whose processes the cpu meter knows by role (cpu per node execution)."""
 
@@ -240,6 +243,9 @@ async def _real_workloads(
         rss.setdefault(name, {})["start"] = kib
     results = []
     for key in keys:
+        waited = await deployment.settle(engine)
+        if waited >= SETTLE_NOTE:
+            _say(f"  real {key}: waited {waited:.1f} s for the archive to catch up first")
         results.append(await measure(build(key, context.options), engine, "real", context))
         deployment.check_alive()
         for name, kib in deployment.rss().items():
