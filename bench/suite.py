@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 from bench import tasks
 from bench.deploy import Deployment, DeploymentError, Servers
 from bench.floor import QUICK_FLOOR, FloorSizes, measure_floor
-from bench.machine import CpuMeter, cpu_busy, cpu_seconds, machine_info
+from bench.machine import CLIENT, CpuMeter, cpu_busy, cpu_seconds, machine_info
 from bench.peers import peer_ratios, peer_ratios_table, ratio_document
 from bench.report import (
     EVENTS_OFF_DEPLOYMENT,
@@ -140,8 +140,22 @@ class Measurable(Protocol[E]):
     async def finish(self, engine: E) -> None: ...
 
 
+def _collect() -> float:
+    """Collect earlier runs' garbage (not inside the next run's timing); the cpu seconds
+    it took this process."""
+    began = time.process_time()
+    gc.collect()
+    return time.process_time() - began
+
+
+def _less_collects(seconds: dict[str, float], collecting: float) -> dict[str, float]:
+    """Cpu seconds per role with the client's collects between runs taken off."""
+    if CLIENT not in seconds:
+        return seconds
+    return {**seconds, CLIENT: max(seconds[CLIENT] - collecting, 0.0)}
+
+
 async def _timed(sample: Any, timeout: float) -> Sample:
-    gc.collect()  # no collection of earlier runs' garbage inside this run's timing
     async with asyncio.timeout(timeout):
         result: Sample = await sample
         return result
@@ -167,15 +181,16 @@ async def measure(
     try:
         await workload.prepare(engine)
         for _ in range(options.warmup):
+            _collect()
             sample = await _timed(workload.warm_once(engine, timeout), timeout)
             _say(f"  {backend} {workload.key} warm-up: {_brief(sample.values)}")
         # The collects between timed runs are outside their timing but inside the cpu
-        # window: with every object there is frozen first, each takes ~0.1 ms instead
-        # of ~70 ms (measured), which the client's cpu per node used to count.
-        gc.collect()
-        gc.freeze()
+        # window (a full collect of the client's heap took ~70 ms): their cpu is taken
+        # off the client's, which counted it as cost of the workload.
+        collecting = 0.0
         before = context.meter.snapshot()
         for index in range(repeat):
+            collecting += _collect()
             sample = await _timed(workload.run_once(engine, timeout), timeout)
             _say(f"  {backend} {workload.key} rep {index + 1}: {_brief(sample.values)}")
             for metric in result.metrics:
@@ -187,14 +202,13 @@ async def measure(
         if shares is not None:
             result.cpu = shares.as_dict()
         if backend in PER_NODE_BACKENDS:
-            seconds = cpu_seconds(before, after, context.meter.roles)
+            seconds = _less_collects(cpu_seconds(before, after, context.meter.roles), collecting)
             result.cpu_per_node = cpu_per_node(seconds, workload.nodes * repeat)
     except TimeoutError:
         result.error = f"a run took longer than {timeout:.3g} s (timed out)"
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
-        gc.unfreeze()
         if result.error is not None:
             _say(f"  {backend} {workload.key}: ERROR {result.error}")
             await workload.abort(engine)

@@ -172,9 +172,11 @@ class StateStore(Protocol):
         asked to publish, so a redelivery republishes them), in one round trip.
 
         Each commit is atomic on its own and happens only if the view's revision is
-        still the stored one (its ``revision`` then moves on) and none of its events was
-        applied already; False in its place when another writer got there first, an
-        event was applied before, or the execution is unknown (nothing written).
+        still the stored one (its ``revision`` then moves on), of the same incarnation
+        of the id (the execution the view was read from, not one created again with its
+        id after it expired) and none of its events was applied already; False in its
+        place when another writer got there first, an event was applied before, or the
+        execution is unknown (nothing written).
         The timers the records' commands schedule and cancel (``ScheduleTimer``,
         ``CancelTimer``; the last word per timer id wins) are stored in the same step;
         :meth:`create` does the same with its commands.

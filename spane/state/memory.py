@@ -139,6 +139,8 @@ class MemoryStateStore:
         entry = self._executions.get(view.meta.id)
         if entry is None or entry.revision != view.revision:
             return False
+        if entry.meta.created_at != view.meta.created_at:
+            return False  # another incarnation of the id: the view's is gone
         if any(event_id in entry.applied for event_id in records):
             return False
         entry.meta = view.meta

@@ -280,6 +280,7 @@ class RedisStateStore:
             len(view.changed_loop_values),
             len(cancelled),
             len(scheduled),
+            repr(meta.created_at),
             *event_pairs(records),
             *loop_pairs(view.changed_loop_values),
             *timer_args(cancelled, scheduled),

@@ -72,7 +72,7 @@ local loops_end = 11 + 2 * tonumber(ARGV[8])
 local nodes_from = write_timers(KEYS[9], KEYS[10], loops_end + 1, tonumber(ARGV[9]),
   tonumber(ARGV[10]))
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[8])
-redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'revision', 1, 'input', ARGV[11])
+redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'revision', 1, 'input', ARGV[11], 'created', ARGV[6])
 hset_pairs(KEYS[8], 12, loops_end)
 hset_pairs(KEYS[2], nodes_from, #ARGV)
 record_applied(KEYS[3], KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]))
@@ -91,18 +91,22 @@ COMMIT = (
 -- ARGV: expected revision, meta JSON (without the input if the create stored it
 --       apart; the input field is never written here), max applied, archive due ('0' = running),
 --       execution id, number of events N, number of loop data fields L, timers
---       cancelled C, timers scheduled S, then N event id / commands JSON pairs, then L
---       field / JSON pairs, then C timer ids, then S timer id / fire_at / Timer JSON
---       triples, then node id / NodeState JSON pairs
+--       cancelled C, timers scheduled S, created_at, then N event id / commands JSON
+--       pairs, then L field / JSON pairs, then C timer ids, then S timer id / fire_at /
+--       Timer JSON triples, then node id / NodeState JSON pairs
 -- Reply: the new revision, or -1 (nothing written) if the stored revision differs
---        from the expected one, the execution does not exist, or one of the events
---        was applied already.
-local current = redis.call('HGET', KEYS[1], 'revision')
-if not current or current ~= ARGV[1] then
+--        from the expected one, the execution does not exist, it is another
+--        incarnation of the id (created at another time: a view of the one before,
+--        expired, cannot write over it), or one of the events was applied already.
+local current = redis.call('HMGET', KEYS[1], 'revision', 'created')
+if not current[1] or current[1] ~= ARGV[1] then
   return -1
 end
-local events_end = 9 + 2 * tonumber(ARGV[6])
-for i = 10, events_end, 2 do
+if current[2] and current[2] ~= ARGV[10] then
+  return -1
+end
+local events_end = 10 + 2 * tonumber(ARGV[6])
+for i = 11, events_end, 2 do
   if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then
     return -1
   end
@@ -113,7 +117,7 @@ local nodes_from = write_timers(KEYS[7], KEYS[8], loops_end + 1, tonumber(ARGV[8
   tonumber(ARGV[9]))
 redis.call('HSET', KEYS[1], 'meta', ARGV[2])
 local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-for i = 10, events_end, 2 do
+for i = 11, events_end, 2 do
   record_applied(KEYS[3], KEYS[4], ARGV[i], ARGV[i + 1], tonumber(ARGV[3]))
 end
 hset_pairs(KEYS[6], events_end + 1, loops_end)

@@ -413,6 +413,30 @@ async def test_a_commit_of_an_event_applied_before_conflicts_and_changes_nothing
     assert (await loaded(store)).node("b").status is NodeStatus.SUCCEEDED
 
 
+async def test_a_view_of_an_expired_incarnation_cannot_commit_over_a_new_one(
+    store: StateStore,
+):
+    """An orchestrator may keep a view for long; if its execution finished, expired and
+    an execution with the same id was created since, that view's revision can match
+    the new one's, but it must not write."""
+    await store.create(new_view(created_at=100.0), "start", [])
+    old = await loaded(store)
+    if isinstance(store, RedisStateStore):  # retention expires every key
+        await store.client.delete(*store.keys.execution("ex-1").all())
+    else:
+        assert isinstance(store, MemoryStateStore)
+        del store._executions["ex-1"]
+    await store.create(new_view(created_at=200.0), "start", [])
+    assert old.revision == (await loaded(store)).revision == 1
+    old.update_node("a", status=NodeStatus.FAILED)
+    assert not await commit(store, old, "e-old", [])
+    after = await loaded(store)
+    assert after.full_meta().created_at == 200.0
+    assert after.node("a").status is NodeStatus.RUNNING
+    after.update_node("a", status=NodeStatus.SUCCEEDED)
+    assert await commit(store, after, "e-new", [])  # the new incarnation's own view does
+
+
 async def test_load_many_reads_the_nodes_asked_for_or_every_node(store: StateStore):
     await store.create(new_view(), "start", [])
     hinted = {"ex-1": ["a", "never-written"]}
@@ -900,7 +924,7 @@ async def test_redis_key_layout(redis_store: RedisStateStore):
     keys = {key.decode() async for key in redis_store.client.scan_iter(match=f"{ns}:*")}
     assert keys == _expected_keys(redis_store.keys)
     meta = await redis_store.client.hgetall(redis_store.keys.execution("ex-1").meta)
-    assert set(meta) == {b"meta", b"revision", b"input"}
+    assert set(meta) == {b"meta", b"revision", b"input", b"created"}
     assert meta[b"revision"] == b"1"
 
 
