@@ -281,13 +281,6 @@ class Deployment:
             raise DeploymentError(f"the readiness workflow ended {result.status}")
         return time.perf_counter() - begin
 
-    async def settle(self, engine: Engine, timeout: float = SETTLE_TIMEOUT) -> float:
-        """Wait until the orchestrators have archived every finished execution; the
-        seconds waited. They archive in the background, so the backlog one workload
-        leaves (W2's 500-node executions, say) would otherwise be worked off during the
-        next one, charged to its time and cpu."""
-        return await archive_settled(engine, timeout)
-
     # -------------------------------------------------------------- cleanup
     async def cleanup(self) -> list[str]:
         """Delete the namespace's queues and exchanges, Redis keys and MongoDB database.
@@ -312,7 +305,9 @@ class Deployment:
 
 async def archive_settled(engine: Engine, timeout: float = SETTLE_TIMEOUT) -> float:
     """Seconds until the to-archive queue of ``engine``'s Redis state store is empty (at
-    most ``timeout``: the caller carries on then)."""
+    most ``timeout``: the caller carries on then). The orchestrators archive in the
+    background, so the backlog one workload leaves (W2's 500-node executions, say) would
+    otherwise be worked off during the next one, charged to its time and cpu."""
     state = engine.state
     if not isinstance(state, RedisStateStore):
         return 0.0

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from bench import tasks
-from bench.deploy import Deployment, DeploymentError, Servers
+from bench.deploy import Deployment, DeploymentError, Servers, archive_settled
 from bench.floor import QUICK_FLOOR, FloorSizes, measure_floor
 from bench.machine import CLIENT, CpuMeter, cpu_busy, cpu_seconds, machine_info
 from bench.peers import peer_ratios, peer_ratios_table, ratio_document
@@ -257,7 +257,7 @@ async def _real_workloads(
         rss.setdefault(name, {})["start"] = kib
     results = []
     for key in keys:
-        waited = await deployment.settle(engine)
+        waited = await archive_settled(engine)
         if waited >= SETTLE_NOTE:
             _say(f"  real {key}: waited {waited:.1f} s for the archive to catch up first")
         results.append(await measure(build(key, context.options), engine, "real", context))

@@ -252,11 +252,9 @@ class RabbitBus:
                 continue
             outgoing.append(event_outgoing(self.topology, key, event, mandatory=node))
         if outgoing:
-            await publish_all(
-                self._channel(),
-                outgoing,
-                self.publish_timeout,
-                on_return=lambda item: routes.returned(item.routing_key),
+            returned = routes.returned
+            await self._publish_all(
+                self._channel(), outgoing, on_return=lambda item: returned(item.routing_key)
             )
 
     def node_events_wanted(self) -> bool:
@@ -274,10 +272,13 @@ class RabbitBus:
         channel: AbstractRobustChannel,
         outgoing: Sequence[Outgoing],
         timeout: float | None = None,
+        on_return: Callable[[Outgoing], None] | None = None,
     ) -> None:
         """:func:`~spane.bus.rabbit_publish.publish_all` within ``timeout``
         (``publish_timeout`` by default)."""
-        await publish_all(channel, outgoing, self.publish_timeout if timeout is None else timeout)
+        await publish_all(
+            channel, outgoing, self.publish_timeout if timeout is None else timeout, on_return
+        )
 
     async def request(self, message: InboxMessage, timeout: float = 30.0) -> Reply:
         """Publish a command to the orchestrator inbox and wait for its answer (direct

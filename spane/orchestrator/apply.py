@@ -23,7 +23,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from spane.bus.base import Delivery, Reply
 from spane.compiler.plan import Plan
@@ -49,6 +49,7 @@ from spane.schemas.view import ExecutionView, MissingLoopDataError, MissingNodes
 from spane.state.base import Applied, StateStore
 
 log = logging.getLogger("spane.orchestrator")
+T = TypeVar("T")
 
 MAX_CONFLICT_RETRIES = 50
 PLANS_REMEMBERED = 10_000
@@ -127,10 +128,13 @@ class Transitions:
         one commit round trip for all of them. An execution whose commit conflicted
         (another replica wrote it) is applied again on its own, as :meth:`apply_group`."""
         prepared = {execution_id: self._prepare(group) for execution_id, group in groups.items()}
-        kept = {eid: view for eid, group in groups.items() if (view := self._kept_view(eid, group))}
-        loaded = await self._load(
+        loops = {eid: hints for eid, group in groups.items() if (hints := _loop_hints(group))}
+        # the view kept for each execution, taken (a decision changes it); not for loop
+        # iterations' ends, whose loop data a kept view does not hold
+        kept = {eid: view for eid in groups if (view := self._drop_view(eid)) and eid not in loops}
+        loaded = await self.state.load_many(
             {eid: ids for eid, (_, ids) in prepared.items() if eid not in kept},
-            {eid: hints for eid, group in groups.items() if (hints := _loop_hints(group))},
+            loops,
             {
                 eid: nodes
                 for eid, group in groups.items()
@@ -216,29 +220,6 @@ class Transitions:
                 self._went_stale(execution_id)
         return done
 
-    async def _load(
-        self,
-        requests: Mapping[str, Sequence[str]],
-        loops: Mapping[str, Mapping[str, int]],
-        nodes: Mapping[str, Collection[str]],
-    ) -> dict[str, tuple[ExecutionView | None, Mapping[str, Applied]]]:
-        """:meth:`StateStore.load_many`, with no round trip when there is nothing to load."""
-        if not requests:
-            return {}
-        return dict(await self.state.load_many(requests, loops, nodes))
-
-    def _kept_view(
-        self, execution_id: str, deliveries: Sequence[Delivery[ExecutionMessage]]
-    ) -> ExecutionView | None:
-        """The view this replica committed last for the execution, taken (a decision
-        changes it), if these messages can be decided on it: not loop iterations' ends,
-        whose loop data a kept view does not hold."""
-        view = self._views.pop(execution_id, None)
-        if view is None:
-            return None
-        self._kept_bytes -= view.held_bytes
-        return None if _loop_hints(deliveries) else view
-
     def _keep_view(self, execution_id: str, view: ExecutionView) -> None:
         """Keep the view just committed, settled, for the execution's next events
         (within :data:`PLANS_REMEMBERED` views and :data:`KEPT_VIEWS_BYTES`)."""
@@ -256,22 +237,19 @@ class Transitions:
         ):
             self._drop_view(next(iter(self._views)))
 
-    def _drop_view(self, execution_id: str) -> None:
+    def _drop_view(self, execution_id: str) -> ExecutionView | None:
+        """The view kept for the execution, no longer kept (None if there was none)."""
         dropped = self._views.pop(execution_id, None)
         if dropped is not None:
             self._kept_bytes -= dropped.held_bytes
+        return dropped
 
     def _went_stale(self, execution_id: str) -> None:
         """Another writer committed the execution after us: keep no view of it again."""
-        self._shared[execution_id] = None
-        if len(self._shared) > PLANS_REMEMBERED:
-            self._shared.popitem(last=False)
+        _remember(self._shared, execution_id, None)
 
     def _remember_plan(self, execution_id: str, plan: Plan) -> None:
-        self._plan_of[execution_id] = plan
-        self._plan_of.move_to_end(execution_id)
-        if len(self._plan_of) > PLANS_REMEMBERED:
-            self._plan_of.popitem(last=False)
+        _remember(self._plan_of, execution_id, plan)
 
     def _prepare(
         self, deliveries: Sequence[Delivery[ExecutionMessage]]
@@ -408,6 +386,14 @@ class Transitions:
             return list(recorded.commands if recorded else []), ok(message.execution_id)
         self._keep_view(message.execution_id, view)
         return decision.commands, ok(message.execution_id)
+
+
+def _remember(recent: OrderedDict[str, T], key: str, value: T) -> None:
+    """Put ``key`` last in ``recent``, forgetting the oldest past :data:`PLANS_REMEMBERED`."""
+    recent[key] = value
+    recent.move_to_end(key)
+    if len(recent) > PLANS_REMEMBERED:
+        recent.popitem(last=False)
 
 
 def _loop_hints(deliveries: Sequence[Delivery[ExecutionMessage]]) -> dict[str, int]:

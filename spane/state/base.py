@@ -139,7 +139,8 @@ class StateStore(Protocol):
     ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
         """For each execution id, its view (meta and node states, with the revision to
         commit against; None if unknown) and the records of those of its event ids
-        already applied (event id -> :class:`Applied`), in one round trip.
+        already applied (event id -> :class:`Applied`), in one round trip (none when
+        ``requests`` is empty).
 
         ``nodes`` (execution id -> node ids) lets a store read only those node states
         of an execution (the nodes its events will likely touch: a load then costs the

@@ -182,6 +182,8 @@ class RedisStateStore:
         loops: Mapping[str, Mapping[str, int]] | None = None,
         nodes: Mapping[str, Collection[str]] | None = None,
     ) -> dict[str, Loaded]:
+        if not requests:
+            return {}
         loops = loops or {}
         wanted = {eid: list(ids) for eid, ids in (nodes or {}).items() if ids}
         try:

@@ -437,6 +437,11 @@ async def test_a_view_of_an_expired_incarnation_cannot_commit_over_a_new_one(
     assert await commit(store, after, "e-new", [])  # the new incarnation's own view does
 
 
+async def test_load_many_of_nothing_is_empty(store: StateStore):
+    """The orchestrator asks for nothing when every execution of a batch has a kept view."""
+    assert await store.load_many({}, {}, {}) == {}
+
+
 async def test_load_many_reads_the_nodes_asked_for_or_every_node(store: StateStore):
     await store.create(new_view(), "start", [])
     hinted = {"ex-1": ["a", "never-written"]}

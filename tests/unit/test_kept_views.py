@@ -23,7 +23,7 @@ from spane.state.memory import MemoryDefinitionStore, MemoryStateStore
 
 
 class Counting(MemoryStateStore):
-    """Records the executions each load asked for."""
+    """Records the executions each load that reads something asked for."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,21 +35,33 @@ class Counting(MemoryStateStore):
         loops: Mapping[str, Mapping[str, int]] | None = None,
         nodes: Mapping[str, Collection[str]] | None = None,
     ) -> dict[str, tuple[ExecutionView | None, dict[str, Applied]]]:
-        self.loads.append(list(requests))
+        if requests:  # asking for nothing reads nothing (no round trip on Redis either)
+            self.loads.append(list(requests))
         return await super().load_many(requests, loops, nodes)
 
 
-async def _started_chain() -> tuple[Transitions, Counting]:
+CHAIN: list[dict[str, Any]] = [
+    {"id": "a", "function": "f"},
+    {"id": "b", "function": "f", "after": ["a"]},
+    {"id": "c", "function": "f", "after": ["b"]},
+]
+
+
+async def _started(
+    store: MemoryStateStore, nodes: list[dict[str, Any]], execution_ids: Sequence[str]
+) -> Transitions:
+    """Transitions on ``store`` that started executions of workflow ``wf`` of ``nodes``."""
     definitions = MemoryDefinitionStore()
-    nodes = [
-        {"id": "a", "function": "f"},
-        {"id": "b", "function": "f", "after": ["a"]},
-        {"id": "c", "function": "f", "after": ["b"]},
-    ]
     await definitions.register(WorkflowSpec.model_validate({"id": "wf", "nodes": nodes}), "x", 0)
-    store = Counting()
     core = Transitions(store, PlanCache(definitions), CoreOptions(), lambda: 1.0, 1 << 20)
-    await core.start(StartExecution(execution_id="e", workflow_id="wf"))
+    for execution_id in execution_ids:
+        await core.start(StartExecution(execution_id=execution_id, workflow_id="wf"))
+    return core
+
+
+async def _started_chain() -> tuple[Transitions, Counting]:
+    store = Counting()
+    core = await _started(store, CHAIN, ["e"])
     store.loads.clear()
     return core, store
 
@@ -121,27 +133,17 @@ class Sized(MemoryStateStore):
         return created
 
 
-async def _started(store: MemoryStateStore, executions: int) -> Transitions:
-    definitions = MemoryDefinitionStore()
-    spec = {"id": "wf", "nodes": [{"id": "a", "function": "f"}]}
-    await definitions.register(WorkflowSpec.model_validate(spec), "x", 0)
-    core = Transitions(store, PlanCache(definitions), CoreOptions(), lambda: 1.0, 1 << 20)
-    for n in range(executions):
-        await core.start(StartExecution(execution_id=f"e{n}", workflow_id="wf"))
-    return core
-
-
 async def test_kept_views_stay_within_their_byte_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(apply, "KEPT_VIEWS_BYTES", 250)
-    core = await _started(Sized(), 3)
+    core = await _started(Sized(), CHAIN[:1], ["e0", "e1", "e2"])
     assert list(core._views) == ["e1", "e2"]  # the oldest went first
     assert core._kept_bytes == 200
-    core._kept_view("e1", [])
+    core._drop_view("e1")
     assert core._kept_bytes == 100
 
 
 async def test_a_view_holding_too_much_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(apply, "KEPT_VIEW_BYTES", 99)
-    core = await _started(Sized(), 2)
+    core = await _started(Sized(), CHAIN[:1], ["e0", "e1"])
     assert not core._views
     assert core._kept_bytes == 0
