@@ -249,7 +249,8 @@ async def test_a_full_pool_starts_the_admitted_tasks_before_waiting_for_a_slot(
     await worker.start()
     try:
         await bus.publish_tasks([task(f"t{i}") for i in range(4)])
-        await eventually(lambda: worker.running == 2)
+        # running counts a task once it is created; it reaches its handler a turn later
+        await eventually(lambda: worker.running == 2 and len(started) == 2)
         assert started == ["t0", "t1"]
         assert store.claimed == [["ex-1:t0:1", "ex-1:t1:1"]]  # claimed together, then wait
 
